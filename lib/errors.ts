@@ -1,0 +1,73 @@
+// One error type for everything foreman answers itself; renders to the Ollama
+// body {"error": message} or the OpenAI body {"error":{message,type,param,code}}.
+// Its message is always safe to show to a client (no tokens, no prompts).
+
+export class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.name = 'HttpError';
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+/** Ollama's exact wording, two spaces included (ollama-wire.md §3). */
+export const BUSY_MESSAGE = 'server busy, please try again.  maximum pending requests exceeded';
+
+export const badRequest = (message: string) => new HttpError(400, 'bad_request', message);
+export const unauthorized = () =>
+  new HttpError(401, 'unauthorized', 'unauthorized', { 'www-authenticate': 'Bearer' });
+export const notFound = (message = 'not found') => new HttpError(404, 'not_found', message);
+export const methodNotAllowed = (allowed: readonly string[]) =>
+  new HttpError(405, 'method_not_allowed', 'method not allowed', { allow: allowed.join(', ') });
+export const conflict = (message: string) => new HttpError(409, 'conflict', message);
+export const payloadTooLarge = (limit: number) =>
+  new HttpError(413, 'payload_too_large', `request body exceeds max_body (${limit} bytes)`);
+export const unprocessable = (message: string) => new HttpError(422, 'unprocessable', message);
+export const busy = (retryAfterS = 1) =>
+  new HttpError(503, 'busy', BUSY_MESSAGE, { 'retry-after': String(retryAfterS) });
+export const shuttingDown = () =>
+  new HttpError(503, 'shutting_down', 'foreman is shutting down', { 'retry-after': '5' });
+export const upstreamUnreachable = (detail: string) =>
+  new HttpError(502, 'upstream_unreachable', `upstream unreachable: ${detail}`);
+export const internal = () => new HttpError(500, 'internal', 'internal error');
+
+export function isHttpError(err: unknown): err is HttpError {
+  return err instanceof HttpError;
+}
+
+/** Anything that is not an HttpError becomes 500 'internal error'; callers log the detail once. */
+export function toHttpError(err: unknown): HttpError {
+  return isHttpError(err) ? err : internal();
+}
+
+export function ollamaErrorBody(err: HttpError): string {
+  return JSON.stringify({ error: err.message });
+}
+
+/** OpenAI's type mapping as Ollama's /v1 layer does it: 400 invalid_request_error, 404 not_found_error, else api_error. */
+export function openaiErrorType(status: number): string {
+  if (status === 400 || status === 413 || status === 422) return 'invalid_request_error';
+  if (status === 401) return 'authentication_error';
+  if (status === 404) return 'not_found_error';
+  return 'api_error';
+}
+
+export function openaiErrorBody(err: HttpError): string {
+  return JSON.stringify({
+    error: { message: err.message, type: openaiErrorType(err.status), param: null, code: err.code },
+  });
+}
+
+/** Short description of a network failure for `upstream unreachable: …`. */
+export function describeNetworkError(err: unknown): string {
+  const e = err as { cause?: { code?: string; message?: string }; code?: string; message?: string };
+  const code = e?.cause?.code ?? e?.code;
+  const msg = e?.cause?.message ?? e?.message ?? String(err);
+  return code && !msg.includes(code) ? `${code} ${msg}` : msg;
+}
