@@ -1,0 +1,69 @@
+// Reading request bodies with a bound, and writing JSON answers and errors in
+// the shape of the surface the request came in on (Ollama or OpenAI).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { badRequest, ollamaErrorBody, openaiErrorBody, payloadTooLarge, type HttpError } from '../errors.js';
+
+export type Surface = 'ollama' | 'openai';
+
+/** Reads the whole body, refusing (413) as soon as it passes maxBytes. */
+export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) throw payloadTooLarge(maxBytes);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > maxBytes) throw payloadTooLarge(maxBytes);
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+}
+
+/** JSON whatever the Content-Type (curl -d sends a form type; Ollama ignores it). */
+export function parseJsonBody(raw: Buffer): unknown {
+  if (raw.length === 0) throw badRequest('missing request body');
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw badRequest(`invalid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function parseJsonObject(raw: Buffer): Record<string, unknown> {
+  const value = parseJsonBody(raw);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw badRequest('request body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(body);
+}
+
+export function sendText(res: ServerResponse, status: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** Renders an HttpError; always a JSON body (Ollama's Go client reads an empty error body as success). */
+export function sendError(res: ServerResponse, err: HttpError, surface: Surface): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = surface === 'openai' ? openaiErrorBody(err) : ollamaErrorBody(err);
+  res.writeHead(err.status, {
+    'content-type': surface === 'openai' ? 'application/json' : 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...err.headers,
+  });
+  res.end(body);
+}

@@ -1,0 +1,127 @@
+// Upstream body -> client, one complete line (NDJSON) or event (SSE) per write.
+// Backpressure: when write() says false we wait for 'drain' or 'close', so a slow
+// reader holds at most one socket buffer here, never the whole stream (SPEC §2).
+
+import type { ServerResponse } from 'node:http';
+import { EventSplitter, LineSplitter, looksLikeJsonObjectLine } from '../ndjson.js';
+
+export type Framing = 'ndjson' | 'sse' | 'raw';
+
+export interface RelayResult {
+  outcome: 'done' | 'client_gone' | 'upstream_error';
+  error: string | null;
+  /** lines, events or raw chunks written */
+  units: number;
+  bytes: number;
+  /** the last complete line or event, for the final chunk's counts */
+  last: Uint8Array | null;
+  /** ms from relay start to the first unit written, null when none */
+  firstUnitMs: number | null;
+}
+
+export interface RelayOptions {
+  framing: Framing;
+  /** Aborted when the client goes away; also what cancels the upstream fetch. */
+  signal: AbortSignal;
+  /** Renders the one error unit written when upstream fails mid-stream. */
+  renderError?: (message: string) => Uint8Array;
+  now?: () => number;
+}
+
+/** Resolves true on 'drain', false on 'close'; removes both listeners either way. */
+export function waitForDrain(res: ServerResponse): Promise<boolean> {
+  return new Promise((resolve) => {
+    const finish = (ok: boolean) => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = () => finish(true);
+    const onClose = () => finish(false);
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
+}
+
+/** Writes one unit; false when the client is gone. */
+export async function writeUnit(res: ServerResponse, unit: Uint8Array): Promise<boolean> {
+  if (res.destroyed || res.writableEnded) return false;
+  if (res.write(unit)) return true;
+  return waitForDrain(res);
+}
+
+const DONE_MARK = Buffer.from('"done":true');
+const ERROR_MARK = Buffer.from('{"error"');
+const SSE_DONE = Buffer.from('data: [DONE]');
+
+/** Did this stream end the way clients expect (a done chunk, an error line, or [DONE])? */
+function endedProperly(framing: Framing, last: Uint8Array | null): boolean {
+  if (framing === 'raw') return true;
+  if (!last) return false;
+  const buf = Buffer.from(last.buffer, last.byteOffset, last.byteLength);
+  if (framing === 'sse') return buf.indexOf(SSE_DONE) !== -1 || buf.indexOf('"error"') !== -1;
+  return buf.indexOf(DONE_MARK) !== -1 || buf.indexOf(ERROR_MARK) !== -1 || buf.indexOf('"status":"success"') !== -1;
+}
+
+export async function relayBody(body: ReadableStream<Uint8Array> | null, res: ServerResponse, options: RelayOptions): Promise<RelayResult> {
+  const now = options.now ?? performance.now.bind(performance);
+  const started = now();
+  const result: RelayResult = { outcome: 'done', error: null, units: 0, bytes: 0, last: null, firstUnitMs: null };
+  const splitter = options.framing === 'ndjson' ? new LineSplitter() : options.framing === 'sse' ? new EventSplitter() : null;
+
+  const emit = async (unit: Uint8Array): Promise<boolean> => {
+    if (result.firstUnitMs === null) result.firstUnitMs = now() - started;
+    result.units++;
+    result.bytes += unit.length;
+    result.last = unit;
+    return writeUnit(res, unit);
+  };
+  const fail = async (message: string) => {
+    result.outcome = 'upstream_error';
+    result.error = message;
+    if (options.renderError && !res.destroyed) await writeUnit(res, options.renderError(message));
+  };
+
+  if (!body) {
+    if (!endedProperly(options.framing, null)) await fail('upstream sent no body');
+    return result;
+  }
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      if (!splitter) {
+        if (!(await emit(value))) return clientGone(result, reader);
+        continue;
+      }
+      for (const unit of splitter.push(value)) {
+        if (options.framing === 'ndjson' && !looksLikeJsonObjectLine(unit)) {
+          await fail('upstream sent a malformed line');
+          await reader.cancel().catch(() => {});
+          return result;
+        }
+        if (!(await emit(unit))) return clientGone(result, reader);
+      }
+    }
+    const tail = splitter?.flush();
+    if (tail && !(await emit(tail))) return clientGone(result, reader);
+    if (!endedProperly(options.framing, result.last)) await fail('upstream ended the stream early');
+  } catch (err) {
+    if (options.signal.aborted || res.destroyed) return clientGone(result, reader);
+    await fail(`upstream failed mid-stream: ${describe(err)}`);
+    await reader.cancel().catch(() => {});
+  }
+  return result;
+}
+
+function clientGone(result: RelayResult, reader: ReadableStreamDefaultReader<Uint8Array>): RelayResult {
+  result.outcome = 'client_gone';
+  reader.cancel().catch(() => {});
+  return result;
+}
+
+function describe(err: unknown): string {
+  const e = err as { cause?: { code?: string; message?: string }; message?: string };
+  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+}

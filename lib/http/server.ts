@@ -1,0 +1,158 @@
+// node:http server: the route table, Bearer auth, error rendering per surface,
+// one log line per request. Routes own parsing and answers; this file owns the edges.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { sendError, type Surface } from './body.js';
+
+export interface RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly url: URL;
+  readonly params: Readonly<Record<string, string>>;
+  readonly surface: Surface;
+  /** Extra fields for the request's log line (model, job, queue_ms …); never prompts or tokens. */
+  readonly logFields: Record<string, string | number | undefined>;
+}
+
+export type Handler = (ctx: RequestContext) => Promise<void> | void;
+
+export interface Route {
+  readonly method: string | readonly string[];
+  /** `/jobs/:id` style; a trailing `*` matches any rest of the path. */
+  readonly path: string;
+  readonly handler: Handler;
+  /** Default true: a Bearer token is required when tokens are configured. */
+  readonly auth?: boolean;
+}
+
+interface CompiledRoute {
+  readonly methods: readonly string[];
+  readonly pattern: RegExp;
+  readonly names: readonly string[];
+  readonly handler: Handler;
+  readonly auth: boolean;
+  readonly wildcard: boolean;
+}
+
+function compile(route: Route): CompiledRoute {
+  const names: string[] = [];
+  const source = route.path
+    .split('/')
+    .map((part) => {
+      if (part === '*') return '.*';
+      if (part.startsWith(':')) {
+        names.push(part.slice(1));
+        return '([^/]+)';
+      }
+      return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('/');
+  const methods = typeof route.method === 'string' ? [route.method] : [...route.method];
+  return {
+    methods, pattern: new RegExp(`^${source}$`), names, handler: route.handler,
+    auth: route.auth ?? true, wildcard: route.path.endsWith('*'),
+  };
+}
+
+/** Constant-time check against every configured token (hashing first makes the lengths equal). */
+export function createTokenCheck(tokens: readonly string[]): (header: string | undefined) => boolean {
+  const digests = tokens.map((t) => createHash('sha256').update(t).digest());
+  return (header) => {
+    if (digests.length === 0) return true;
+    const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
+    const given = createHash('sha256').update(m ? m[1]!.trim() : '').digest();
+    let ok = false;
+    for (const d of digests) ok = timingSafeEqual(d, given) || ok;
+    return ok && m !== null;
+  };
+}
+
+export interface ServerOptions {
+  routes: readonly Route[];
+  tokens: readonly string[];
+  log: Logger;
+}
+
+export function surfaceOf(pathname: string): Surface {
+  return pathname.startsWith('/v1/') ? 'openai' : 'ollama';
+}
+
+export function createHttpServer(options: ServerOptions): Server {
+  const routes = options.routes.map(compile);
+  const isAuthorized = createTokenCheck(options.tokens);
+  const log = options.log;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = performance.now();
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://foreman.invalid');
+    } catch {
+      url = new URL('http://foreman.invalid/');
+    }
+    const surface = surfaceOf(url.pathname);
+    const logFields: Record<string, string | number | undefined> = {};
+    res.once('close', () => {
+      log.info('request', {
+        method: req.method, path: url.pathname, status: res.statusCode,
+        ms: Math.round(performance.now() - started), ...logFields,
+        ...(res.writableFinished ? {} : { aborted: true }),
+      });
+    });
+    try {
+      // A path with its own route answers 405 for other methods, even if a wildcard route would take them.
+      let exactPathMatched = false;
+      let pathMatched = false;
+      let route: CompiledRoute | null = null;
+      let match: RegExpExecArray | null = null;
+      for (const r of routes) {
+        const m = r.pattern.exec(url.pathname);
+        if (!m) continue;
+        pathMatched = true;
+        if (r.methods.includes(req.method ?? 'GET') && !(r.wildcard && exactPathMatched)) {
+          route = r;
+          match = m;
+          break;
+        }
+        if (!r.wildcard) exactPathMatched = true;
+      }
+      if (!route || !match) {
+        if (pathMatched) {
+          const allowed = routes.filter((r) => !r.wildcard && r.pattern.test(url.pathname)).flatMap((r) => r.methods);
+          throw methodNotAllowed([...new Set(allowed)]);
+        }
+        throw notFound(`404 page not found`);
+      }
+      if (route.auth && !isAuthorized(req.headers.authorization)) throw unauthorized();
+      const params: Record<string, string> = {};
+      route.names.forEach((name, i) => (params[name] = safeDecode(match![i + 1]!)));
+      await route.handler({ req, res, url, params, surface, logFields });
+    } catch (err) {
+      const httpErr: HttpError = toHttpError(err);
+      if (httpErr.status === 500) log.error('internal error', { path: url.pathname, error: (err as Error)?.stack ?? String(err) });
+      sendError(res, httpErr, surface);
+      // A refused body (413) may still be arriving: close rather than read megabytes for nothing.
+      if (httpErr.status === 413) res.once('finish', () => req.destroy());
+    }
+  };
+
+  const server = createServer({ noDelay: true, keepAliveTimeout: 5_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+    void handle(req, res);
+  });
+  server.on('clientError', (err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":"bad request"}');
+    else socket.destroy(err);
+  });
+  return server;
+}
+
+function safeDecode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}

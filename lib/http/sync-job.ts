@@ -1,0 +1,165 @@
+// A sync generation as a queued job: the caller waits in the queue, and when the
+// job starts, upstream's status, headers and body reach it unchanged, one line
+// or event per write (SPEC §2, §7). Shared by the native and /v1 surfaces.
+
+import { describeNetworkError, isHttpError, shuttingDown, upstreamUnreachable, type HttpError } from '../errors.js';
+import { normalizeModel, groupKey } from '../model-group.js';
+import { newJobId, parsePriority, type GenerationKind, type GenerationRequest } from '../requests.js';
+import { forwardableHeaders, type Upstream } from '../upstream.js';
+import type { FinishState, RunContext, Scheduler } from '../scheduler.js';
+import { relayBody, writeUnit, type Framing, type RelayResult } from './proxy.js';
+import { copyResponseHeaders } from './passthrough.js';
+import { sendError, type Surface } from './body.js';
+import type { RequestContext } from './server.js';
+
+export interface SyncJobDeps {
+  scheduler: Scheduler;
+  upstream: Upstream;
+  syncPriority: number;
+  heartbeatMs: number;
+  /** Called once per finished stream with what the relay saw (metrics). */
+  observe?: (info: { model: string; kind: GenerationKind; relay: RelayResult | null; ttftMs: number | null }) => void;
+}
+
+export interface SyncJobRequest {
+  upstreamPath: string;
+  raw: Buffer;
+  request: GenerationRequest;
+  kind: GenerationKind;
+}
+
+const NDJSON = 'application/x-ndjson';
+const SSE = 'text/event-stream';
+
+export function errorUnit(surface: Surface, message: string): Uint8Array {
+  if (surface === 'openai') {
+    return Buffer.from(`data: ${JSON.stringify({ error: { message, type: 'api_error', param: null, code: null } })}\n\n`);
+  }
+  return Buffer.from(JSON.stringify({ error: message }) + '\n');
+}
+
+/** A chunk that the official clients read as "nothing yet" (SPEC §2 long waits); a blank line would break them. */
+function heartbeatUnit(kind: GenerationKind, model: string): Uint8Array {
+  if (kind === 'openai-chat' || kind === 'openai-completion') return Buffer.from(': waiting in foreman queue\n\n');
+  const created_at = new Date().toISOString();
+  const body = kind === 'chat'
+    ? { model, created_at, message: { role: 'assistant', content: '' }, done: false }
+    : { model, created_at, response: '', done: false };
+  return Buffer.from(JSON.stringify(body) + '\n');
+}
+
+function framingOf(contentType: string | null): Framing {
+  if (!contentType) return 'raw';
+  if (contentType.includes(NDJSON)) return 'ndjson';
+  if (contentType.includes(SSE)) return 'sse';
+  return 'raw';
+}
+
+/** Upstream's error message from a non-2xx body, for a stream that already answered 200. */
+async function upstreamErrorMessage(res: Response): Promise<string> {
+  const text = (await res.text().catch(() => '')).slice(0, 4096);
+  try {
+    const e = (JSON.parse(text) as { error?: unknown }).error;
+    if (typeof e === 'string') return e;
+    if (e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') return (e as { message: string }).message;
+  } catch {}
+  return text || `upstream answered ${res.status}`;
+}
+
+export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: SyncJobRequest): Promise<void> {
+  const { req, res, surface } = ctx;
+  const priority = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority') ?? deps.syncPriority;
+  const id = newJobId('s_');
+  const model = normalizeModel(job.request.model);
+  const streamed = job.request.stream && !job.request.isLoadOnly;
+  ctx.logFields.job = id;
+  ctx.logFields.model = model;
+
+  let heartbeat: NodeJS.Timeout | undefined;
+  let heartbeatStarted = false;
+  let settle!: () => void;
+  const finished = new Promise<void>((resolve) => (settle = resolve));
+  const stopHeartbeat = () => {
+    clearTimeout(heartbeat);
+    clearInterval(heartbeat);
+    heartbeat = undefined;
+  };
+  const fail = async (err: HttpError) => {
+    if (!res.headersSent) sendError(res, err, surface);
+    else {
+      await writeUnit(res, errorUnit(surface, err.message));
+      res.end();
+    }
+  };
+
+  const onClose = () => {
+    if (res.writableFinished) return;
+    stopHeartbeat();
+    deps.scheduler.cancel(id, 'client closed the connection');
+  };
+  res.once('close', onClose);
+
+  const run = async (rc: RunContext): Promise<FinishState> => {
+    stopHeartbeat();
+    const runStarted = performance.now();
+    ctx.logFields.queue_ms = rc.queueMs;
+    if (res.destroyed) return 'cancelled';
+    let upstreamRes: Response;
+    try {
+      upstreamRes = await deps.upstream.send(job.upstreamPath, {
+        body: job.raw, signal: rc.signal, headers: forwardableHeaders(req.headers),
+      });
+    } catch (err) {
+      if (rc.signal.aborted) return 'cancelled';
+      await fail(isHttpError(err) ? err : upstreamUnreachable(describeNetworkError(err)));
+      return 'failed';
+    }
+    rc.upstreamAnswered();
+    const foremanHeaders = { 'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)) };
+    if (heartbeatStarted) {
+      if (!upstreamRes.ok) {
+        await writeUnit(res, errorUnit(surface, await upstreamErrorMessage(upstreamRes)));
+        res.end();
+        return 'failed';
+      }
+    } else {
+      res.writeHead(upstreamRes.status, copyResponseHeaders(upstreamRes, foremanHeaders));
+    }
+    const framing = upstreamRes.ok ? framingOf(upstreamRes.headers.get('content-type')) : 'raw';
+    const started = performance.now();
+    const relay = await relayBody(upstreamRes.body, res, {
+      framing, signal: rc.signal, renderError: (m) => errorUnit(surface, m),
+    });
+    res.end();
+    const ttftMs = relay.firstUnitMs === null ? null : started - runStarted + relay.firstUnitMs;
+    deps.observe?.({ model, kind: job.kind, relay, ttftMs });
+    if (relay.outcome === 'client_gone' || rc.signal.aborted) return 'cancelled';
+    return relay.outcome === 'done' && upstreamRes.ok ? 'completed' : 'failed';
+  };
+
+  deps.scheduler.enqueue({
+    id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind,
+    run: (rc) => run(rc).finally(settle),
+    dropped: (reason) => {
+      stopHeartbeat();
+      if (reason === 'shutdown') void fail(shuttingDown()).finally(settle);
+      else settle();
+    },
+  });
+
+  if (streamed && deps.heartbeatMs > 0) {
+    heartbeat = setTimeout(function beat() {
+      if (!heartbeatStarted) {
+        heartbeatStarted = true;
+        res.writeHead(200, {
+          'content-type': surface === 'openai' ? SSE : NDJSON,
+          'x-foreman-job-id': id,
+        });
+        heartbeat = setInterval(beat, deps.heartbeatMs);
+      }
+      void writeUnit(res, heartbeatUnit(job.kind, job.request.model));
+    }, deps.heartbeatMs);
+  }
+  await finished;
+  stopHeartbeat();
+}

@@ -1,0 +1,268 @@
+// Async job state as data: the journal records, the reducer that replays them,
+// the public record view and the webhook/event payloads (SPEC §4, §5).
+// Pure: no I/O, no clock; jobs.ts owns the effects.
+
+export type JobState = 'queued' | 'working' | 'completed' | 'failed' | 'cancelled';
+export type JobKind = 'chat' | 'generate';
+
+export const TERMINAL: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled']);
+export const isTerminal = (s: JobState) => TERMINAL.has(s);
+
+export interface Transition {
+  seq: number;
+  state: JobState;
+  prev: JobState | null;
+  at: number;
+  attempts: number;
+}
+
+export interface JobError {
+  message: string;
+  status?: number;
+  reason?: string;
+}
+
+export interface WebhookProgress {
+  /** highest seq whose delivery ended (delivered, gone or exhausted) */
+  settledSeq: number;
+  delivered: number;
+  gone: boolean;
+  lastError: string | null;
+  /** attempts and next attempt of the event being retried, for resuming after a restart */
+  retry: { seq: number; attempts: number; nextAt: number } | null;
+}
+
+export interface Job {
+  id: string;
+  model: string;
+  kind: JobKind;
+  priority: number;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  attempts: number;
+  state: JobState;
+  metadata: unknown;
+  webhookUrl: string | null;
+  /** the body forwarded upstream (foreman's own fields removed) */
+  body: Record<string, unknown>;
+  idempotency: { key: string; hash: string } | null;
+  /** upstream's final response merged from the stream (response.json) */
+  response: Record<string, unknown> | null;
+  error: JobError | null;
+  transitions: Transition[];
+  webhook: WebhookProgress;
+}
+
+/** Journal records. `t` tags the kind; each is one JSON line. */
+export type JobRecord =
+  | { t: 'submit'; id: string; at: number; model: string; kind: JobKind; priority: number; metadata: unknown;
+      webhook_url: string | null; body: Record<string, unknown>; idem: { key: string; hash: string } | null }
+  | { t: 'state'; id: string; at: number; state: JobState; attempts: number; error?: JobError | null }
+  | { t: 'result'; id: string; at: number; response: Record<string, unknown> }
+  | { t: 'webhook'; id: string; seq: number; outcome: 'delivered' | 'retrying' | 'gone' | 'exhausted';
+      attempts: number; next_at: number | null; error: string | null }
+  | { t: 'job'; job: Job };
+
+export function newWebhookProgress(): WebhookProgress {
+  return { settledSeq: 0, delivered: 0, gone: false, lastError: null, retry: null };
+}
+
+export function jobFromSubmit(r: Extract<JobRecord, { t: 'submit' }>): Job {
+  return {
+    id: r.id, model: r.model, kind: r.kind, priority: r.priority, createdAt: r.at, startedAt: null, finishedAt: null,
+    attempts: 0, state: 'queued', metadata: r.metadata, webhookUrl: r.webhook_url, body: r.body, idempotency: r.idem,
+    response: null, error: null, transitions: [{ seq: 1, state: 'queued', prev: null, at: r.at, attempts: 0 }],
+    webhook: newWebhookProgress(),
+  };
+}
+
+/** Applies one state change; the same function serves live transitions and replay. */
+export function applyState(job: Job, state: JobState, at: number, attempts: number, error: JobError | null = null): Transition {
+  const t: Transition = { seq: job.transitions.length + 1, state, prev: job.state, at, attempts };
+  job.transitions.push(t);
+  job.state = state;
+  job.attempts = attempts;
+  if (state === 'working') job.startedAt = at;
+  if (state === 'queued') job.startedAt = null;
+  if (isTerminal(state)) job.finishedAt = at;
+  if (error) job.error = error;
+  return t;
+}
+
+export function applyWebhook(job: Job, r: Extract<JobRecord, { t: 'webhook' }>): void {
+  const w = job.webhook;
+  if (r.outcome === 'retrying') {
+    w.retry = { seq: r.seq, attempts: r.attempts, nextAt: r.next_at ?? 0 };
+    w.lastError = r.error;
+    return;
+  }
+  w.retry = null;
+  w.settledSeq = Math.max(w.settledSeq, r.seq);
+  if (r.outcome === 'delivered') w.delivered++;
+  else w.lastError = r.error ?? r.outcome;
+  if (r.outcome === 'gone') w.gone = true;
+}
+
+export interface ReplayResult {
+  jobs: Map<string, Job>;
+  /** records that named an unknown job or made no sense; skipped */
+  orphans: number;
+}
+
+/** Rebuilds every job from journal records, in file order. */
+export function replayRecords(records: Iterable<unknown>): ReplayResult {
+  const jobs = new Map<string, Job>();
+  let orphans = 0;
+  for (const raw of records) {
+    const r = raw as JobRecord;
+    if (!r || typeof r !== 'object') {
+      orphans++;
+      continue;
+    }
+    if (r.t === 'job') {
+      jobs.set(r.job.id, r.job);
+      continue;
+    }
+    if (r.t === 'submit') {
+      jobs.set(r.id, jobFromSubmit(r));
+      continue;
+    }
+    const job = jobs.get((r as { id: string }).id);
+    if (!job) {
+      orphans++;
+      continue;
+    }
+    if (r.t === 'state') applyState(job, r.state, r.at, r.attempts, r.error ?? null);
+    else if (r.t === 'result') job.response = r.response;
+    else if (r.t === 'webhook') applyWebhook(job, r);
+    else orphans++;
+  }
+  return { jobs, orphans };
+}
+
+// ---- views ----
+
+export interface Artifact {
+  name: string;
+  bytes: number;
+  url: string;
+  contentType: string;
+  body: string;
+}
+
+function messageOf(response: Record<string, unknown> | null): Record<string, unknown> | null {
+  const m = response?.message;
+  return m && typeof m === 'object' ? (m as Record<string, unknown>) : null;
+}
+
+/** content.txt, thinking.txt, tool_calls.json, response.json — derived from the merged response. */
+export function artifactsOf(job: Job): Artifact[] {
+  if (!job.response) return [];
+  const msg = messageOf(job.response);
+  const content = String((job.kind === 'chat' ? msg?.content : job.response.response) ?? '');
+  const thinking = (job.kind === 'chat' ? msg?.thinking : job.response.thinking) as string | undefined;
+  const toolCalls = (job.kind === 'chat' ? msg?.tool_calls : job.response.tool_calls) as unknown[] | undefined;
+  const out: Array<Omit<Artifact, 'bytes' | 'url'>> = [{ name: 'content.txt', contentType: 'text/plain; charset=utf-8', body: content }];
+  if (thinking) out.push({ name: 'thinking.txt', contentType: 'text/plain; charset=utf-8', body: thinking });
+  if (Array.isArray(toolCalls) && toolCalls.length) {
+    out.push({ name: 'tool_calls.json', contentType: 'application/json', body: JSON.stringify(toolCalls) });
+  }
+  out.push({ name: 'response.json', contentType: 'application/json', body: JSON.stringify(job.response) });
+  return out.map((a) => ({
+    ...a, bytes: Buffer.byteLength(a.body), url: `/jobs/${encodeURIComponent(job.id)}/artifacts/${a.name}`,
+  }));
+}
+
+const RESULT_FIELDS = ['done_reason', 'total_duration', 'load_duration', 'prompt_eval_count', 'prompt_eval_duration', 'eval_count', 'eval_duration'];
+
+export function resultOf(job: Job): Record<string, unknown> | null {
+  if (!job.response) return null;
+  const out: Record<string, unknown> = {};
+  if (job.kind === 'chat') out.message = job.response.message ?? null;
+  else {
+    out.response = job.response.response ?? '';
+    if (job.response.thinking) out.thinking = job.response.thinking;
+    if (job.response.tool_calls) out.tool_calls = job.response.tool_calls;
+  }
+  for (const f of RESULT_FIELDS) if (job.response[f] !== undefined) out[f] = job.response[f];
+  return out;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export interface RecordViewOptions {
+  queuePosition?: number | null;
+  pendingWebhooks?: number;
+}
+
+/** The public job record (SPEC §4 record fields). */
+export function jobView(job: Job, options: RecordViewOptions = {}): Record<string, unknown> {
+  return {
+    id: job.id,
+    state: job.state,
+    model: job.model,
+    kind: job.kind,
+    priority: job.priority,
+    created_at: iso(job.createdAt),
+    started_at: iso(job.startedAt),
+    finished_at: iso(job.finishedAt),
+    attempts: job.attempts,
+    ...(job.state === 'queued' ? { queue_position: options.queuePosition ?? null } : {}),
+    metadata: job.metadata ?? null,
+    state_webhook_url: job.webhookUrl,
+    result: resultOf(job),
+    error: job.error,
+    artifacts: artifactsOf(job).map(({ name, bytes, url }) => ({ name, bytes, url })),
+    webhook: job.webhookUrl
+      ? { delivered: job.webhook.delivered, pending: options.pendingWebhooks ?? 0, last_error: job.webhook.lastError }
+      : null,
+  };
+}
+
+/**
+ * The payload of event `seq` (1-based): the record as it stood at that transition.
+ * Deterministic, so a retry after a restart sends the same bytes under the same webhook-id.
+ * The result is cut at maxResultBytes and marked truncated (SPEC §5).
+ */
+export function eventPayload(job: Job, seq: number, maxResultBytes: number): Record<string, unknown> {
+  const t = job.transitions[seq - 1]!;
+  const startedAt = [...job.transitions.slice(0, seq)].reverse().find((x) => x.state === 'working')?.at ?? null;
+  const terminal = isTerminal(t.state);
+  const view = jobView(job);
+  view.state = t.state;
+  view.attempts = t.attempts;
+  view.started_at = t.state === 'queued' ? null : iso(startedAt);
+  view.finished_at = terminal ? iso(t.at) : null;
+  delete view.webhook;
+  delete view.queue_position;
+  if (!terminal) {
+    view.result = null;
+    view.error = null;
+    view.artifacts = [];
+  } else if (view.result) {
+    const text = JSON.stringify(view.result);
+    if (Buffer.byteLength(text) > maxResultBytes) view.result = truncateResult(view.result as Record<string, unknown>, maxResultBytes);
+  }
+  return {
+    type: 'job.state', job_id: job.id, seq, state: t.state, previous_state: t.prev, at: iso(t.at), job: view,
+  };
+}
+
+function truncateResult(result: Record<string, unknown>, maxBytes: number): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...result, truncated: true };
+  const cut = (s: unknown) => (typeof s === 'string' ? Buffer.from(s).subarray(0, maxBytes).toString('utf8').replace(/\uFFFD$/, '') : s);
+  if (out.message && typeof out.message === 'object') {
+    const m = { ...(out.message as Record<string, unknown>) };
+    m.content = cut(m.content);
+    if (m.thinking) m.thinking = cut(m.thinking);
+    out.message = m;
+  }
+  if (typeof out.response === 'string') out.response = cut(out.response);
+  if (typeof out.thinking === 'string') out.thinking = cut(out.thinking);
+  return out;
+}
+
+export function eventId(jobId: string, seq: number): string {
+  return `evt_${jobId}_${seq}`;
+}

@@ -1,0 +1,55 @@
+// A counting semaphore with a bounded wait list, for the embeddings bypass
+// (SPEC §3: embed_parallel in flight, the rest wait their turn, not the queue's).
+
+import { busy } from './errors.js';
+
+export interface Limiter {
+  readonly active: number;
+  readonly waiting: number;
+  readonly max: number;
+  /** Runs fn when a slot is free; a waiter whose signal aborts leaves the line. */
+  run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+}
+
+export function createLimiter(max: number, maxWaiting: number): Limiter {
+  let active = 0;
+  const waiters: Array<() => void> = [];
+  const release = () => {
+    active--;
+    const next = waiters.shift();
+    if (next) next();
+  };
+  return {
+    get active() {
+      return active;
+    },
+    get waiting() {
+      return waiters.length;
+    },
+    max,
+    async run(fn, signal) {
+      if (active >= max) {
+        if (waiters.length >= maxWaiting) throw busy();
+        await new Promise<void>((resolve, reject) => {
+          const go = () => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+          };
+          const onAbort = () => {
+            const i = waiters.indexOf(go);
+            if (i !== -1) waiters.splice(i, 1);
+            reject(signal!.reason);
+          };
+          signal?.addEventListener('abort', onAbort, { once: true });
+          waiters.push(go);
+        });
+      }
+      active++;
+      try {
+        return await fn();
+      } finally {
+        release();
+      }
+    },
+  };
+}
