@@ -1,0 +1,151 @@
+// The text `foreman status` prints for one /queue snapshot: plain aligned
+// columns, ANSI colour only when asked. It knows the snapshot shape, not how it
+// was fetched nor whether stdout is a terminal (the CLI decides `color`).
+
+import type { QueueSnapshot } from './snapshot.js';
+
+export interface StatusOptions {
+  /** ANSI colours; the CLI passes true only for a TTY without NO_COLOR. */
+  color?: boolean;
+  /** Terminal columns; long model and group names are cut to fit. Default 100. */
+  width?: number;
+  /** How many switches and recent jobs to list. Default 5 each. */
+  switches?: number;
+  recent?: number;
+}
+
+/** Home the cursor, then clear: each `status --watch` frame repaints from the top. */
+export const WATCH_FRAME_PREFIX = '\x1b[H\x1b[2J';
+
+const ANSI = { bold: '1', dim: '2', red: '31', green: '32', yellow: '33', cyan: '36' } as const;
+type Style = keyof typeof ANSI;
+
+interface Cell {
+  text: string;
+  style?: Style;
+}
+type Align = 'left' | 'right';
+
+export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): string {
+  const color = options.color === true;
+  const width = Math.max(40, options.width ?? 100);
+  const paint = (text: string, style?: Style) => (color && style ? `\x1b[${ANSI[style]}m${text}\x1b[0m` : text);
+  const now = Date.parse(s.at);
+  const ago = (at: string) => {
+    const t = Date.parse(at);
+    return Number.isFinite(t) && Number.isFinite(now) ? `${formatDuration(Math.max(0, now - t))} ago` : clean(at);
+  };
+  const t = s.totals;
+  const out: string[] = [];
+  const section = (title: string, detail: string) => out.push(`${paint(title.padEnd(9), 'bold')}${detail}`);
+
+  section('foreman', `${clean(s.upstream)}  at ${clean(s.at)}`);
+  const loaded = s.loaded_group ?? s.loaded_model;
+  section('loaded', loaded === null ? paint('none', 'dim') : paint(cut(clean(loaded), width - 9), 'green'));
+
+  section('running', `${t.running}/${t.parallel}`);
+  if (s.running.length > 0) {
+    out.push(...table(width, ['ID', 'MODEL', 'ORIGIN', 'KIND', 'PRIO', 'ELAPSED'],
+      ['left', 'left', 'left', 'left', 'right', 'right'], 1,
+      s.running.map((r) => [
+        { text: clean(r.id) }, { text: clean(r.group), style: 'cyan' }, { text: r.origin }, { text: clean(r.kind) },
+        { text: String(r.priority) }, { text: formatDuration(r.elapsed_ms) },
+      ]), paint));
+  }
+
+  section('waiting', `${t.waiting}/${t.max_queue}`);
+  if (s.groups.length > 0) {
+    out.push(...table(width, ['GROUP', 'WAITING', 'HEAD PRIO', 'HEAD WAIT', 'EFF PRIO'],
+      ['left', 'right', 'right', 'right', 'right'], 0,
+      s.groups.map((g) => [
+        { text: clean(g.group), style: g.group === s.loaded_group ? 'green' : 'cyan' }, { text: String(g.count) },
+        { text: String(g.head_priority) }, { text: formatDuration(g.head_wait_ms) },
+        { text: formatPriority(g.head_effective_priority) },
+      ]), paint));
+  }
+
+  section('totals', [
+    `completed ${t.completed}`,
+    t.failed > 0 ? paint(`failed ${t.failed}`, 'red') : `failed ${t.failed}`,
+    `cancelled ${t.cancelled}`,
+    `switches ${t.switches}`,
+    `embeddings ${s.embeddings.in_flight}/${s.embeddings.max}`,
+  ].join('  '));
+
+  const switches = newestFirst(s.switches, (w) => w.at).slice(0, options.switches ?? 5);
+  if (switches.length > 0) {
+    section('switches', paint(`last ${switches.length}`, 'dim'));
+    out.push(...table(width, ['WHEN', 'FROM', 'TO', 'LOAD'], ['right', 'left', 'left', 'right'], 2,
+      switches.map((w) => [
+        { text: ago(w.at), style: 'dim' }, { text: w.from === null ? '-' : clean(w.from) },
+        { text: clean(w.to), style: 'cyan' }, { text: w.load_ms === null ? '-' : formatDuration(w.load_ms) },
+      ]), paint));
+  }
+
+  const recent = newestFirst(s.recent, (j) => j.finished_at).slice(0, options.recent ?? 5);
+  if (recent.length > 0) {
+    section('recent', paint(`last ${recent.length}`, 'dim'));
+    const stateStyle = { completed: 'green', failed: 'red', cancelled: 'yellow' } as const;
+    out.push(...table(width, ['ID', 'MODEL', 'ORIGIN', 'STATE', 'QUEUE', 'RUN'],
+      ['left', 'left', 'left', 'left', 'right', 'right'], 1,
+      recent.map((j) => [
+        { text: clean(j.id) }, { text: clean(j.model) }, { text: j.origin },
+        { text: j.state, style: stateStyle[j.state] }, { text: formatDuration(j.queue_ms) },
+        { text: formatDuration(j.run_ms) },
+      ]), paint));
+  }
+  return out.join('\n') + '\n';
+}
+
+export function renderWatchFrame(s: QueueSnapshot, options: StatusOptions = {}): string {
+  return WATCH_FRAME_PREFIX + renderStatus(s, options);
+}
+
+/** `850ms`, `12.3s`, `4m05s`, `2h03m`: short enough for a column, exact enough to compare. */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '-';
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(Math.floor(ms / 100) / 10).toFixed(1)}s`;
+  const s = Math.floor(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
+}
+
+/** The snapshot does not promise an order for its history lists; sort here. */
+function newestFirst<T>(items: readonly T[], at: (item: T) => string): T[] {
+  return [...items].sort((a, b) => (at(a) < at(b) ? 1 : at(a) > at(b) ? -1 : 0));
+}
+
+function formatPriority(p: number): string {
+  return Number.isInteger(p) ? String(p) : p.toFixed(1);
+}
+
+/**
+ * Columns padded on the plain text, colour added after, so escapes never shift
+ * alignment. When the rows are wider than the terminal, column `flex` (the
+ * name) gives up the difference, ending in `…`.
+ */
+function table(width: number, head: string[], align: Align[], flex: number, rows: Cell[][],
+  paint: (text: string, style?: Style) => string): string[] {
+  const indent = '  ';
+  const gap = '  ';
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.text.length)));
+  const total = indent.length + widths.reduce((a, b) => a + b, 0) + gap.length * (widths.length - 1);
+  if (total > width) widths[flex] = Math.max(head[flex]!.length, 8, widths[flex]! - (total - width));
+  const line = (cells: Cell[], header: boolean) => indent + cells.map((c, i) => {
+    const text = cut(c.text, widths[i]!);
+    const last = i === cells.length - 1;
+    const padded = align[i] === 'right' ? text.padStart(widths[i]!) : last ? text : text.padEnd(widths[i]!);
+    return paint(padded, header ? 'dim' : c.style);
+  }).join(gap);
+  return [line(head.map((text) => ({ text })), true), ...rows.map((r) => line(r, false))];
+}
+
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : text.slice(0, Math.max(0, max - 1)) + '…';
+}
+
+/** Model names come from clients: never let one carry escapes into the terminal. */
+function clean(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}

@@ -1,0 +1,165 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { QueueSnapshot } from '../lib/snapshot.js';
+import { renderUiPage, UI_CONTENT_SECURITY_POLICY, uiPageHeaders } from '../lib/ui-page.js';
+
+// A real headless Chromium loads the page from a real server and we read the
+// DOM it dumps. No skipping: CI installs chromium (apt-get install -y chromium).
+const CHROMIUM = process.env['CHROMIUM_BIN'] ??
+  ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
+
+const EVIL = 'evil<b>bold</b>';
+const snapshot: QueueSnapshot = {
+  at: '2025-01-02T10:00:00.000Z',
+  upstream: 'http://127.0.0.1:11434',
+  loaded_group: 'llama3.2',
+  loaded_model: 'llama3.2',
+  running: [{
+    id: 'j_running1', model: 'llama3.2', group: 'llama3.2', origin: 'sync', kind: 'chat',
+    priority: 10, started_at: '2025-01-02T09:59:48.000Z', elapsed_ms: 12_000, queue_ms: 800,
+  }],
+  groups: [
+    { group: 'qwen2.5:14b', model: 'qwen2.5:14b', count: 12, head_priority: 0, head_wait_ms: 125_000, head_effective_priority: 4.25 },
+    { group: EVIL, model: EVIL, count: 5, head_priority: 3, head_wait_ms: 900, head_effective_priority: 3 },
+  ],
+  totals: { waiting: 17, running: 1, max_queue: 1000, parallel: 2, completed: 40, failed: 2, cancelled: 1, switches: 7 },
+  switches: [{ at: '2025-01-02T09:59:30.000Z', from: 'qwen2.5:14b', to: 'llama3.2', load_ms: 2_500 }],
+  recent: [{ id: 'j_done1', model: 'qwen2.5:14b', origin: 'async', state: 'failed', queue_ms: 3_000, run_ms: 450,
+    finished_at: '2025-01-02T09:59:00.000Z' }],
+  embeddings: { in_flight: 0, max: 4 },
+};
+
+interface Seen { url: string; authorization: string | undefined }
+
+let server: Server;
+let base: string;
+let queueMode: 'ok' | 'drop' = 'ok';
+const seen: Seen[] = [];
+
+before(async () => {
+  server = createServer((req, res) => {
+    seen.push({ url: req.url ?? '', authorization: req.headers.authorization });
+    if (req.url === '/ui') {
+      res.writeHead(200, uiPageHeaders()).end(renderUiPage());
+    } else if (req.url === '/queue' && queueMode === 'drop') {
+      req.socket.destroy();
+    } else if (req.url === '/queue') {
+      if (req.headers.authorization !== 'Bearer t0k') {
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized"}');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(snapshot));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(() => {
+  server.closeAllConnections();
+  server.close();
+});
+
+/** Loads `path` in a fresh profile and returns the DOM after 5 s of virtual time, plus the requests it made. */
+async function dumpDom(path: string): Promise<{ dom: string; requests: Seen[] }> {
+  assert.ok(CHROMIUM, 'chromium not found at /usr/bin/chromium: install it (apt-get install -y chromium) or set CHROMIUM_BIN');
+  seen.length = 0;
+  const profile = await mkdtemp(join(tmpdir(), 'foreman-ui-'));
+  try {
+    const child = spawn(CHROMIUM, [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      `--user-data-dir=${profile}`, '--virtual-time-budget=5000', '--dump-dom', base + path,
+    ], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    // Chromium forks helpers; kill the whole process group if it hangs.
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 60_000);
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', resolve);
+    }).finally(() => clearTimeout(timer));
+    assert.equal(code, 0, `chromium exited with ${code}: ${stderr.slice(-2000)}`);
+    assert.match(stdout, /<\/html>/, `no DOM dumped: ${stderr.slice(-2000)}`);
+    return { dom: stdout, requests: seen.filter((r) => r.url === '/queue') };
+  } finally {
+    await rm(profile, { recursive: true, force: true });
+  }
+}
+
+const isHidden = (dom: string, id: string) => new RegExp(`<[a-z]+ id="${id}"[^>]*\\shidden(=""|\\s|>)`).test(dom);
+const textOf = (dom: string, id: string) => new RegExp(`id="${id}"[^>]*>([^<]*)<`).exec(dom)?.[1];
+const laneCount = (dom: string, group: string) =>
+  new RegExp(`data-group="${group}"[^>]*>.*?class="lane-count" data-count="(\\d+)"[^>]*>(\\d+)<`, 's').exec(dom)?.slice(1);
+
+describe('ui-page', () => {
+  it('is one self-contained page whose inline script and style match its CSP hashes', () => {
+    const page = renderUiPage();
+    assert.doesNotMatch(page, /\s(src|href)="(?!data:)/, 'no external assets');
+    assert.doesNotMatch(page, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+    const script = /<script>([\s\S]*)<\/script>/.exec(page)![1]!;
+    const style = /<style>([\s\S]*)<\/style>/.exec(page)![1]!;
+    const hash = (s: string) => createHash('sha256').update(s).digest('base64');
+    assert.ok(UI_CONTENT_SECURITY_POLICY.includes(`script-src 'sha256-${hash(script)}'`));
+    assert.ok(UI_CONTENT_SECURITY_POLICY.includes(`style-src 'sha256-${hash(style)}'`));
+    assert.equal(uiPageHeaders()['content-security-policy'], UI_CONTENT_SECURITY_POLICY);
+  });
+
+  it('renders /queue as text, fetched with the Bearer token from the fragment', async () => {
+    queueMode = 'ok';
+    const { dom, requests } = await dumpDom('/ui#token=t0k');
+    assert.ok(requests.length >= 2, `polled /queue ${requests.length} times in 5 s`);
+    assert.ok(requests.every((r) => r.authorization === 'Bearer t0k'), JSON.stringify(requests));
+    assert.ok(seen.every((r) => !r.url.includes('t0k')), 'the token never appears in a URL');
+
+    assert.equal(textOf(dom, 'loaded-model'), 'llama3.2');
+    assert.deepEqual(laneCount(dom, 'qwen2.5:14b'), ['12', '12']);
+    assert.deepEqual(laneCount(dom, 'evil&lt;b&gt;bold&lt;/b&gt;'), ['5', '5']);
+    assert.match(dom, /<div class="lane-name">evil&lt;b&gt;bold&lt;\/b&gt;<\/div>/);
+    assert.doesNotMatch(dom, /<b>/, 'a model name never becomes markup');
+    assert.match(dom, /id="running".*data-job="j_running1".*llama3\.2/s);
+    assert.match(dom, /data-total="waiting" data-value="17"/);
+    assert.match(dom, /id="switches".*qwen2\.5:14b.*llama3\.2.*load 2\.5s/s);
+    assert.match(dom, /id="recent-rows".*data-job="j_done1" data-state="failed"/s);
+    assert.match(dom, /id="status" data-state="ok"/);
+    assert.ok(isHidden(dom, 'token-panel'));
+    assert.ok(!isHidden(dom, 'dashboard'));
+  });
+
+  it('shows the token form with a message when /queue answers 401', async () => {
+    queueMode = 'ok';
+    const { dom, requests } = await dumpDom('/ui#token=wrong');
+    assert.equal(requests.length, 1, 'stops polling until a new token is entered');
+    assert.equal(requests[0]!.authorization, 'Bearer wrong');
+    assert.ok(!isHidden(dom, 'token-panel'));
+    assert.ok(isHidden(dom, 'dashboard'));
+    assert.match(textOf(dom, 'token-message') ?? '', /rejected \(HTTP 401\)/);
+  });
+
+  it('asks for a token and calls nothing when none is given', async () => {
+    const { dom, requests } = await dumpDom('/ui');
+    assert.equal(requests.length, 0);
+    assert.ok(!isHidden(dom, 'token-panel'));
+    assert.match(dom, /id="status" data-state="unauthorized"/);
+  });
+
+  it('says foreman is unreachable and keeps polling on network errors', async () => {
+    queueMode = 'drop';
+    const { dom, requests } = await dumpDom('/ui#token=t0k');
+    assert.ok(requests.length >= 2, `kept polling: ${requests.length} requests`);
+    assert.match(textOf(dom, 'status') ?? '', /foreman unreachable/);
+    assert.match(dom, /id="status" data-state="unreachable"/);
+  });
+});
