@@ -100,10 +100,14 @@ export class Scheduler {
     return this.#running.size;
   }
 
-  /** Queues a job; 503 busy beyond max_queue. `arrivalMs` lets replayed async jobs keep their age. */
-  enqueue(job: SchedulerJob, arrivalMs = this.#now()): void {
+  /**
+   * Queues a job; 503 busy beyond max_queue. `arrivalMs` lets replayed async jobs keep their age;
+   * `force` admits them past max_queue (they were acknowledged before the restart).
+   */
+  enqueue(job: SchedulerJob, options: { arrivalMs?: number; force?: boolean } = {}): void {
     if (this.#closing) throw shuttingDown();
-    if (this.#queue.size >= this.#opts.maxQueue) throw busy();
+    if (!options.force && this.#queue.size >= this.#opts.maxQueue) throw busy();
+    const arrivalMs = options.arrivalMs ?? this.#now();
     this.#queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, job });
     this.#pump();
   }

@@ -4,6 +4,7 @@
 import type { Route } from './server.js';
 import { sendJson, sendText } from './body.js';
 import type { QueueSnapshot } from '../snapshot.js';
+import { uiPageHeaders } from '../ui-page.js';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';
@@ -41,13 +42,7 @@ export function opsRoutes(deps: OpsRouteDeps): Route[] {
       auth: false, // the page holds no data; it asks for a token and sends it with each fetch of /queue
       handler: ({ res }) => {
         const html = deps.uiPage();
-        res.writeHead(200, {
-          'content-type': 'text/html; charset=utf-8',
-          'content-length': Buffer.byteLength(html),
-          'cache-control': 'no-store',
-          'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
-          'referrer-policy': 'no-referrer',
-        });
+        res.writeHead(200, { ...uiPageHeaders(), 'content-length': Buffer.byteLength(html), 'referrer-policy': 'no-referrer' });
         res.end(html);
       },
     },

@@ -1,0 +1,37 @@
+// `foreman launchd`: prints a LaunchAgent plist that runs this foreman with the
+// current configuration, and how to load it. It writes nothing itself.
+
+import { realpathSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CliIo } from './cli.js';
+import { EXIT } from './cli.js';
+import { ConfigError, parseConfig } from './config.js';
+import { DEFAULT_LAUNCH_AGENT_LABEL, launchAgentInstructions, renderLaunchAgent } from './launchd.js';
+
+export async function runLaunchd(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const labelAt = argv.indexOf('--label');
+  const label = labelAt !== -1 ? argv[labelAt + 1] ?? DEFAULT_LAUNCH_AGENT_LABEL : DEFAULT_LAUNCH_AGENT_LABEL;
+  const serveArgs = labelAt !== -1 ? [...argv.slice(0, labelAt), ...argv.slice(labelAt + 2)] : [...argv];
+  try {
+    parseConfig(serveArgs, env); // refuse to print an agent that would not start
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr.write(`foreman launchd: invalid configuration:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
+      return EXIT.usage;
+    }
+    throw err;
+  }
+  const foremanEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('FOREMAN_') && v !== undefined) foremanEnv[k] = v;
+  const scriptPath = resolve(fileURLToPath(new URL('../bin/foreman.js', import.meta.url)));
+  const logDir = join(homedir(), 'Library', 'Logs', 'foreman');
+  io.stdout.write(renderLaunchAgent({
+    label, nodePath: realpathSync(process.execPath), scriptPath, args: serveArgs, env: foremanEnv, logDir,
+    workingDirectory: homedir(),
+  }));
+  const plistPath = join(homedir(), 'Library', 'LaunchAgents', `${label}.plist`);
+  io.stderr.write(launchAgentInstructions(label, plistPath, logDir) + '\n');
+  return EXIT.ok;
+}

@@ -1,0 +1,127 @@
+// runCli(argv, env, io) -> exit code. Subcommands live in cli-*.ts; bin/foreman.js
+// only calls this, so every command is testable in-process.
+
+import { ConfigError, configHelp, parseConfig } from './config.js';
+import { VERSION } from './version.js';
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, unavailable: 3, notFound: 4, conflict: 5 } as const;
+
+export function helpText(): string {
+  return `foreman ${VERSION} — a queued, authenticated, durable front for one Ollama server
+
+Usage:
+  foreman [serve] [flags]        run the server (default)
+  foreman submit [flags]         submit an async job (--model, --prompt or stdin, --wait)
+  foreman jobs [--state S]       list async jobs, newest first
+  foreman show ID                show one job (--result prints the answer text)
+  foreman cancel ID              cancel a queued or working job
+  foreman status [--watch]       the queue now; --watch redraws it
+  foreman sim [flags]            run the Ollama simulator (see foreman sim --help)
+  foreman launchd                print a macOS LaunchAgent plist for this configuration
+  foreman --help | --version
+
+Server configuration (flags win over environment, environment over defaults):
+${configHelp()}
+
+  Sizes take a unit (1048576, 64MiB); *_ms keys are milliseconds; retention and
+  shutdown_grace take a unit (30s, 7d); a bare boolean flag means true.
+
+Client commands (submit, jobs, show, cancel, status) read:
+  FOREMAN_URL    default http://127.0.0.1:11435
+  FOREMAN_TOKEN  Bearer token, when the server has tokens
+  and print JSON with --json. Exit codes: 0 ok, 1 job failed or cancelled,
+  2 usage, 3 server unreachable or refused, 4 not found, 5 conflict.
+
+Endpoints:
+  /api/chat /api/generate          queued (drain-by-model), NDJSON streaming as Ollama
+  /api/embed /api/embeddings       bypass the queue (embed_parallel at once)
+  /api/tags /api/ps /api/show ...  proxied at once
+  /v1/chat/completions /v1/completions /v1/models /v1/embeddings   OpenAI-compatible, SSE
+  /jobs                            async jobs: POST, GET /jobs/{id}[?wait=s], cancel, events, artifacts
+  /health /queue /metrics /ui      operations (/health and /ui need no token)
+Sync callers may send X-Foreman-Priority: -100..100 (default sync_priority).
+`;
+}
+
+export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--help' || first === '-h' || first === 'help') {
+    io.stdout.write(helpText());
+    return EXIT.ok;
+  }
+  if (first === '--version' || first === '-v') {
+    io.stdout.write(`${VERSION}\n`);
+    return EXIT.ok;
+  }
+  const command = first === undefined || first.startsWith('--') ? 'serve' : first;
+  const args = command === 'serve' && first !== 'serve' ? argv : rest;
+  switch (command) {
+    case 'serve':
+      return serve(args, env, io);
+    case 'sim': {
+      const { runSim } = await import('./sim/cli-sim.js');
+      return runSim([...args], io);
+    }
+    case 'status':
+    case 'submit':
+    case 'jobs':
+    case 'show':
+    case 'cancel': {
+      const { runClientCommand } = await import('./cli-client.js');
+      return runClientCommand(command, args, env, io);
+    }
+    case 'launchd': {
+      const { runLaunchd } = await import('./cli-launchd.js');
+      return runLaunchd(args, env, io);
+    }
+    default:
+      io.stderr.write(`foreman: unknown command '${command}' (see foreman --help)\n`);
+      return EXIT.usage;
+  }
+}
+
+async function serve(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    io.stdout.write(helpText());
+    return EXIT.ok;
+  }
+  let config;
+  try {
+    config = parseConfig(argv, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr.write(`foreman: invalid configuration:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
+      return EXIT.usage;
+    }
+    throw err;
+  }
+  const { createForeman } = await import('./app.js');
+  let foreman;
+  try {
+    foreman = await createForeman(config);
+  } catch (err) {
+    io.stderr.write(`foreman: cannot start: ${(err as Error).message}\n`);
+    return EXIT.failure;
+  }
+  const started = foreman;
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        io.stderr.write(`foreman: second ${signal}, exiting now\n`);
+        process.exit(EXIT.failure);
+      }
+      stopping = true;
+      started.close().then(resolve, resolve);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+  return EXIT.ok;
+}

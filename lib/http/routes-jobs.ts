@@ -1,0 +1,130 @@
+// The async job surface (SPEC §4): POST /jobs (202 once durable), GET /jobs,
+// GET /jobs/{id}[?wait=s], cancel, events and artifacts. Validation at the edge;
+// the JobService owns state.
+
+import { createHash } from 'node:crypto';
+import type { Route } from './server.js';
+import { badRequest } from '../errors.js';
+import { validateGeneration, parsePriority } from '../requests.js';
+import { normalizeModel } from '../model-group.js';
+import { checkWebhookUrl } from '../webhooks.js';
+import type { JobService } from '../jobs.js';
+import type { JobState } from '../job-records.js';
+import { parseJsonObject, readBody, sendJson } from './body.js';
+import { abortOnClientClose } from './passthrough.js';
+
+export const MAX_METADATA_BYTES = 16 * 1024;
+const MAX_IDEMPOTENCY_KEY = 255;
+const MAX_LIST_LIMIT = 500;
+const FOREMAN_FIELDS = ['priority', 'state_webhook_url', 'metadata'] as const;
+const STATES: readonly JobState[] = ['queued', 'working', 'completed', 'failed', 'cancelled'];
+
+export interface JobRouteDeps {
+  jobs: JobService;
+  maxBody: number;
+}
+
+export function jobRoutes(deps: JobRouteDeps): Route[] {
+  const { jobs } = deps;
+  return [
+    {
+      method: 'POST',
+      path: '/jobs',
+      handler: async ({ req, res, logFields }) => {
+        const raw = await readBody(req, deps.maxBody);
+        const body = parseJsonObject(raw);
+        const hasMessages = body.messages !== undefined;
+        const hasPrompt = body.prompt !== undefined;
+        if (hasMessages === hasPrompt) throw badRequest('a job body has either messages (chat) or prompt (generate)');
+        const kind = hasMessages ? 'chat' : 'generate';
+        const request = validateGeneration(body, kind);
+        const priority = parsePriority(body.priority, 'priority') ?? 0;
+        let webhookUrl: string | null = null;
+        if (body.state_webhook_url !== undefined && body.state_webhook_url !== null) {
+          const problem = checkWebhookUrl(body.state_webhook_url);
+          if (problem) throw badRequest(problem);
+          webhookUrl = String(body.state_webhook_url);
+        }
+        const metadata = body.metadata ?? null;
+        if (Buffer.byteLength(JSON.stringify(metadata)) > MAX_METADATA_BYTES) {
+          throw badRequest(`metadata exceeds ${MAX_METADATA_BYTES} bytes`);
+        }
+        const key = req.headers['idempotency-key'];
+        if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY)) {
+          throw badRequest(`Idempotency-Key must be 1..${MAX_IDEMPOTENCY_KEY} characters`);
+        }
+        const forwarded: Record<string, unknown> = { ...body };
+        for (const f of FOREMAN_FIELDS) delete forwarded[f];
+        delete forwarded.stream; // async jobs always stream from upstream and keep the merged result
+        const { job, created } = await jobs.submit({
+          kind,
+          model: normalizeModel(request.model),
+          body: forwarded,
+          priority,
+          metadata,
+          webhookUrl,
+          idempotency: typeof key === 'string' ? { key, hash: createHash('sha256').update(raw).digest('hex') } : null,
+        });
+        logFields.job = job.id;
+        logFields.model = job.model;
+        sendJson(res, created ? 202 : 200, jobs.view(job), { location: `/jobs/${job.id}` });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/jobs',
+      handler: ({ res, url }) => {
+        const state = url.searchParams.get('state') ?? undefined;
+        if (state !== undefined && !STATES.includes(state as JobState)) throw badRequest(`state must be one of ${STATES.join(', ')}`);
+        const limitText = url.searchParams.get('limit') ?? '50';
+        const limit = /^\d+$/.test(limitText) ? Number(limitText) : NaN;
+        if (!(limit >= 1 && limit <= MAX_LIST_LIMIT)) throw badRequest(`limit must be 1..${MAX_LIST_LIMIT}`);
+        const page = jobs.list({
+          state: state as JobState | undefined,
+          model: url.searchParams.get('model') ?? undefined,
+          limit,
+          cursor: url.searchParams.get('cursor') ?? undefined,
+        });
+        sendJson(res, 200, { jobs: page.jobs.map((j) => jobs.view(j)), next_cursor: page.next });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/jobs/:id',
+      handler: async (ctx) => {
+        const waitText = ctx.url.searchParams.get('wait');
+        let job = jobs.get(ctx.params.id!);
+        if (waitText !== null) {
+          const seconds = Number(waitText);
+          if (!Number.isFinite(seconds) || seconds < 0 || seconds > 300) throw badRequest('wait must be 0..300 seconds');
+          job = await jobs.wait(job.id, seconds * 1000, abortOnClientClose(ctx).signal);
+        }
+        if (!ctx.res.destroyed) sendJson(ctx.res, 200, jobs.view(job));
+      },
+    },
+    {
+      method: ['POST'],
+      path: '/jobs/:id/cancel',
+      handler: async ({ res, params }) => sendJson(res, 200, jobs.view(await jobs.cancel(params.id!))),
+    },
+    {
+      method: ['DELETE'],
+      path: '/jobs/:id',
+      handler: async ({ res, params }) => sendJson(res, 200, jobs.view(await jobs.cancel(params.id!))),
+    },
+    {
+      method: 'GET',
+      path: '/jobs/:id/events',
+      handler: ({ res, params }) => sendJson(res, 200, { events: jobs.events(params.id!) }),
+    },
+    {
+      method: 'GET',
+      path: '/jobs/:id/artifacts/:name',
+      handler: ({ res, params }) => {
+        const a = jobs.artifact(params.id!, params.name!);
+        res.writeHead(200, { 'content-type': a.contentType, 'content-length': a.bytes });
+        res.end(a.body);
+      },
+    },
+  ];
+}

@@ -1,0 +1,428 @@
+// Async jobs: submission (durable before acknowledged), the state machine, the
+// runner that streams from upstream and keeps the merged result, webhook events,
+// replay after a crash, retention and compaction (SPEC §4–§6). No HTTP here.
+
+import { busy, conflict, notFound, unprocessable } from './errors.js';
+import { normalizeModel, groupKey } from './model-group.js';
+import { newJobId } from './requests.js';
+import { LineSplitter } from './ndjson.js';
+import { silentLogger, type Logger } from './log.js';
+import type { Journal } from './journal.js';
+import type { Upstream } from './upstream.js';
+import type { FinishState, RunContext, Scheduler } from './scheduler.js';
+import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher } from './webhooks.js';
+import { StreamMerger } from './stream-merge.js';
+import {
+  applyState, applyWebhook, artifactsOf, eventId, eventPayload, isTerminal, jobFromSubmit, jobView, replayRecords,
+  type Artifact, type Job, type JobError, type JobKind, type JobRecord, type JobState,
+} from './job-records.js';
+
+export interface SubmitInput {
+  kind: JobKind;
+  model: string;
+  body: Record<string, unknown>;
+  priority: number;
+  metadata: unknown;
+  webhookUrl: string | null;
+  idempotency: { key: string; hash: string } | null;
+}
+
+export interface JobServiceOptions {
+  journal: Journal;
+  scheduler: Scheduler;
+  upstream: Upstream;
+  maxQueue: number;
+  maxAttempts: number;
+  retentionMs: number;
+  webhookSecret?: string;
+  webhookMaxResult: number;
+  webhookSchedule?: readonly number[];
+  webhookTimeoutMs?: number;
+  log?: Logger;
+  now?: () => number;
+  onWebhook?: (outcome: DeliveryProgress['outcome']) => void;
+  onTransition?: (job: Job, state: JobState) => void;
+}
+
+const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+const MAX_WAIT_MS = 300_000;
+const COMPACT_CHECK_MS = 3600_000;
+
+interface Waiter {
+  resolve(): void;
+}
+
+export class JobService {
+  readonly #o: JobServiceOptions;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #jobs: Map<string, Job>;
+  /** ids sorted ascending (they sort by creation time) for newest-first paging */
+  #order: string[];
+  readonly #idempotency = new Map<string, { id: string; hash: string; at: number }>();
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #running = new Map<string, Promise<void>>();
+  readonly #webhooks: WebhookDispatcher;
+  #appendsSinceCompaction = 0;
+  #compacting: Promise<void> | null = null;
+  #compactTimer: NodeJS.Timeout;
+  readonly replayOrphans: number;
+
+  constructor(options: JobServiceOptions) {
+    this.#o = options;
+    this.#log = options.log ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+    const { jobs, orphans } = replayRecords(options.journal.replay.records);
+    this.#jobs = jobs;
+    this.replayOrphans = orphans;
+    this.#order = [...jobs.keys()].sort();
+    for (const job of jobs.values()) {
+      if (job.idempotency) this.#idempotency.set(job.idempotency.key, { id: job.id, hash: job.idempotency.hash, at: job.createdAt });
+    }
+    this.#webhooks = createWebhookDispatcher({
+      secret: options.webhookSecret,
+      schedule: options.webhookSchedule,
+      timeoutMs: options.webhookTimeoutMs,
+      now: this.#now,
+      log: this.#log,
+      onProgress: (p) => this.#onWebhookProgress(p),
+    });
+    this.#compactTimer = setInterval(() => void this.compact(), COMPACT_CHECK_MS);
+    this.#compactTimer.unref();
+  }
+
+  /** After a restart: working jobs go back to the queue (or fail as interrupted), queued ones are scheduled, webhooks resume. */
+  recover(): { requeued: number; interrupted: number; queued: number } {
+    let requeued = 0;
+    let interrupted = 0;
+    let queued = 0;
+    for (const job of this.#jobs.values()) {
+      if (job.state === 'working') {
+        if (job.attempts >= this.#o.maxAttempts) {
+          this.#transition(job, 'failed', job.attempts, { message: 'interrupted', reason: 'interrupted' });
+          interrupted++;
+          continue;
+        }
+        this.#transition(job, 'queued', job.attempts);
+        requeued++;
+      }
+    }
+    for (const id of this.#order) {
+      const job = this.#jobs.get(id)!;
+      if (job.state === 'queued') {
+        this.#schedule(job, true);
+        queued++;
+      }
+      if (job.webhookUrl && !job.webhook.gone) {
+        for (let seq = job.webhook.settledSeq + 1; seq <= job.transitions.length; seq++) this.#sendEvent(job, seq);
+      }
+    }
+    if (requeued || interrupted || queued) this.#log.info('jobs recovered', { requeued, interrupted, queued });
+    return { requeued, interrupted, queued };
+  }
+
+  get size(): number {
+    return this.#jobs.size;
+  }
+
+  /** Durable before it resolves: the 202 waits for the submit record's fsync (SPEC §4). */
+  async submit(input: SubmitInput): Promise<{ job: Job; created: boolean }> {
+    const now = this.#now();
+    if (input.idempotency) {
+      const known = this.#idempotency.get(input.idempotency.key);
+      if (known && now - known.at < IDEMPOTENCY_TTL_MS && this.#jobs.has(known.id)) {
+        if (known.hash !== input.idempotency.hash) {
+          throw unprocessable('Idempotency-Key was already used with a different request body');
+        }
+        return { job: this.#jobs.get(known.id)!, created: false };
+      }
+    }
+    if (this.#o.scheduler.waiting >= this.#o.maxQueue) throw busy();
+    const record: Extract<JobRecord, { t: 'submit' }> = {
+      t: 'submit', id: newJobId('job_'), at: now, model: input.model, kind: input.kind, priority: input.priority,
+      metadata: input.metadata, webhook_url: input.webhookUrl, body: input.body, idem: input.idempotency,
+    };
+    const job = jobFromSubmit(record);
+    this.#jobs.set(job.id, job);
+    this.#order.push(job.id);
+    if (input.idempotency) this.#idempotency.set(input.idempotency.key, { id: job.id, hash: input.idempotency.hash, at: now });
+    try {
+      await this.#append(record);
+    } catch (err) {
+      this.#jobs.delete(job.id);
+      this.#order = this.#order.filter((id) => id !== job.id);
+      if (input.idempotency) this.#idempotency.delete(input.idempotency.key);
+      throw err;
+    }
+    this.#o.onTransition?.(job, 'queued');
+    this.#sendEvent(job, 1);
+    this.#schedule(job, false);
+    return { job, created: true };
+  }
+
+  get(id: string): Job {
+    const job = this.#jobs.get(id);
+    if (!job) throw notFound(`job '${id}' not found`);
+    return job;
+  }
+
+  view(job: Job): Record<string, unknown> {
+    return jobView(job, {
+      queuePosition: job.state === 'queued' ? this.#o.scheduler.position(job.id) ?? null : null,
+      pendingWebhooks: job.webhookUrl ? job.transitions.length - job.webhook.settledSeq : 0,
+    });
+  }
+
+  list(filter: { state?: JobState; model?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
+    const model = filter.model ? normalizeModel(filter.model) : undefined;
+    let i = this.#order.length - 1;
+    if (filter.cursor) {
+      // first index with id < cursor
+      let lo = 0;
+      let hi = this.#order.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.#order[mid]! < filter.cursor) lo = mid + 1;
+        else hi = mid;
+      }
+      i = lo - 1;
+    }
+    const out: Job[] = [];
+    for (; i >= 0 && out.length < filter.limit; i--) {
+      const job = this.#jobs.get(this.#order[i]!);
+      if (!job) continue;
+      if (filter.state && job.state !== filter.state) continue;
+      if (model && job.model !== model) continue;
+      out.push(job);
+    }
+    const more = i >= 0 && out.length === filter.limit;
+    return { jobs: out, next: more ? out[out.length - 1]!.id : null };
+  }
+
+  /** Cancels a queued or working job; a terminal one is a 409. Resolves once the job is cancelled. */
+  async cancel(id: string): Promise<Job> {
+    const job = this.get(id);
+    if (isTerminal(job.state)) throw conflict(`job '${id}' is already ${job.state}`);
+    this.#o.scheduler.cancel(id, 'cancelled by request');
+    const running = this.#running.get(id);
+    if (running) await running;
+    return job;
+  }
+
+  /** Long poll: resolves when the job is terminal, the time is up, or the signal aborts. */
+  async wait(id: string, ms: number, signal?: AbortSignal): Promise<Job> {
+    const job = this.get(id);
+    if (isTerminal(job.state) || ms <= 0) return job;
+    await new Promise<void>((resolve) => {
+      const set = this.#waiters.get(id) ?? new Set<Waiter>();
+      this.#waiters.set(id, set);
+      const finish = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', finish);
+        set.delete(waiter);
+        if (set.size === 0) this.#waiters.delete(id);
+        resolve();
+      };
+      const waiter: Waiter = { resolve: finish };
+      const timer = setTimeout(finish, Math.min(ms, MAX_WAIT_MS));
+      signal?.addEventListener('abort', finish, { once: true });
+      set.add(waiter);
+    });
+    return job;
+  }
+
+  events(id: string): Array<Record<string, unknown>> {
+    const job = this.get(id);
+    return job.transitions.map((_, i) => eventPayload(job, i + 1, this.#o.webhookMaxResult));
+  }
+
+  artifact(id: string, name: string): Artifact {
+    const found = artifactsOf(this.get(id)).find((a) => a.name === name);
+    if (!found) throw notFound(`job '${id}' has no artifact '${name}'`);
+    return found;
+  }
+
+  counts(): Record<JobState, number> {
+    const c: Record<JobState, number> = { queued: 0, working: 0, completed: 0, failed: 0, cancelled: 0 };
+    for (const job of this.#jobs.values()) c[job.state]++;
+    return c;
+  }
+
+  webhooksIdle(): Promise<void> {
+    return this.#webhooks.idle();
+  }
+
+  /** Rewrites the journal to live state; terminal jobs past retention drop out (SPEC §6). */
+  compact(): Promise<void> {
+    this.#compacting ??= (async () => {
+      const cutoff = this.#now() - this.#o.retentionMs;
+      for (const [id, job] of this.#jobs) {
+        if (isTerminal(job.state) && (job.finishedAt ?? 0) < cutoff && !this.#running.has(id)) {
+          this.#jobs.delete(id);
+          if (job.idempotency) this.#idempotency.delete(job.idempotency.key);
+        } else if (isTerminal(job.state)) {
+          job.body = {}; // the request is no longer needed once the job ended; the hash guards idempotency
+        }
+      }
+      this.#order = this.#order.filter((id) => this.#jobs.has(id));
+      for (const [key, entry] of this.#idempotency) if (this.#now() - entry.at >= IDEMPOTENCY_TTL_MS) this.#idempotency.delete(key);
+      const live = [...this.#jobs.values()].map((job): JobRecord => ({ t: 'job', job }));
+      this.#appendsSinceCompaction = 0;
+      await this.#o.journal.compact(live);
+    })()
+      .catch((err) => this.#log.error('compaction failed', { error: (err as Error).message }))
+      .finally(() => (this.#compacting = null));
+    return this.#compacting;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#compactTimer);
+    for (const set of this.#waiters.values()) for (const w of set) w.resolve();
+    await this.#webhooks.close();
+    await this.#compacting;
+  }
+
+  // ---- internals ----
+
+  #append(record: JobRecord): Promise<void> {
+    this.#appendsSinceCompaction++;
+    // Compact when the journal holds several times more records than there are jobs.
+    if (this.#appendsSinceCompaction > Math.max(50_000, this.#jobs.size * 4) && !this.#compacting) {
+      queueMicrotask(() => void this.compact());
+    }
+    return this.#o.journal.append(record);
+  }
+
+  #schedule(job: Job, replayed: boolean): void {
+    this.#o.scheduler.enqueue(
+      {
+        id: job.id, model: job.model, group: groupKey(job.model, job.body.options), priority: job.priority,
+        origin: 'async', kind: job.kind,
+        run: (rc) => this.#run(job, rc),
+        dropped: (reason) => {
+          if (reason === 'cancelled') this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
+          // 'shutdown': stays queued in the journal for the next start
+        },
+      },
+      { arrivalMs: job.createdAt, force: replayed },
+    );
+  }
+
+  #transition(job: Job, state: JobState, attempts: number, error: JobError | null = null): void {
+    const t = applyState(job, state, this.#now(), attempts, error);
+    const record: JobRecord = { t: 'state', id: job.id, at: t.at, state, attempts, ...(error ? { error } : {}) };
+    // Webhooks go out only once the state they announce is durable.
+    this.#append(record).then(
+      () => this.#sendEvent(job, t.seq),
+      (err) => this.#log.error('journal append failed', { job: job.id, error: (err as Error).message }),
+    );
+    this.#o.onTransition?.(job, state);
+    if (isTerminal(state)) {
+      const set = this.#waiters.get(job.id);
+      if (set) for (const w of [...set]) w.resolve();
+    }
+  }
+
+  #sendEvent(job: Job, seq: number): void {
+    if (!job.webhookUrl || job.webhook.gone || seq <= job.webhook.settledSeq) return;
+    const retry = job.webhook.retry?.seq === seq ? job.webhook.retry : null;
+    this.#webhooks.enqueue({
+      eventId: eventId(job.id, seq), jobId: job.id, seq, url: job.webhookUrl,
+      body: JSON.stringify(eventPayload(job, seq, this.#o.webhookMaxResult)),
+      attempts: retry?.attempts ?? 0, nextAttemptAt: retry?.nextAt ?? 0,
+    });
+  }
+
+  #onWebhookProgress(p: DeliveryProgress): void {
+    this.#o.onWebhook?.(p.outcome);
+    const job = this.#jobs.get(p.jobId);
+    if (!job) return;
+    const record: Extract<JobRecord, { t: 'webhook' }> = {
+      t: 'webhook', id: p.jobId, seq: p.seq, outcome: p.outcome, attempts: p.attempts, next_at: p.nextAttemptAt,
+      error: p.error ?? (p.status !== null && p.outcome !== 'delivered' ? `HTTP ${p.status}` : null),
+    };
+    applyWebhook(job, record);
+    this.#append(record).catch((err) => this.#log.error('journal append failed', { job: job.id, error: (err as Error).message }));
+  }
+
+  #run(job: Job, rc: RunContext): Promise<FinishState> {
+    const done = this.#execute(job, rc);
+    const tracked = done.then(() => undefined, () => undefined);
+    this.#running.set(job.id, tracked);
+    return done.finally(() => this.#running.delete(job.id));
+  }
+
+  async #execute(job: Job, rc: RunContext): Promise<FinishState> {
+    this.#transition(job, 'working', job.attempts + 1);
+    const path = job.kind === 'chat' ? '/api/chat' : '/api/generate';
+    const merger = new StreamMerger(job.kind);
+    let failure: JobError | null = null;
+    try {
+      const res = await this.#o.upstream.send(path, { body: JSON.stringify({ ...job.body, stream: true }), signal: rc.signal });
+      rc.upstreamAnswered();
+      if (!res.ok) {
+        failure = { message: await errorText(res), status: res.status };
+      } else if ((res.headers.get('content-type') ?? '').includes('ndjson')) {
+        failure = await readStream(res, merger);
+      } else {
+        const parsed = JSON.parse(await res.text()) as Record<string, unknown>;
+        failure = merger.push(parsed) !== null ? { message: String(parsed.error) } : null;
+      }
+      if (!failure && !merger.done) failure = { message: 'upstream ended the stream before done' };
+    } catch (err) {
+      if (rc.signal.aborted) {
+        const shutdown = (rc.signal.reason as Error | undefined)?.message === 'shutdown';
+        // A job stopped by shutdown runs again at the next start; one stopped by a caller is cancelled.
+        if (shutdown) this.#transition(job, 'queued', job.attempts);
+        else this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
+        return 'cancelled';
+      }
+      const e = err as { status?: number; message?: string };
+      failure = { message: e.message ?? String(err), ...(e.status ? { status: e.status } : {}) };
+    }
+    if (failure) {
+      this.#transition(job, 'failed', job.attempts, failure);
+      return 'failed';
+    }
+    job.response = merger.result();
+    void this.#append({ t: 'result', id: job.id, at: this.#now(), response: job.response! }).catch(() => {});
+    this.#transition(job, 'completed', job.attempts);
+    return 'completed';
+  }
+}
+
+async function errorText(res: Response): Promise<string> {
+  const text = (await res.text().catch(() => '')).slice(0, 4096);
+  try {
+    const e = (JSON.parse(text) as { error?: unknown }).error;
+    if (typeof e === 'string') return e;
+  } catch {}
+  return text || `upstream answered ${res.status}`;
+}
+
+/** Reads an NDJSON body into the merger; returns the failure, if any. */
+async function readStream(res: Response, merger: StreamMerger): Promise<JobError | null> {
+  const splitter = new LineSplitter();
+  const decoder = new TextDecoder();
+  const take = (line: Uint8Array): JobError | null => {
+    let chunk: Record<string, unknown>;
+    try {
+      chunk = JSON.parse(decoder.decode(line)) as Record<string, unknown>;
+    } catch {
+      return { message: 'upstream sent a malformed line' };
+    }
+    const error = merger.push(chunk);
+    return error === null ? null : { message: error };
+  };
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    for (const line of splitter.push(chunk)) {
+      const failure = take(line);
+      if (failure) {
+        await res.body?.cancel().catch(() => {});
+        return failure;
+      }
+    }
+  }
+  const last = splitter.flush();
+  return last ? take(last) : null;
+}

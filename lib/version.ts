@@ -1,0 +1,2 @@
+// foreman's version, reported by /health and --version; kept in step with package.json.
+export const VERSION = '0.1.0';
