@@ -177,8 +177,8 @@ export class Scheduler {
   }
 
   #pump(): void {
-    if (this.#switching || this.#closing) return;
-    while (this.#running.size < this.#opts.parallel) {
+    if (this.#switching) return;
+    while (!this.#closing && this.#running.size < this.#opts.parallel) {
       const now = this.#now();
       const next = this.#queue.peek(now, this.#loadedGroup);
       if (!next) break;

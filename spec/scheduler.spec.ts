@@ -1,0 +1,238 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Scheduler, type FinishState, type RunContext, type SchedulerJob } from '../lib/scheduler.js';
+import { BUSY_MESSAGE, HttpError } from '../lib/errors.js';
+
+/** An upstream stand-in that records what the scheduler asked of it (the scheduler's only I/O). */
+function fakeUpstream(loaded: string[] = [], embedding: string[] = []) {
+  const calls: string[] = [];
+  return {
+    calls,
+    async unload(model: string) {
+      calls.push(`unload ${model}`);
+    },
+    async loadedModels() {
+      calls.push('ps');
+      return loaded.map((name) => ({ name, model: name }));
+    },
+    async capabilities(model: string) {
+      return embedding.includes(model) ? ['embedding'] : ['completion'];
+    },
+  };
+}
+
+interface Controlled extends SchedulerJob {
+  started: Promise<RunContext>;
+  finish(state?: FinishState): void;
+  droppedWith: string | null;
+}
+
+function job(id: string, model: string, priority = 0, log: string[] = []): Controlled {
+  let onStart!: (rc: RunContext) => void;
+  let end!: (s: FinishState) => void;
+  const started = new Promise<RunContext>((r) => (onStart = r));
+  const ended = new Promise<FinishState>((r) => (end = r));
+  const j: Controlled = {
+    id, model, group: model, priority, origin: 'sync', kind: 'chat',
+    started,
+    droppedWith: null,
+    finish: (s = 'completed') => end(s),
+    run(rc) {
+      log.push(id);
+      onStart(rc);
+      rc.signal.addEventListener('abort', () => end('cancelled'));
+      return ended;
+    },
+    dropped(reason) {
+      j.droppedWith = reason;
+    },
+  };
+  return j;
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+function scheduler(overrides: Partial<ConstructorParameters<typeof Scheduler>[0]> = {}) {
+  let now = 1_000_000;
+  const upstream = fakeUpstream();
+  const s = new Scheduler({
+    parallel: 1, maxQueue: 100, agingMs: 60_000, unloadOnSwitch: false, upstream, now: () => now, ...overrides,
+  });
+  return { s, upstream: (overrides.upstream as ReturnType<typeof fakeUpstream>) ?? upstream, advance: (ms: number) => (now += ms) };
+}
+
+describe('Scheduler', () => {
+  it('drains the loaded model before switching, whatever the arrival order', async () => {
+    const { s } = scheduler();
+    const log: string[] = [];
+    const jobs = [job('a1', 'A', 0, log), job('b1', 'B', 0, log), job('a2', 'A', 0, log), job('b2', 'B', 0, log), job('a3', 'A', 0, log)];
+    for (const j of jobs) s.enqueue(j);
+    for (const id of ['a1', 'a2', 'a3', 'b1', 'b2']) {
+      const j = jobs.find((x) => x.id === id)!;
+      await j.started;
+      j.finish();
+      await tick();
+    }
+    assert.deepEqual(log, ['a1', 'a2', 'a3', 'b1', 'b2']);
+    assert.equal(s.snapshot().counts.switches, 2);
+  });
+
+  it('switches to a waiting model once its head has aged a full interval beyond the loaded one', async () => {
+    const { s, advance } = scheduler();
+    const log: string[] = [];
+    const a1 = job('a1', 'A', 0, log);
+    s.enqueue(a1);
+    await a1.started;
+    const b1 = job('b1', 'B', 0, log);
+    s.enqueue(b1);
+    advance(60_000); // b1 has waited one aging interval
+    const a2 = job('a2', 'A', 0, log);
+    s.enqueue(a2);
+    a1.finish();
+    await b1.started;
+    assert.deepEqual(log, ['a1', 'b1']);
+    b1.finish();
+    await a2.started;
+    a2.finish();
+  });
+
+  it('lets a higher priority of another model win over the drain', async () => {
+    const { s } = scheduler();
+    const log: string[] = [];
+    const a1 = job('a1', 'A', 0, log);
+    s.enqueue(a1);
+    await a1.started;
+    const a2 = job('a2', 'A', 0, log);
+    const b1 = job('b1', 'B', 10, log);
+    s.enqueue(a2);
+    s.enqueue(b1);
+    a1.finish();
+    await b1.started;
+    b1.finish();
+    await a2.started;
+    a2.finish();
+    assert.deepEqual(log, ['a1', 'b1', 'a2']);
+  });
+
+  it('runs up to parallel jobs of one model, and a switch waits for all of them', async () => {
+    const { s } = scheduler({ parallel: 2 });
+    const log: string[] = [];
+    const a1 = job('a1', 'A', 0, log);
+    const a2 = job('a2', 'A', 0, log);
+    const b1 = job('b1', 'B', 20, log);
+    s.enqueue(a1);
+    s.enqueue(a2);
+    await Promise.all([a1.started, a2.started]);
+    s.enqueue(b1);
+    a1.finish();
+    await tick();
+    assert.deepEqual(log, ['a1', 'a2'], 'b1 must not start while a2 (old model) runs');
+    assert.equal(s.runningCount, 1);
+    a2.finish();
+    await b1.started;
+    b1.finish();
+  });
+
+  it('asks upstream to unload the old model before the first job of the new one', async () => {
+    const upstream = fakeUpstream();
+    const { s } = scheduler({ unloadOnSwitch: true, upstream });
+    const a1 = job('a1', 'A');
+    const b1 = job('b1', 'B');
+    s.enqueue(a1);
+    await a1.started;
+    s.enqueue(b1);
+    a1.finish();
+    await b1.started;
+    assert.deepEqual(upstream.calls.filter((c) => c.startsWith('unload')), ['unload A']);
+    b1.finish();
+  });
+
+  it("answers Ollama's exact busy error beyond max_queue", async () => {
+    const { s } = scheduler({ maxQueue: 2 });
+    const a1 = job('a1', 'A');
+    s.enqueue(a1);
+    await a1.started; // running jobs do not count as waiting
+    s.enqueue(job('a2', 'A'));
+    s.enqueue(job('a3', 'A'));
+    assert.throws(() => s.enqueue(job('a4', 'A')), (err: unknown) => {
+      assert.ok(err instanceof HttpError);
+      assert.equal(err.status, 503);
+      assert.equal(err.message, BUSY_MESSAGE);
+      assert.equal(err.message, 'server busy, please try again.  maximum pending requests exceeded');
+      assert.ok(err.headers['retry-after']);
+      return true;
+    });
+    assert.equal(s.waiting, 2);
+  });
+
+  it('removes a cancelled queued job without running it, and aborts a running one', async () => {
+    const { s } = scheduler();
+    const log: string[] = [];
+    const a1 = job('a1', 'A', 0, log);
+    const a2 = job('a2', 'A', 0, log);
+    const a3 = job('a3', 'A', 0, log);
+    s.enqueue(a1);
+    s.enqueue(a2);
+    s.enqueue(a3);
+    const rc = await a1.started;
+    assert.equal(s.cancel('a2'), true);
+    assert.equal(a2.droppedWith, 'cancelled');
+    assert.equal(s.cancel('a1'), true);
+    assert.equal(rc.signal.aborted, true);
+    await a3.started;
+    a3.finish();
+    await s.idle();
+    assert.deepEqual(log, ['a1', 'a3']);
+    assert.equal(s.cancel('nope'), false);
+  });
+
+  it('on shutdown drops queued jobs and lets running ones finish', async () => {
+    const { s } = scheduler();
+    const a1 = job('a1', 'A');
+    const a2 = job('a2', 'A');
+    s.enqueue(a1);
+    s.enqueue(a2);
+    await a1.started;
+    const done = s.shutdown(60_000);
+    assert.equal(a2.droppedWith, 'shutdown');
+    a1.finish();
+    await done;
+    assert.throws(() => s.enqueue(job('a3', 'A')), (e: unknown) => (e as HttpError).status === 503);
+  });
+
+  it('learns the resident generation model from /api/ps, ignoring embedding models', async () => {
+    const upstream = fakeUpstream(['nomic-embed-text:latest', 'B'], ['nomic-embed-text:latest']);
+    const { s, advance } = scheduler({ upstream });
+    await s.refreshResidency();
+    assert.equal(s.loadedGroup, 'B');
+    // A arrived first, but B is loaded and both heads tie: B goes first.
+    const log: string[] = [];
+    const a = job('a', 'A', 0, log);
+    const b = job('b', 'B', 0, log);
+    // enqueue with both waiting: hold the pump by filling the queue before anything can start
+    s.enqueue(b, { arrivalMs: 1_000_000 + 10 });
+    s.enqueue(a, { arrivalMs: 1_000_000 });
+    advance(20);
+    await b.started;
+    b.finish();
+    await a.started;
+    a.finish();
+    assert.deepEqual(log, ['b', 'a']);
+  });
+
+  it('reports queue groups and running jobs in its snapshot', async () => {
+    const { s, advance } = scheduler();
+    const a1 = job('a1', 'A');
+    s.enqueue(a1);
+    await a1.started;
+    s.enqueue(job('b1', 'B', 5));
+    s.enqueue(job('b2', 'B', 5));
+    advance(1500);
+    const snap = s.snapshot();
+    assert.equal(snap.running.length, 1);
+    assert.equal(snap.running[0]!.id, 'a1');
+    assert.equal(snap.running[0]!.elapsed_ms, 1500);
+    assert.deepEqual(snap.groups.map((g) => [g.group, g.count, g.head_priority, g.head_wait_ms]), [['B', 2, 5, 1500]]);
+    a1.finish();
+  });
+});
