@@ -28,26 +28,29 @@ export interface RelayOptions {
   now?: () => number;
 }
 
-/** Resolves true on 'drain', false on 'close'; removes both listeners either way. */
-export function waitForDrain(res: ServerResponse): Promise<boolean> {
+/** Resolves true on 'drain', false on 'close' or abort; removes its listeners either way. */
+export function waitForDrain(res: ServerResponse, signal?: AbortSignal): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
   return new Promise((resolve) => {
     const finish = (ok: boolean) => {
       res.off('drain', onDrain);
       res.off('close', onClose);
+      signal?.removeEventListener('abort', onClose);
       resolve(ok);
     };
     const onDrain = () => finish(true);
     const onClose = () => finish(false);
     res.once('drain', onDrain);
     res.once('close', onClose);
+    signal?.addEventListener('abort', onClose, { once: true });
   });
 }
 
-/** Writes one unit; false when the client is gone. */
-export async function writeUnit(res: ServerResponse, unit: Uint8Array): Promise<boolean> {
+/** Writes one unit; false when the client is gone (or the job was aborted while the client read slowly). */
+export async function writeUnit(res: ServerResponse, unit: Uint8Array, signal?: AbortSignal): Promise<boolean> {
   if (res.destroyed || res.writableEnded) return false;
   if (res.write(unit)) return true;
-  return waitForDrain(res);
+  return waitForDrain(res, signal);
 }
 
 const DONE_MARK = Buffer.from('"done":true');
@@ -74,7 +77,7 @@ export async function relayBody(body: ReadableStream<Uint8Array> | null, res: Se
     result.units++;
     result.bytes += unit.length;
     result.last = unit;
-    return writeUnit(res, unit);
+    return writeUnit(res, unit, options.signal);
   };
   const fail = async (message: string) => {
     result.outcome = 'upstream_error';

@@ -77,6 +77,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
 
   let heartbeat: NodeJS.Timeout | undefined;
   let heartbeatStarted = false;
+  let jobStarted = false;
   let settle!: () => void;
   const finished = new Promise<void>((resolve) => (settle = resolve));
   const stopHeartbeat = () => {
@@ -100,6 +101,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   res.once('close', onClose);
 
   const run = async (rc: RunContext): Promise<FinishState> => {
+    jobStarted = true;
     stopHeartbeat();
     const runStarted = performance.now();
     ctx.logFields.queue_ms = rc.queueMs;
@@ -137,18 +139,10 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     return relay.outcome === 'done' && upstreamRes.ok ? 'completed' : 'failed';
   };
 
-  deps.scheduler.enqueue({
-    id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind,
-    run: (rc) => run(rc).finally(settle),
-    dropped: (reason) => {
-      stopHeartbeat();
-      if (reason === 'shutdown') void fail(shuttingDown()).finally(settle);
-      else settle();
-    },
-  });
-
+  // Armed before enqueue: a job may start synchronously inside enqueue, and then no beat may follow.
   if (streamed && deps.heartbeatMs > 0) {
     heartbeat = setTimeout(function beat() {
+      if (jobStarted || res.destroyed) return stopHeartbeat();
       if (!heartbeatStarted) {
         heartbeatStarted = true;
         res.writeHead(200, {
@@ -160,6 +154,22 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
       void writeUnit(res, heartbeatUnit(job.kind, job.request.model));
     }, deps.heartbeatMs);
   }
+  try {
+    deps.scheduler.enqueue({
+      id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind,
+      run: (rc) => run(rc).finally(settle),
+      dropped: (reason) => {
+        stopHeartbeat();
+        if (reason === 'shutdown') void fail(shuttingDown()).finally(settle);
+        else settle();
+      },
+    });
+  } catch (err) {
+    stopHeartbeat();
+    res.off('close', onClose);
+    throw err;
+  }
+
   await finished;
   stopHeartbeat();
 }

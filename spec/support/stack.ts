@@ -8,6 +8,7 @@ import type { TestContext } from 'node:test';
 import { startSim, type Sim, type SimOptions } from '../../lib/sim/index.js';
 import { createForeman, type Foreman, type ForemanDeps } from '../../lib/app.js';
 import { defaultConfig, type Config } from '../../lib/config.js';
+import { createLogger, silentLogger } from '../../lib/log.js';
 
 export const TOKEN = 'test-token-1';
 
@@ -35,7 +36,9 @@ export async function startStack(
     shutdown_grace_ms: 2_000,
     ...options.config,
   });
-  const foreman = await createForeman(config, options.deps ?? {});
+  // FOREMAN_TEST_LOG=1 shows foreman's log lines while debugging a test.
+  const log = process.env.FOREMAN_TEST_LOG ? createLogger('text') : silentLogger;
+  const foreman = await createForeman(config, { log, ...options.deps });
   t.after(async () => {
     await foreman.close();
     await sim.close();

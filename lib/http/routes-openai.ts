@@ -1,0 +1,54 @@
+// The OpenAI-compatible surface (SPEC §7, ADR 0009): /v1 generations are queued
+// jobs like native ones and go to upstream's own /v1, whose SSE passes through
+// event by event. No format translation lives here; errors take the /v1 shape
+// in server.ts (surfaceOf), mid-stream ones in sync-job.ts (errorUnit).
+
+import type { Route } from './server.js';
+import type { GenerationKind } from '../requests.js';
+import { validateGeneration } from '../requests.js';
+import { parseJsonObject, readBody } from './body.js';
+import { abortOnClientClose, passthrough } from './passthrough.js';
+import { serveSyncJob } from './sync-job.js';
+import type { OllamaRouteDeps } from './routes-ollama.js';
+
+export function openaiRoutes(deps: OllamaRouteDeps): Route[] {
+  const generation = (kind: GenerationKind, path: string): Route => ({
+    method: 'POST',
+    path,
+    handler: async (ctx) => {
+      const raw = await readBody(ctx.req, deps.maxBody);
+      const request = validateGeneration(parseJsonObject(raw), kind);
+      // Ollama's /v1 request types have no `options` field, so an `options` sent
+      // here never reaches the runner and must not split the model's group:
+      // /v1 and a plain native request for the same model drain together.
+      await serveSyncJob(ctx, deps, { upstreamPath: path, raw, request: { ...request, options: undefined }, kind });
+    },
+  });
+
+  const proxied = (path: string): Route => ({
+    method: 'GET',
+    path,
+    handler: (ctx) => passthrough(ctx, { upstream: deps.upstream, maxBody: deps.maxBody }),
+  });
+
+  return [
+    generation('openai-chat', '/v1/chat/completions'),
+    generation('openai-completion', '/v1/completions'),
+    {
+      // Embeddings bypass the queue with their own limit (SPEC §3), as on /api/embed.
+      method: 'POST',
+      path: '/v1/embeddings',
+      handler: async (ctx) => {
+        const raw = await readBody(ctx.req, deps.maxBody);
+        parseJsonObject(raw); // bad JSON is foreman's 400, not a wasted upstream round trip
+        const controller = abortOnClientClose(ctx);
+        await deps.embeddings.run(
+          () => passthrough(ctx, { upstream: deps.upstream, maxBody: deps.maxBody, body: raw, signal: controller.signal }),
+          controller.signal,
+        );
+      },
+    },
+    proxied('/v1/models'),
+    proxied('/v1/models/:id'),
+  ];
+}
