@@ -126,7 +126,8 @@ async function submit(client: Client, argv: readonly string[], io: CliIo): Promi
       json: { type: 'boolean' },
     },
   });
-  const stdinText = io.stdin.isTTY ? '' : await readStdin(io);
+  // Only read stdin when it is the prompt or the body: a script's inherited stdin may never end.
+  const stdinText = values.prompt !== undefined || io.stdin.isTTY ? '' : await readStdin(io);
   let body: Record<string, unknown>;
   if (!values.model && !values.prompt && stdinText.trim().startsWith('{')) {
     try {
@@ -154,7 +155,8 @@ async function submit(client: Client, argv: readonly string[], io: CliIo): Promi
       throw new ClientError(EXIT.usage, `--${name} must be JSON`);
     }
   };
-  if (values.priority !== undefined) body.priority = Number(values.priority);
+  // Sent as typed unless it is an integer, so the server names a bad value (Number('urgent') would be null, i.e. 0).
+  if (values.priority !== undefined) body.priority = /^-?\d+$/.test(values.priority.trim()) ? Number(values.priority) : values.priority;
   if (values.webhook) body.state_webhook_url = values.webhook;
   if (values.metadata !== undefined) body.metadata = parseJsonFlag('metadata', values.metadata);
   if (values.options !== undefined) body.options = parseJsonFlag('options', values.options);

@@ -100,7 +100,8 @@ export function applyWebhook(job: Job, r: Extract<JobRecord, { t: 'webhook' }>):
   w.retry = null;
   w.settledSeq = Math.max(w.settledSeq, r.seq);
   if (r.outcome === 'delivered') w.delivered++;
-  else w.lastError = r.error ?? r.outcome;
+  // Events dropped after a 410 are not delivery attempts: last_error keeps the receiver's answer.
+  else if (!w.gone) w.lastError = r.error ?? r.outcome;
   if (r.outcome === 'gone') w.gone = true;
 }
 
@@ -249,18 +250,41 @@ export function eventPayload(job: Job, seq: number, maxResultBytes: number): Rec
   };
 }
 
+/**
+ * Cuts the result's text fields so that, together, they fit in maxBytes less what the rest of the
+ * result takes (metrics, done_reason): answer text first, then thinking. Cuts land on a character
+ * boundary. Tool calls stay unless they alone are over the limit (tool_calls.json keeps them whole).
+ */
 function truncateResult(result: Record<string, unknown>, maxBytes: number): Record<string, unknown> {
   const out: Record<string, unknown> = { ...result, truncated: true };
-  const cut = (s: unknown) => (typeof s === 'string' ? Buffer.from(s).subarray(0, maxBytes).toString('utf8').replace(/\uFFFD$/, '') : s);
-  if (out.message && typeof out.message === 'object') {
-    const m = { ...(out.message as Record<string, unknown>) };
-    m.content = cut(m.content);
-    if (m.thinking) m.thinking = cut(m.thinking);
-    out.message = m;
-  }
-  if (typeof out.response === 'string') out.response = cut(out.response);
-  if (typeof out.thinking === 'string') out.thinking = cut(out.thinking);
+  const message = out.message && typeof out.message === 'object' ? { ...(out.message as Record<string, unknown>) } : null;
+  if (message) out.message = message;
+  // [holder, key] of each text field, in the order they get the budget
+  const fields: Array<[Record<string, unknown>, string]> = message
+    ? [[message, 'content'], [message, 'thinking']]
+    : [[out, 'response'], [out, 'thinking']];
+  const texts = fields.map(([holder, key]) => holder[key]);
+  for (const [holder, key] of fields) if (typeof holder[key] === 'string') holder[key] = '';
+  const toolsHolder = message ?? out;
+  if (toolsHolder.tool_calls !== undefined && Buffer.byteLength(JSON.stringify(out)) > maxBytes) delete toolsHolder.tool_calls;
+  let budget = Math.max(0, maxBytes - Buffer.byteLength(JSON.stringify(out)));
+  fields.forEach(([holder, key], i) => {
+    const text = texts[i];
+    if (typeof text !== 'string') return;
+    const cut = cutUtf8(text, budget);
+    holder[key] = cut;
+    budget -= Buffer.byteLength(JSON.stringify(cut)) - 2;
+  });
   return out;
+}
+
+/** The longest prefix of `text` whose UTF-8 form fits in maxBytes, never ending inside a character. */
+function cutUtf8(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text);
+  if (bytes.length <= maxBytes) return text;
+  let end = Math.max(0, maxBytes);
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // back off from a continuation byte
+  return bytes.subarray(0, end).toString('utf8');
 }
 
 export function eventId(jobId: string, seq: number): string {

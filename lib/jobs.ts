@@ -57,8 +57,12 @@ export class JobService {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #jobs: Map<string, Job>;
-  /** ids sorted ascending (they sort by creation time) for newest-first paging */
+  /** ids sorted ascending (they sort by creation time) for newest-first paging; kept sorted by #insertOrder */
   #order: string[];
+  /** submits between the max_queue check and their enqueue: they hold a place in the queue */
+  #admitting = 0;
+  /** submits whose record is not yet durable; an idempotent repeat waits for it */
+  readonly #durable = new Map<string, Promise<void>>();
   readonly #idempotency = new Map<string, { id: string; hash: string; at: number }>();
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #running = new Map<string, Promise<void>>();
@@ -96,6 +100,14 @@ export class JobService {
     let requeued = 0;
     let interrupted = 0;
     let queued = 0;
+    // Events already durable before the crash that no receiver has acknowledged go out again (at-least-once).
+    // The transitions made below announce themselves once their own records are durable (#transition).
+    for (const id of this.#order) {
+      const job = this.#jobs.get(id)!;
+      if (job.webhookUrl && !job.webhook.gone) {
+        for (let seq = job.webhook.settledSeq + 1; seq <= job.transitions.length; seq++) this.#sendEvent(job, seq);
+      }
+    }
     for (const job of this.#jobs.values()) {
       if (job.state === 'working') {
         if (job.attempts >= this.#o.maxAttempts) {
@@ -112,9 +124,6 @@ export class JobService {
       if (job.state === 'queued') {
         this.#schedule(job, true);
         queued++;
-      }
-      if (job.webhookUrl && !job.webhook.gone) {
-        for (let seq = job.webhook.settledSeq + 1; seq <= job.transitions.length; seq++) this.#sendEvent(job, seq);
       }
     }
     if (requeued || interrupted || queued) this.#log.info('jobs recovered', { requeued, interrupted, queued });
@@ -134,29 +143,44 @@ export class JobService {
         if (known.hash !== input.idempotency.hash) {
           throw unprocessable('Idempotency-Key was already used with a different request body');
         }
-        return { job: this.#jobs.get(known.id)!, created: false };
+        // The first submit may still be waiting for its fsync: never acknowledge a job that is not durable.
+        await this.#durable.get(known.id);
+        return { job: this.get(known.id), created: false };
       }
     }
-    if (this.#o.scheduler.waiting >= this.#o.maxQueue) throw busy();
+    // Count submits still waiting for their fsync: they are admitted, and enqueue below cannot refuse them.
+    if (this.#o.scheduler.waiting + this.#admitting >= this.#o.maxQueue) throw busy();
     const record: Extract<JobRecord, { t: 'submit' }> = {
       t: 'submit', id: newJobId('job_'), at: now, model: input.model, kind: input.kind, priority: input.priority,
       metadata: input.metadata, webhook_url: input.webhookUrl, body: input.body, idem: input.idempotency,
     };
     const job = jobFromSubmit(record);
     this.#jobs.set(job.id, job);
-    this.#order.push(job.id);
+    this.#insertOrder(job.id);
     if (input.idempotency) this.#idempotency.set(input.idempotency.key, { id: job.id, hash: input.idempotency.hash, at: now });
+    this.#admitting++;
+    const durable = this.#append(record);
+    this.#durable.set(job.id, durable.catch(() => {}));
     try {
-      await this.#append(record);
+      await durable;
     } catch (err) {
       this.#jobs.delete(job.id);
       this.#order = this.#order.filter((id) => id !== job.id);
       if (input.idempotency) this.#idempotency.delete(input.idempotency.key);
       throw err;
+    } finally {
+      this.#admitting--;
+      this.#durable.delete(job.id);
     }
     this.#o.onTransition?.(job, 'queued');
     this.#sendEvent(job, 1);
-    this.#schedule(job, false);
+    try {
+      // Admitted above, so past max_queue is no reason to refuse now (the 202 is owed: the job is durable).
+      this.#schedule(job, true);
+    } catch (err) {
+      // Shutting down: the job stays queued in the journal and runs at the next start.
+      this.#log.warn('job kept for the next start', { job: job.id, error: (err as Error).message });
+    }
     return { job, created: true };
   }
 
@@ -169,7 +193,8 @@ export class JobService {
   view(job: Job): Record<string, unknown> {
     return jobView(job, {
       queuePosition: job.state === 'queued' ? this.#o.scheduler.position(job.id) ?? null : null,
-      pendingWebhooks: job.webhookUrl ? job.transitions.length - job.webhook.settledSeq : 0,
+      // After a 410 nothing more will be sent, so nothing is pending.
+      pendingWebhooks: job.webhookUrl && !job.webhook.gone ? job.transitions.length - job.webhook.settledSeq : 0,
     });
   }
 
@@ -203,9 +228,11 @@ export class JobService {
   async cancel(id: string): Promise<Job> {
     const job = this.get(id);
     if (isTerminal(job.state)) throw conflict(`job '${id}' is already ${job.state}`);
-    this.#o.scheduler.cancel(id, 'cancelled by request');
+    const found = this.#o.scheduler.cancel(id, 'cancelled by request');
     const running = this.#running.get(id);
     if (running) await running;
+    // Not in the scheduler (e.g. dropped from memory at shutdown) yet queued in the books: cancel it here.
+    if (!found && !running && job.state === 'queued') this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
     return job;
   }
 
@@ -266,7 +293,10 @@ export class JobService {
       }
       this.#order = this.#order.filter((id) => this.#jobs.has(id));
       for (const [key, entry] of this.#idempotency) if (this.#now() - entry.at >= IDEMPOTENCY_TTL_MS) this.#idempotency.delete(key);
-      const live = [...this.#jobs.values()].map((job): JobRecord => ({ t: 'job', job }));
+      // A copy taken now: the journal writes it later, after the appends queued before this call and
+      // before those queued after it. Live objects would carry later transitions too, and replay would
+      // then apply the records appended after the compaction a second time.
+      const live = [...this.#jobs.values()].map((job): JobRecord => ({ t: 'job', job: structuredClone(job) }));
       this.#appendsSinceCompaction = 0;
       await this.#o.journal.compact(live);
     })()
@@ -283,6 +313,18 @@ export class JobService {
   }
 
   // ---- internals ----
+
+  /** Ids of one millisecond differ in a random tail, so creation order is not id order: insert sorted. */
+  #insertOrder(id: string): void {
+    let lo = 0;
+    let hi = this.#order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#order[mid]! < id) lo = mid + 1;
+      else hi = mid;
+    }
+    this.#order.splice(lo, 0, id);
+  }
 
   #append(record: JobRecord): Promise<void> {
     this.#appendsSinceCompaction++;
@@ -384,8 +426,15 @@ export class JobService {
       this.#transition(job, 'failed', job.attempts, failure);
       return 'failed';
     }
-    job.response = merger.result();
-    void this.#append({ t: 'result', id: job.id, at: this.#now(), response: job.response! }).catch(() => {});
+    const response = merger.result()!;
+    try {
+      // The result must be durable before the job may say completed.
+      await this.#append({ t: 'result', id: job.id, at: this.#now(), response });
+    } catch (err) {
+      this.#transition(job, 'failed', job.attempts, { message: `could not store the result: ${(err as Error).message}` });
+      return 'failed';
+    }
+    job.response = response;
     this.#transition(job, 'completed', job.attempts);
     return 'completed';
   }

@@ -69,7 +69,19 @@ export function parsePriority(value: unknown, where: string): number | undefined
   return n;
 }
 
-/** Ids sort by creation time (base36 ms) so listings can page newest first. */
+let lastIdMs = 0;
+let idCounter = 0;
+
+/**
+ * Ids sort by creation time (base36 ms, then a per-process counter) so listings can page
+ * newest first, exactly even within one millisecond; random bytes keep them unguessable.
+ */
 export function newJobId(prefix: string): string {
-  return `${prefix}${Date.now().toString(36).padStart(9, '0')}${randomBytes(5).toString('hex')}`;
+  const now = Date.now();
+  if (now === lastIdMs) idCounter++;
+  else {
+    lastIdMs = now;
+    idCounter = 0;
+  }
+  return `${prefix}${now.toString(36).padStart(9, '0')}${idCounter.toString(36).padStart(3, '0')}${randomBytes(4).toString('hex')}`;
 }

@@ -1,0 +1,90 @@
+// Test helper: foreman as a real child process (spec/support/jobs-serve.ts, the serve path of
+// bin/foreman.js), so tests can SIGKILL it and restart it on the same data dir.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { TOKEN } from './stack.js';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const SERVE = fileURLToPath(new URL('./jobs-serve.ts', import.meta.url));
+
+export interface ForemanProcess {
+  child: ChildProcess;
+  pid: number;
+  /** http://127.0.0.1:port, known once it logged 'listening' */
+  url: string;
+  /** parsed JSON log lines so far */
+  logs: Array<Record<string, unknown>>;
+  /** every stderr line, raw */
+  stderr: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  call(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  kill9(): Promise<void>;
+}
+
+/**
+ * Spawns foreman and resolves when it listens, or when it exits first (url is then '').
+ * Flags are appended to a loopback listen on port 0 with the test token and JSON logs.
+ */
+export async function spawnForeman(flags: string[], options: { token?: boolean } = {}): Promise<ForemanProcess> {
+  const args = ['--listen', '127.0.0.1:0', '--log-format', 'json', ...(options.token === false ? [] : ['--tokens', TOKEN]), ...flags];
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVE, ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+  // 'close', not 'exit': stderr is fully read by then.
+  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  const logs: Array<Record<string, unknown>> = [];
+  const stderr: string[] = [];
+  const fp: ForemanProcess = {
+    child,
+    pid: child.pid!,
+    url: '',
+    logs,
+    stderr,
+    exited,
+    call(path, init = {}) {
+      const { json, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      headers.set('authorization', `Bearer ${TOKEN}`);
+      return fetch(fp.url + path, {
+        ...rest,
+        method: rest.method ?? (json !== undefined ? 'POST' : 'GET'),
+        headers,
+        body: json !== undefined ? JSON.stringify(json) : rest.body,
+      });
+    },
+    async kill9() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  const listening = new Promise<void>((resolve) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      stderr.push(line);
+      let entry: Record<string, unknown> | null = null;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {}
+      if (!entry) return;
+      logs.push(entry);
+      if (entry.event === 'listening') {
+        fp.url = String(entry.url);
+        resolve();
+      }
+    });
+  });
+  await Promise.race([listening, exited]);
+  return fp;
+}
+
+/** A small seeded PRNG (mulberry32): the kill moments are random but the same on every run. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
