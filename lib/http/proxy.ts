@@ -72,12 +72,14 @@ export async function relayBody(body: ReadableStream<Uint8Array> | null, res: Se
   const result: RelayResult = { outcome: 'done', error: null, units: 0, bytes: 0, last: null, firstUnitMs: null };
   const splitter = options.framing === 'ndjson' ? new LineSplitter() : options.framing === 'sse' ? new EventSplitter() : null;
 
-  const emit = async (unit: Uint8Array): Promise<boolean> => {
+  // Hot path: a synchronous write while the socket takes it; only a full buffer costs an await.
+  const emit = (unit: Uint8Array): boolean | Promise<boolean> => {
     if (result.firstUnitMs === null) result.firstUnitMs = now() - started;
     result.units++;
     result.bytes += unit.length;
     result.last = unit;
-    return writeUnit(res, unit, options.signal);
+    if (res.destroyed || res.writableEnded) return false;
+    return res.write(unit) || waitForDrain(res, options.signal);
   };
   const fail = async (message: string) => {
     result.outcome = 'upstream_error';
@@ -95,7 +97,9 @@ export async function relayBody(body: ReadableStream<Uint8Array> | null, res: Se
       const { value, done } = await reader.read();
       if (done) break;
       if (!splitter) {
-        if (!(await emit(value))) return clientGone(result, reader);
+        let ok = emit(value);
+        if (ok !== true) ok = await ok;
+        if (!ok) return clientGone(result, reader);
         continue;
       }
       for (const unit of splitter.push(value)) {
@@ -104,7 +108,9 @@ export async function relayBody(body: ReadableStream<Uint8Array> | null, res: Se
           await reader.cancel().catch(() => {});
           return result;
         }
-        if (!(await emit(unit))) return clientGone(result, reader);
+        let ok = emit(unit);
+        if (ok !== true) ok = await ok;
+        if (!ok) return clientGone(result, reader);
       }
     }
     const tail = splitter?.flush();
