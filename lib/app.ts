@@ -191,6 +191,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       await serverClosed;
       await jobs.close();
       await journal.close();
+      upstream.close();
       log.info('stopped');
     })());
 

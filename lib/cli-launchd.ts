@@ -14,8 +14,9 @@ export async function runLaunchd(argv: readonly string[], env: NodeJS.ProcessEnv
   const labelAt = argv.indexOf('--label');
   const label = labelAt !== -1 ? argv[labelAt + 1] ?? DEFAULT_LAUNCH_AGENT_LABEL : DEFAULT_LAUNCH_AGENT_LABEL;
   const serveArgs = labelAt !== -1 ? [...argv.slice(0, labelAt), ...argv.slice(labelAt + 2)] : [...argv];
+  let graceMs: number;
   try {
-    parseConfig(serveArgs, env); // refuse to print an agent that would not start
+    graceMs = parseConfig(serveArgs, env).shutdown_grace_ms; // and refuse to print an agent that would not start
   } catch (err) {
     if (err instanceof ConfigError) {
       io.stderr.write(`foreman launchd: invalid configuration:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
@@ -29,7 +30,7 @@ export async function runLaunchd(argv: readonly string[], env: NodeJS.ProcessEnv
   const logDir = join(homedir(), 'Library', 'Logs', 'foreman');
   io.stdout.write(renderLaunchAgent({
     label, nodePath: realpathSync(process.execPath), scriptPath, args: serveArgs, env: foremanEnv, logDir,
-    workingDirectory: homedir(),
+    workingDirectory: homedir(), exitTimeoutS: graceMs / 1000 + 15,
   }));
   const plistPath = join(homedir(), 'Library', 'LaunchAgents', `${label}.plist`);
   io.stderr.write(launchAgentInstructions(label, plistPath, logDir) + '\n');

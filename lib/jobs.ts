@@ -8,7 +8,7 @@ import { newJobId } from './requests.js';
 import { LineSplitter } from './ndjson.js';
 import { silentLogger, type Logger } from './log.js';
 import type { Journal } from './journal.js';
-import type { Upstream } from './upstream.js';
+import type { Upstream, UpstreamResponse } from './upstream.js';
 import type { FinishState, RunContext, Scheduler } from './scheduler.js';
 import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher } from './webhooks.js';
 import { StreamMerger } from './stream-merge.js';
@@ -440,8 +440,8 @@ export class JobService {
   }
 }
 
-async function errorText(res: Response): Promise<string> {
-  const text = (await res.text().catch(() => '')).slice(0, 4096);
+async function errorText(res: UpstreamResponse): Promise<string> {
+  const text = (await res.text(1024 * 1024).catch(() => '')).slice(0, 4096);
   try {
     const e = (JSON.parse(text) as { error?: unknown }).error;
     if (typeof e === 'string') return e;
@@ -450,7 +450,7 @@ async function errorText(res: Response): Promise<string> {
 }
 
 /** Reads an NDJSON body into the merger; returns the failure, if any. */
-async function readStream(res: Response, merger: StreamMerger): Promise<JobError | null> {
+async function readStream(res: UpstreamResponse, merger: StreamMerger): Promise<JobError | null> {
   const splitter = new LineSplitter();
   const decoder = new TextDecoder();
   const take = (line: Uint8Array): JobError | null => {
@@ -463,11 +463,11 @@ async function readStream(res: Response, merger: StreamMerger): Promise<JobError
     const error = merger.push(chunk);
     return error === null ? null : { message: error };
   };
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of res.body) {
     for (const line of splitter.push(chunk)) {
       const failure = take(line);
       if (failure) {
-        await res.body?.cancel().catch(() => {});
+        res.discard();
         return failure;
       }
     }

@@ -18,6 +18,8 @@ export interface LaunchAgentInput {
   logDir: string;
   /** Default `/`, launchd's own; foreman resolves its data_dir from HOME, not the cwd. */
   workingDirectory?: string;
+  /** Seconds launchd waits after SIGTERM before SIGKILL; set above shutdown_grace so running jobs can finish. */
+  exitTimeoutS?: number;
 }
 
 export const DEFAULT_LAUNCH_AGENT_LABEL = 'dev.foreman';
@@ -53,6 +55,8 @@ export function renderLaunchAgent(input: LaunchAgentInput): string {
     // Restart after a crash or kill; launchd throttles respawns to one per ThrottleInterval.
     ...entry('KeepAlive', ['<true/>']),
     ...entry('ThrottleInterval', ['<integer>10</integer>']),
+    // launchd's own default kills well before foreman's shutdown_grace (30 s) is over.
+    ...entry('ExitTimeOut', [`<integer>${Math.max(1, Math.ceil(input.exitTimeoutS ?? 45))}</integer>`]),
     // Standard, not Background: Background gets I/O throttling, which would
     // stretch journal fsyncs while a client waits on them.
     ...entry('ProcessType', string('Standard')),

@@ -14,10 +14,12 @@ export interface Limiter {
 export function createLimiter(max: number, maxWaiting: number): Limiter {
   let active = 0;
   const waiters: Array<() => void> = [];
+  // A freed slot passes straight to the next waiter (active stays), so no run() arriving
+  // in between can take it and exceed max.
   const release = () => {
-    active--;
     const next = waiters.shift();
     if (next) next();
+    else active--;
   };
   return {
     get active() {
@@ -43,8 +45,9 @@ export function createLimiter(max: number, maxWaiting: number): Limiter {
           signal?.addEventListener('abort', onAbort, { once: true });
           waiters.push(go);
         });
+      } else {
+        active++;
       }
-      active++;
       try {
         return await fn();
       } finally {

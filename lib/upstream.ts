@@ -1,7 +1,11 @@
-// The Ollama client: fetch plus AbortSignal. It knows no queue and no server;
-// it never forwards a caller's Authorization (only upstream_token), and fetch
-// sets Host to upstream's own, which a loopback-bound Ollama requires (SPEC §2).
+// The Ollama client: node:http(s) with a keep-alive agent and an AbortSignal per
+// request. It knows no queue and no server. A caller's Authorization is never
+// forwarded (only upstream_token), and Host is upstream's own, which a
+// loopback-bound Ollama requires (SPEC §2). No header or body timeout: a model
+// load may take minutes, and the caller's signal is what ends a request.
 
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { describeNetworkError, upstreamUnreachable } from './errors.js';
 
 export interface UpstreamRequest {
@@ -10,6 +14,19 @@ export interface UpstreamRequest {
   signal?: AbortSignal;
   /** Extra headers, already filtered by the caller. */
   headers?: Record<string, string>;
+}
+
+/** What a request yields: the status and headers at once, the body as it arrives. */
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly ok: boolean;
+  readonly headers: { get(name: string): string | null };
+  /** Iterate once; it throws if upstream resets or the request is aborted mid-body. */
+  readonly body: AsyncIterable<Uint8Array>;
+  /** The whole body as text, refused past maxBytes. */
+  text(maxBytes?: number): Promise<string>;
+  /** Drops the rest of the body and frees the connection. */
+  discard(): void;
 }
 
 export interface PsModel {
@@ -23,12 +40,13 @@ export interface PsModel {
 export interface Upstream {
   readonly baseUrl: string;
   /** Sends a request; network failures become HttpError 502 `upstream unreachable: …`. */
-  send(path: string, init?: UpstreamRequest): Promise<Response>;
+  send(path: string, init?: UpstreamRequest): Promise<UpstreamResponse>;
   loadedModels(signal?: AbortSignal): Promise<PsModel[]>;
   capabilities(model: string, signal?: AbortSignal): Promise<string[]>;
   /** Asks Ollama to unload a model (`keep_alive: 0` with an empty prompt). */
   unload(model: string, signal?: AbortSignal): Promise<void>;
   version(signal?: AbortSignal): Promise<string>;
+  close(): void;
 }
 
 /** Request headers worth passing to Ollama; hop-by-hop, Host and Authorization never are. */
@@ -43,36 +61,85 @@ export function forwardableHeaders(headers: Record<string, string | string[] | u
   return out;
 }
 
-export function createUpstream(baseUrl: string, token?: string): Upstream {
-  const base = baseUrl.replace(/\/+$/, '');
+/** Bound on a body read whole (errors, small JSON answers, a non-streamed job result). */
+export const MAX_TEXT_BYTES = 256 * 1024 * 1024;
+const MAX_SOCKETS = 1024;
 
-  const send = async (path: string, init: UpstreamRequest = {}): Promise<Response> => {
-    const headers: Record<string, string> = { ...init.headers };
-    if (init.body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
-    if (token) headers.authorization = `Bearer ${token}`;
-    try {
-      return await fetch(base + path, {
-        method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
-        headers,
-        body: init.body as RequestInit['body'],
-        signal: init.signal,
-        redirect: 'manual',
-      });
-    } catch (err) {
-      if (init.signal?.aborted) throw init.signal.reason ?? err;
-      throw upstreamUnreachable(describeNetworkError(err));
+function wrap(res: IncomingMessage): UpstreamResponse {
+  const status = res.statusCode ?? 502;
+  return {
+    status,
+    ok: status >= 200 && status < 300,
+    headers: {
+      get(name) {
+        const v = res.headers[name.toLowerCase()];
+        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : String(v);
+      },
+    },
+    body: res,
+    async text(maxBytes = MAX_TEXT_BYTES) {
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        total += chunk.length;
+        if (total > maxBytes) {
+          res.destroy();
+          throw new Error(`upstream body exceeds ${maxBytes} bytes`);
+        }
+        chunks.push(chunk);
+      }
+      return Buffer.concat(chunks, total).toString('utf8');
+    },
+    discard() {
+      if (!res.complete) res.destroy();
+      else res.resume();
+    },
+  };
+}
+
+export function createUpstream(baseUrl: string, token?: string): Upstream {
+  const base = new URL(baseUrl.replace(/\/+$/, '') + '/');
+  const secure = base.protocol === 'https:';
+  const agent = secure
+    ? new HttpsAgent({ keepAlive: true, maxSockets: MAX_SOCKETS, maxFreeSockets: 64 })
+    : new HttpAgent({ keepAlive: true, maxSockets: MAX_SOCKETS, maxFreeSockets: 64 });
+  const request = secure ? httpsRequest : httpRequest;
+  const prefix = base.pathname.replace(/\/$/, '');
+
+  const send = (path: string, init: UpstreamRequest = {}): Promise<UpstreamResponse> => {
+    const headers: Record<string, string | number> = { ...init.headers };
+    const body = typeof init.body === 'string' ? Buffer.from(init.body) : init.body;
+    if (body !== undefined) {
+      headers['content-type'] ??= 'application/json';
+      headers['content-length'] = body.length;
     }
+    if (token) headers.authorization = `Bearer ${token}`;
+    const signal = init.signal;
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const req = request({
+        protocol: base.protocol, hostname: base.hostname.replace(/^\[|\]$/g, ''), port: base.port || (secure ? 443 : 80),
+        path: prefix + path, method: init.method ?? (body === undefined ? 'GET' : 'POST'), headers, agent, signal,
+      });
+      req.setNoDelay(true);
+      req.once('response', (res) => resolve(wrap(res)));
+      req.once('error', (err) => {
+        if (signal?.aborted) reject(signal.reason ?? err);
+        else reject(upstreamUnreachable(describeNetworkError(err)));
+      });
+      req.end(body);
+    });
   };
 
   const getJson = async <T>(path: string, init: UpstreamRequest): Promise<T> => {
     const res = await send(path, init);
-    const text = await res.text();
+    const text = await res.text(16 * 1024 * 1024);
     if (!res.ok) throw upstreamUnreachable(`${path} answered ${res.status}`);
     return JSON.parse(text) as T;
   };
 
   return {
-    baseUrl: base,
+    baseUrl: base.href.replace(/\/$/, ''),
     send,
     async loadedModels(signal) {
       const body = await getJson<{ models?: PsModel[] | null }>('/api/ps', { signal });
@@ -80,7 +147,7 @@ export function createUpstream(baseUrl: string, token?: string): Upstream {
     },
     async capabilities(model, signal) {
       const res = await send('/api/show', { body: JSON.stringify({ model }), signal });
-      const text = await res.text();
+      const text = await res.text(16 * 1024 * 1024);
       if (!res.ok) return [];
       try {
         const caps = (JSON.parse(text) as { capabilities?: unknown }).capabilities;
@@ -91,11 +158,14 @@ export function createUpstream(baseUrl: string, token?: string): Upstream {
     },
     async unload(model, signal) {
       const res = await send('/api/generate', { body: JSON.stringify({ model, keep_alive: 0 }), signal });
-      await res.arrayBuffer();
+      await res.text(1024 * 1024);
     },
     async version(signal) {
       const body = await getJson<{ version?: string }>('/api/version', { signal });
       return String(body.version ?? 'unknown');
+    },
+    close() {
+      agent.destroy();
     },
   };
 }

@@ -83,6 +83,7 @@ const input = {
   args: ['--listen', '127.0.0.1:11435', '--parallel', '2'],
   env: { FOREMAN_TOKENS: 'a&b<c>"d\'e', FOREMAN_DATA_DIR: '/Users/ada/.foreman' },
   logDir: '/Users/ada/Library/Logs/foreman',
+  exitTimeoutS: 45,
 };
 
 describe('launchd', () => {
@@ -98,6 +99,7 @@ describe('launchd', () => {
       RunAtLoad: true,
       KeepAlive: true,
       ThrottleInterval: 10,
+      ExitTimeOut: 45,
       ProcessType: 'Standard',
     });
   });

@@ -3,7 +3,7 @@
 // through as upstream sent them, streamed with backpressure.
 
 import type { RequestContext } from './server.js';
-import type { Upstream } from '../upstream.js';
+import type { Upstream, UpstreamResponse } from '../upstream.js';
 import { forwardableHeaders } from '../upstream.js';
 import { relayBody } from './proxy.js';
 import { readBody } from './body.js';
@@ -11,7 +11,7 @@ import { readBody } from './body.js';
 /** Response headers worth passing back; hop-by-hop ones are node's business. */
 const RESPONSE_HEADERS = ['content-type', 'content-length', 'cache-control', 'etag', 'last-modified'];
 
-export function copyResponseHeaders(upstream: Response, extra: Record<string, string> = {}): Record<string, string> {
+export function copyResponseHeaders(upstream: UpstreamResponse, extra: Record<string, string> = {}): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of RESPONSE_HEADERS) {
     const v = upstream.headers.get(name);
@@ -52,10 +52,10 @@ export async function passthrough(ctx: RequestContext, options: PassthroughOptio
   });
   res.writeHead(upstreamRes.status, copyResponseHeaders(upstreamRes));
   if (method === 'HEAD') {
-    await upstreamRes.body?.cancel().catch(() => {});
+    upstreamRes.discard();
     res.end();
     return;
   }
-  await relayBody(upstreamRes.body, res, { framing: 'raw', signal });
+  await relayBody(upstreamRes, res, { framing: 'raw', signal });
   res.end();
 }

@@ -4,6 +4,7 @@
 
 import type { ServerResponse } from 'node:http';
 import { EventSplitter, LineSplitter, looksLikeJsonObjectLine } from '../ndjson.js';
+import type { UpstreamResponse } from '../upstream.js';
 
 export type Framing = 'ndjson' | 'sse' | 'raw';
 
@@ -66,67 +67,74 @@ function endedProperly(framing: Framing, last: Uint8Array | null): boolean {
   return buf.indexOf(DONE_MARK) !== -1 || buf.indexOf(ERROR_MARK) !== -1 || buf.indexOf('"status":"success"') !== -1;
 }
 
-export async function relayBody(body: ReadableStream<Uint8Array> | null, res: ServerResponse, options: RelayOptions): Promise<RelayResult> {
+export async function relayBody(upstream: UpstreamResponse, res: ServerResponse, options: RelayOptions): Promise<RelayResult> {
   const now = options.now ?? performance.now.bind(performance);
   const started = now();
   const result: RelayResult = { outcome: 'done', error: null, units: 0, bytes: 0, last: null, firstUnitMs: null };
   const splitter = options.framing === 'ndjson' ? new LineSplitter() : options.framing === 'sse' ? new EventSplitter() : null;
 
-  // Hot path: a synchronous write while the socket takes it; only a full buffer costs an await.
-  const emit = (unit: Uint8Array): boolean | Promise<boolean> => {
+  // Hot path: synchronous writes; a full socket buffer is awaited once per upstream read.
+  let needDrain = false;
+  const emit = (unit: Uint8Array): boolean => {
     if (result.firstUnitMs === null) result.firstUnitMs = now() - started;
     result.units++;
     result.bytes += unit.length;
     result.last = unit;
     if (res.destroyed || res.writableEnded) return false;
-    return res.write(unit) || waitForDrain(res, options.signal);
+    if (!res.write(unit)) needDrain = true;
+    return true;
+  };
+  const drained = async (): Promise<boolean> => {
+    if (!needDrain) return !res.destroyed;
+    needDrain = false;
+    return waitForDrain(res, options.signal);
   };
   const fail = async (message: string) => {
     result.outcome = 'upstream_error';
     result.error = message;
-    if (options.renderError && !res.destroyed) await writeUnit(res, options.renderError(message));
+    upstream.discard();
+    if (options.renderError && !res.destroyed) await writeUnit(res, options.renderError(message), options.signal);
+  };
+  const gone = () => {
+    result.outcome = 'client_gone';
+    upstream.discard();
+    return result;
   };
 
-  if (!body) {
-    if (!endedProperly(options.framing, null)) await fail('upstream sent no body');
-    return result;
-  }
-  const reader = body.getReader();
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
+    for await (const chunk of upstream.body) {
       if (!splitter) {
-        let ok = emit(value);
-        if (ok !== true) ok = await ok;
-        if (!ok) return clientGone(result, reader);
+        if (!emit(chunk) || !(await drained())) return gone();
         continue;
       }
-      for (const unit of splitter.push(value)) {
+      const units = splitter.push(chunk);
+      // Lines that arrived together leave together: each write() is still one whole line, and
+      // cork() only lets the kernel take them in one syscall at the end of this same tick.
+      const corked = units.length > 1;
+      if (corked) res.cork();
+      let alive = true;
+      let malformed = false;
+      for (const unit of units) {
         if (options.framing === 'ndjson' && !looksLikeJsonObjectLine(unit)) {
-          await fail('upstream sent a malformed line');
-          await reader.cancel().catch(() => {});
-          return result;
+          malformed = true;
+          break;
         }
-        let ok = emit(unit);
-        if (ok !== true) ok = await ok;
-        if (!ok) return clientGone(result, reader);
+        if (!(alive = emit(unit))) break;
       }
+      if (corked) res.uncork();
+      if (malformed) {
+        await fail('upstream sent a malformed line');
+        return result;
+      }
+      if (!alive || !(await drained())) return gone();
     }
     const tail = splitter?.flush();
-    if (tail && !(await emit(tail))) return clientGone(result, reader);
+    if (tail && (!emit(tail) || !(await drained()))) return gone();
     if (!endedProperly(options.framing, result.last)) await fail('upstream ended the stream early');
   } catch (err) {
-    if (options.signal.aborted || res.destroyed) return clientGone(result, reader);
+    if (options.signal.aborted || res.destroyed) return gone();
     await fail(`upstream failed mid-stream: ${describe(err)}`);
-    await reader.cancel().catch(() => {});
   }
-  return result;
-}
-
-function clientGone(result: RelayResult, reader: ReadableStreamDefaultReader<Uint8Array>): RelayResult {
-  result.outcome = 'client_gone';
-  reader.cancel().catch(() => {});
   return result;
 }
 

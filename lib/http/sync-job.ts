@@ -5,7 +5,7 @@
 import { describeNetworkError, isHttpError, shuttingDown, upstreamUnreachable, type HttpError } from '../errors.js';
 import { normalizeModel, groupKey } from '../model-group.js';
 import { newJobId, parsePriority, type GenerationKind, type GenerationRequest } from '../requests.js';
-import { forwardableHeaders, type Upstream } from '../upstream.js';
+import { forwardableHeaders, type Upstream, type UpstreamResponse } from '../upstream.js';
 import type { FinishState, RunContext, Scheduler } from '../scheduler.js';
 import { relayBody, writeUnit, type Framing, type RelayResult } from './proxy.js';
 import { copyResponseHeaders } from './passthrough.js';
@@ -56,8 +56,8 @@ function framingOf(contentType: string | null): Framing {
 }
 
 /** Upstream's error message from a non-2xx body, for a stream that already answered 200. */
-async function upstreamErrorMessage(res: Response): Promise<string> {
-  const text = (await res.text().catch(() => '')).slice(0, 4096);
+async function upstreamErrorMessage(res: UpstreamResponse): Promise<string> {
+  const text = (await res.text(1024 * 1024).catch(() => '')).slice(0, 4096);
   try {
     const e = (JSON.parse(text) as { error?: unknown }).error;
     if (typeof e === 'string') return e;
@@ -106,7 +106,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     const runStarted = performance.now();
     ctx.logFields.queue_ms = rc.queueMs;
     if (res.destroyed) return 'cancelled';
-    let upstreamRes: Response;
+    let upstreamRes: UpstreamResponse;
     try {
       upstreamRes = await deps.upstream.send(job.upstreamPath, {
         body: job.raw, signal: rc.signal, headers: forwardableHeaders(req.headers),
@@ -129,7 +129,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     }
     const framing = upstreamRes.ok ? framingOf(upstreamRes.headers.get('content-type')) : 'raw';
     const started = performance.now();
-    const relay = await relayBody(upstreamRes.body, res, {
+    const relay = await relayBody(upstreamRes, res, {
       framing, signal: rc.signal, renderError: (m) => errorUnit(surface, m),
     });
     res.end();
