@@ -8,7 +8,7 @@ import { newJobId } from './requests.js';
 import { LineSplitter } from './ndjson.js';
 import { silentLogger, type Logger } from './log.js';
 import type { Journal } from './journal.js';
-import type { Upstream, UpstreamResponse } from './upstream.js';
+import { readUpstreamError, type Upstream, type UpstreamResponse } from './upstream.js';
 import type { FinishState, RunContext, Scheduler } from './scheduler.js';
 import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher } from './webhooks.js';
 import { StreamMerger } from './stream-merge.js';
@@ -403,7 +403,7 @@ export class JobService {
       const res = await this.#o.upstream.send(path, { body: JSON.stringify({ ...job.body, stream: true }), signal: rc.signal });
       rc.upstreamAnswered();
       if (!res.ok) {
-        failure = { message: await errorText(res), status: res.status };
+        failure = { message: await readUpstreamError(res), status: res.status };
       } else if ((res.headers.get('content-type') ?? '').includes('ndjson')) {
         failure = await readStream(res, merger);
       } else {
@@ -440,14 +440,6 @@ export class JobService {
   }
 }
 
-async function errorText(res: UpstreamResponse): Promise<string> {
-  const text = (await res.text(1024 * 1024).catch(() => '')).slice(0, 4096);
-  try {
-    const e = (JSON.parse(text) as { error?: unknown }).error;
-    if (typeof e === 'string') return e;
-  } catch {}
-  return text || `upstream answered ${res.status}`;
-}
 
 /** Reads an NDJSON body into the merger; returns the failure, if any. */
 async function readStream(res: UpstreamResponse, merger: StreamMerger): Promise<JobError | null> {

@@ -29,6 +29,17 @@ export interface UpstreamResponse {
   discard(): void;
 }
 
+/** Upstream's error message from a non-2xx body: `{"error":"…"}`, `{"error":{"message":"…"}}`, or the text. */
+export async function readUpstreamError(res: UpstreamResponse): Promise<string> {
+  const text = (await res.text(1024 * 1024).catch(() => '')).slice(0, 4096);
+  try {
+    const e = (JSON.parse(text) as { error?: unknown }).error;
+    if (typeof e === 'string') return e;
+    if (e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') return (e as { message: string }).message;
+  } catch {}
+  return text || `upstream answered ${res.status}`;
+}
+
 export interface PsModel {
   name: string;
   model: string;

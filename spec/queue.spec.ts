@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDrainQueue, effectivePriority } from '../lib/queue.js';
 import type { QueueItem } from '../lib/queue.js';
+import { seededRandom as prng } from './support/prng.js';
 
 const AGING = 1000;
 
@@ -23,17 +24,6 @@ function drain(queue: ReturnType<typeof queueOf>, nowMs: number, loaded: string 
   return ids;
 }
 
-// mulberry32: small, seeded, good enough to shuffle operations reproducibly.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // The same rules written the slow, obvious way: linear scans, no heaps.
 class Reference {

@@ -5,7 +5,7 @@
 import { describeNetworkError, isHttpError, shuttingDown, upstreamUnreachable, type HttpError } from '../errors.js';
 import { normalizeModel, groupKey } from '../model-group.js';
 import { newJobId, parsePriority, type GenerationKind, type GenerationRequest } from '../requests.js';
-import { forwardableHeaders, type Upstream, type UpstreamResponse } from '../upstream.js';
+import { forwardableHeaders, readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
 import type { FinishState, RunContext, Scheduler } from '../scheduler.js';
 import { relayBody, writeUnit, type Framing, type RelayResult } from './proxy.js';
 import { copyResponseHeaders } from './passthrough.js';
@@ -55,16 +55,6 @@ function framingOf(contentType: string | null): Framing {
   return 'raw';
 }
 
-/** Upstream's error message from a non-2xx body, for a stream that already answered 200. */
-async function upstreamErrorMessage(res: UpstreamResponse): Promise<string> {
-  const text = (await res.text(1024 * 1024).catch(() => '')).slice(0, 4096);
-  try {
-    const e = (JSON.parse(text) as { error?: unknown }).error;
-    if (typeof e === 'string') return e;
-    if (e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') return (e as { message: string }).message;
-  } catch {}
-  return text || `upstream answered ${res.status}`;
-}
 
 export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: SyncJobRequest): Promise<void> {
   const { req, res, surface } = ctx;
@@ -120,7 +110,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     const foremanHeaders = { 'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)) };
     if (heartbeatStarted) {
       if (!upstreamRes.ok) {
-        await writeUnit(res, errorUnit(surface, await upstreamErrorMessage(upstreamRes)));
+        await writeUnit(res, errorUnit(surface, await readUpstreamError(upstreamRes)));
         res.end();
         return 'failed';
       }

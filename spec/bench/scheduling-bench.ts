@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { createAgent, getJson, sleep, streamPost, type StreamResult } from './load.js';
 import { startProcess, tempDir, type BenchProcess } from './procs.js';
 import { ms, num, verdict, type BenchReport, type Row, type SummaryRow } from './report.js';
+import { seededRandom as prng } from '../support/prng.js';
 
 const MODELS = ['llama3.2', 'qwen3', 'mistral'] as const;
 const WARM_MODEL = 'gemma3'; // not in the workload: warms both paths without counting a load
@@ -20,17 +21,6 @@ interface Job {
   at: number;
 }
 
-/** mulberry32: small, seeded, the same sequence on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function workload(count: number, spreadMeanMs: number): Job[] {
   const pick = prng(SEED); // models and lengths: the same in every variant

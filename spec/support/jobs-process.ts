@@ -77,14 +77,5 @@ export async function spawnForeman(flags: string[], options: { token?: boolean }
   return fp;
 }
 
-/** A small seeded PRNG (mulberry32): the kill moments are random but the same on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded so the kill moments are random but the same on every run. */
+export { seededRandom } from './prng.js';
