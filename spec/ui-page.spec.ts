@@ -1,20 +1,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { QueueSnapshot } from '../lib/snapshot.js';
 import { renderUiPage, UI_CONTENT_SECURITY_POLICY, uiPageHeaders } from '../lib/ui-page.js';
+import { chromiumDumpDom } from './support/chromium.js';
 
 // A real headless Chromium loads the page from a real server and we read the
 // DOM it dumps. No skipping: CI installs chromium (apt-get install -y chromium).
-const CHROMIUM = process.env['CHROMIUM_BIN'] ??
-  ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
 
 const EVIL = 'evil<b>bold</b>';
 const snapshot: QueueSnapshot = {
@@ -70,33 +64,11 @@ after(() => {
   server.close();
 });
 
-/** Loads `path` in a fresh profile and returns the DOM after 5 s of virtual time, plus the requests it made. */
+/** Loads `path` in headless Chromium and returns the DOM after 5 s of virtual time, plus the requests it made. */
 async function dumpDom(path: string): Promise<{ dom: string; requests: Seen[] }> {
-  assert.ok(CHROMIUM, 'chromium not found at /usr/bin/chromium: install it (apt-get install -y chromium) or set CHROMIUM_BIN');
   seen.length = 0;
-  const profile = await mkdtemp(join(tmpdir(), 'foreman-ui-'));
-  try {
-    const child = spawn(CHROMIUM, [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      `--user-data-dir=${profile}`, '--virtual-time-budget=5000', '--dump-dom', base + path,
-    ], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    // Chromium forks helpers; kill the whole process group if it hangs.
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 60_000);
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', resolve);
-    }).finally(() => clearTimeout(timer));
-    assert.equal(code, 0, `chromium exited with ${code}: ${stderr.slice(-2000)}`);
-    assert.match(stdout, /<\/html>/, `no DOM dumped: ${stderr.slice(-2000)}`);
-    return { dom: stdout, requests: seen.filter((r) => r.url === '/queue') };
-  } finally {
-    await rm(profile, { recursive: true, force: true });
-  }
+  const dom = await chromiumDumpDom(base + path);
+  return { dom, requests: seen.filter((r) => r.url === '/queue') };
 }
 
 const isHidden = (dom: string, id: string) => new RegExp(`<[a-z]+ id="${id}"[^>]*\\shidden(=""|\\s|>)`).test(dom);

@@ -123,7 +123,8 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
       framing, signal: rc.signal, renderError: (m) => errorUnit(surface, m),
     });
     res.end();
-    const ttftMs = relay.firstUnitMs === null ? null : started - runStarted + relay.firstUnitMs;
+    // Time to first token means a streamed chunk; a whole JSON answer has no first token to time.
+    const ttftMs = relay.firstUnitMs === null || framing === 'raw' ? null : started - runStarted + relay.firstUnitMs;
     deps.observe?.({ model, kind: job.kind, relay, ttftMs });
     if (relay.outcome === 'client_gone' || rc.signal.aborted) return 'cancelled';
     return relay.outcome === 'done' && upstreamRes.ok ? 'completed' : 'failed';
