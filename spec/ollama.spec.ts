@@ -114,6 +114,27 @@ describe('native surface: generation through the queue', () => {
   });
 });
 
+describe('native surface: embeddings bypass the queue', () => {
+  it('answers embeddings while a generation holds the only slot, without a model switch', async (t) => {
+    const stack = await startStack(t);
+    const blocker = await holdSlot(stack);
+    const switches = stack.foreman.snapshot().totals.switches;
+    const embed = await stack.call('/api/embed', { json: { model: 'nomic-embed-text', input: ['a', 'b'] } });
+    assert.equal(embed.status, 200);
+    assert.equal((await embed.json()).embeddings.length, 2);
+    const legacy = await stack.call('/api/embeddings', { json: { model: 'nomic-embed-text', prompt: 'a' } });
+    assert.equal(legacy.status, 200);
+    assert.ok(Array.isArray((await legacy.json()).embedding));
+    assert.equal(stack.foreman.snapshot().totals.switches, switches, 'an embedding is no switch');
+    assert.equal(stack.foreman.snapshot().loaded_model, 'llama3.2:latest');
+    assert.ok(stack.sim.stats().loaded.includes('llama3.2:latest'), 'the generation model stayed resident');
+    const bad = await stack.call('/api/embed', { method: 'POST', body: '{' });
+    assert.equal(bad.status, 400);
+    blocker.release();
+    await blocker.done;
+  });
+});
+
 describe('native surface: failures and bad input', () => {
   it('requires the Bearer token except on / and /health', async (t) => {
     const stack = await startStack(t);
