@@ -9,7 +9,8 @@ import { createUpstream, type Upstream } from './upstream.js';
 import { Scheduler } from './scheduler.js';
 import { createLimiter } from './limiter.js';
 import { createHttpServer, type Route } from './http/server.js';
-import { ollamaRoutes } from './http/routes-ollama.js';
+import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
+import { openaiRoutes } from './http/routes-openai.js';
 import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './metrics.js';
@@ -139,6 +140,16 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     };
   };
 
+  const generationDeps: OllamaRouteDeps = {
+    upstream,
+    scheduler,
+    embeddings,
+    maxBody: config.max_body,
+    syncPriority: config.sync_priority,
+    heartbeatMs: config.stream_heartbeat_ms,
+    observe: ({ model, relay, ttftMs }) => metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.lastData ?? null)),
+  };
+
   const routes: Route[] = [
     ...opsRoutes({
       health,
@@ -148,15 +159,8 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       uiPage: renderUiPage,
     }),
     ...jobRoutes({ jobs, maxBody: config.max_body }),
-    ...ollamaRoutes({
-      upstream,
-      scheduler,
-      embeddings,
-      maxBody: config.max_body,
-      syncPriority: config.sync_priority,
-      heartbeatMs: config.stream_heartbeat_ms,
-      observe: ({ model, relay, ttftMs }) => metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.last ?? null)),
-    }),
+    ...ollamaRoutes(generationDeps),
+    ...openaiRoutes(generationDeps),
   ];
 
   const server = createHttpServer({ routes, tokens: config.tokens, log });

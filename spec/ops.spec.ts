@@ -107,6 +107,16 @@ describe('GET /metrics', () => {
     await busy.release();
   });
 
+  it('counts tokens of /v1 streams from the usage chunk', async (t) => {
+    const stack = await startStack(t);
+    const res = await stack.call('/v1/chat/completions', {
+      json: { model: 'llama3.2', stream: true, stream_options: { include_usage: true }, max_tokens: 6, messages: [{ role: 'user', content: 'hi' }] },
+    });
+    assert.match(await res.text(), /data: \[DONE\]\n\n$/);
+    const m = await metrics(stack);
+    assert.equal(m.get('foreman_tokens_generated_total{model="llama3.2:latest"}'), 6);
+  });
+
   it('counts webhook deliveries by outcome', async (t) => {
     const { createServer } = await import('node:http');
     let hits = 0;

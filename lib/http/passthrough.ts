@@ -56,6 +56,8 @@ export async function passthrough(ctx: RequestContext, options: PassthroughOptio
     res.end();
     return;
   }
-  await relayBody(upstreamRes, res, { framing: 'raw', signal });
-  res.end();
+  const relay = await relayBody(upstreamRes, res, { framing: 'raw', signal });
+  // A body cut short upstream is cut short here too, rather than ended as if complete.
+  if (relay.outcome === 'upstream_error') res.destroy();
+  else res.end();
 }

@@ -14,8 +14,10 @@ export interface RelayResult {
   /** lines, events or raw chunks written */
   units: number;
   bytes: number;
-  /** the last complete line or event, for the final chunk's counts */
+  /** the last complete line or event */
   last: Uint8Array | null;
+  /** the last one that carries data (not `data: [DONE]`), for the final chunk's counts */
+  lastData: Uint8Array | null;
   /** ms from relay start to the first unit written, null when none */
   firstUnitMs: number | null;
 }
@@ -58,6 +60,10 @@ const DONE_MARK = Buffer.from('"done":true');
 const ERROR_MARK = Buffer.from('{"error"');
 const SSE_DONE = Buffer.from('data: [DONE]');
 
+function isSseDone(unit: Uint8Array): boolean {
+  return unit.length >= SSE_DONE.length && Buffer.from(unit.buffer, unit.byteOffset, SSE_DONE.length).equals(SSE_DONE);
+}
+
 /** Did this stream end the way clients expect (a done chunk, an error line, or [DONE])? */
 function endedProperly(framing: Framing, last: Uint8Array | null): boolean {
   if (framing === 'raw') return true;
@@ -70,15 +76,17 @@ function endedProperly(framing: Framing, last: Uint8Array | null): boolean {
 export async function relayBody(upstream: UpstreamResponse, res: ServerResponse, options: RelayOptions): Promise<RelayResult> {
   const now = options.now ?? performance.now.bind(performance);
   const started = now();
-  const result: RelayResult = { outcome: 'done', error: null, units: 0, bytes: 0, last: null, firstUnitMs: null };
+  const result: RelayResult = { outcome: 'done', error: null, units: 0, bytes: 0, last: null, lastData: null, firstUnitMs: null };
   const splitter = options.framing === 'ndjson' ? new LineSplitter() : options.framing === 'sse' ? new EventSplitter() : null;
 
   // Hot path: synchronous writes; a full socket buffer is awaited once per upstream read.
   let needDrain = false;
+  let previous: Uint8Array | null = null;
   const emit = (unit: Uint8Array): boolean => {
     if (result.firstUnitMs === null) result.firstUnitMs = now() - started;
     result.units++;
     result.bytes += unit.length;
+    previous = result.last;
     result.last = unit;
     if (res.destroyed || res.writableEnded) return false;
     if (!res.write(unit)) needDrain = true;
@@ -130,6 +138,7 @@ export async function relayBody(upstream: UpstreamResponse, res: ServerResponse,
     }
     const tail = splitter?.flush();
     if (tail && (!emit(tail) || !(await drained()))) return gone();
+    result.lastData = result.last !== null && isSseDone(result.last) ? previous : result.last;
     if (!endedProperly(options.framing, result.last)) await fail('upstream ended the stream early');
   } catch (err) {
     if (options.signal.aborted || res.destroyed) return gone();

@@ -120,9 +120,11 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     const framing = upstreamRes.ok ? framingOf(upstreamRes.headers.get('content-type')) : 'raw';
     const started = performance.now();
     const relay = await relayBody(upstreamRes, res, {
-      framing, signal: rc.signal, renderError: (m) => errorUnit(surface, m),
+      framing, signal: rc.signal, renderError: framing === 'raw' ? undefined : (m) => errorUnit(surface, m),
     });
-    res.end();
+    // A whole-body answer cut short cannot carry an error line: close so the client sees the failure.
+    if (relay.outcome === 'upstream_error' && framing === 'raw') res.destroy();
+    else res.end();
     // Time to first token means a streamed chunk; a whole JSON answer has no first token to time.
     const ttftMs = relay.firstUnitMs === null || framing === 'raw' ? null : started - runStarted + relay.firstUnitMs;
     deps.observe?.({ model, kind: job.kind, relay, ttftMs });
