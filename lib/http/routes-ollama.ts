@@ -21,6 +21,23 @@ export interface OllamaRouteDeps extends SyncJobDeps {
 
 const ROOT_TEXT = 'Ollama is running';
 
+/** An embedding endpoint: not queued, limited to embed_parallel in flight (SPEC §3). */
+export function embeddingRoute(path: string, deps: OllamaRouteDeps): Route {
+  return {
+    method: 'POST',
+    path,
+    handler: async (ctx) => {
+      const raw = await readBody(ctx.req, deps.maxBody);
+      parseJsonObject(raw); // bad JSON is foreman's 400, not a wasted upstream round trip
+      const controller = abortOnClientClose(ctx);
+      await deps.embeddings.run(
+        () => passthrough(ctx, { upstream: deps.upstream, maxBody: deps.maxBody, body: raw, signal: controller.signal }),
+        controller.signal,
+      );
+    },
+  };
+}
+
 export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
   const generation = (kind: GenerationKind, upstreamPath: string): Route => ({
     method: 'POST',
@@ -36,20 +53,6 @@ export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
         return;
       }
       await serveSyncJob(ctx, deps, { upstreamPath, raw, request, kind });
-    },
-  });
-
-  const embedding = (path: string): Route => ({
-    method: 'POST',
-    path,
-    handler: async (ctx) => {
-      const raw = await readBody(ctx.req, deps.maxBody);
-      parseJsonObject(raw); // bad JSON is foreman's 400, not a wasted upstream round trip
-      const controller = abortOnClientClose(ctx);
-      await deps.embeddings.run(
-        () => passthrough(ctx, { upstream: deps.upstream, maxBody: deps.maxBody, body: raw, signal: controller.signal }),
-        controller.signal,
-      );
     },
   });
 
@@ -71,8 +74,8 @@ export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
     },
     generation('chat', '/api/chat'),
     generation('generate', '/api/generate'),
-    embedding('/api/embed'),
-    embedding('/api/embeddings'),
+    embeddingRoute('/api/embed', deps),
+    embeddingRoute('/api/embeddings', deps),
     proxied(['GET', 'HEAD'], '/api/tags'),
     proxied('GET', '/api/ps'),
     proxied(['GET', 'HEAD'], '/api/version'),

@@ -7,9 +7,9 @@ import type { Route } from './server.js';
 import type { GenerationKind } from '../requests.js';
 import { validateGeneration } from '../requests.js';
 import { parseJsonObject, readBody } from './body.js';
-import { abortOnClientClose, passthrough } from './passthrough.js';
+import { passthrough } from './passthrough.js';
 import { serveSyncJob } from './sync-job.js';
-import type { OllamaRouteDeps } from './routes-ollama.js';
+import { embeddingRoute, type OllamaRouteDeps } from './routes-ollama.js';
 
 export function openaiRoutes(deps: OllamaRouteDeps): Route[] {
   const generation = (kind: GenerationKind, path: string): Route => ({
@@ -34,20 +34,8 @@ export function openaiRoutes(deps: OllamaRouteDeps): Route[] {
   return [
     generation('openai-chat', '/v1/chat/completions'),
     generation('openai-completion', '/v1/completions'),
-    {
-      // Embeddings bypass the queue with their own limit (SPEC §3), as on /api/embed.
-      method: 'POST',
-      path: '/v1/embeddings',
-      handler: async (ctx) => {
-        const raw = await readBody(ctx.req, deps.maxBody);
-        parseJsonObject(raw); // bad JSON is foreman's 400, not a wasted upstream round trip
-        const controller = abortOnClientClose(ctx);
-        await deps.embeddings.run(
-          () => passthrough(ctx, { upstream: deps.upstream, maxBody: deps.maxBody, body: raw, signal: controller.signal }),
-          controller.signal,
-        );
-      },
-    },
+    // Embeddings bypass the queue with their own limit (SPEC §3), as on /api/embed.
+    embeddingRoute('/v1/embeddings', deps),
     proxied('/v1/models'),
     proxied('/v1/models/:id'),
   ];
