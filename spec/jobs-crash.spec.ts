@@ -55,8 +55,9 @@ const eventSeen = (receiver: Receiver, id: string, state: string) =>
   receiver.until((all) => all.some((d) => d.body.job_id === id && d.body.state === state));
 
 describe('crash recovery', () => {
-  it('loses no acknowledged job over repeated SIGKILLs at random moments', { timeout: 90_000 }, async (t) => {
-    const CYCLES = 5;
+  it('loses no acknowledged job over repeated SIGKILLs at random moments', { timeout: 600_000 }, async (t) => {
+    // 5 in the suite; FOREMAN_CRASH_CYCLES=20 for the full soak reported in the issue notes.
+    const CYCLES = Number(process.env.FOREMAN_CRASH_CYCLES ?? 5);
     const PER_CYCLE = 8;
     const random = seededRandom(20261122);
     const upstream = await sim(t, 200);
