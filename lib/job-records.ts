@@ -87,6 +87,7 @@ export function applyState(job: Job, state: JobState, at: number, attempts: numb
   if (state === 'queued') job.startedAt = null;
   if (isTerminal(state)) job.finishedAt = at;
   if (error) job.error = error;
+  else if (state === 'working' || state === 'completed') job.error = null; // a retried job sheds its last failure
   return t;
 }
 

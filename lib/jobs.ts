@@ -47,6 +47,8 @@ export interface JobServiceOptions {
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 const MAX_WAIT_MS = 300_000;
 const COMPACT_CHECK_MS = 3600_000;
+const RETRY_BASE_MS = 2_000;
+const RETRY_MAX_MS = 60_000;
 
 interface Waiter {
   resolve(): void;
@@ -70,6 +72,7 @@ export class JobService {
   #appendsSinceCompaction = 0;
   #compacting: Promise<void> | null = null;
   #compactTimer: NodeJS.Timeout;
+  readonly #retryTimers = new Set<NodeJS.Timeout>();
   readonly replayOrphans: number;
 
   constructor(options: JobServiceOptions) {
@@ -307,6 +310,8 @@ export class JobService {
 
   async close(): Promise<void> {
     clearInterval(this.#compactTimer);
+    for (const timer of this.#retryTimers) clearTimeout(timer);
+    this.#retryTimers.clear();
     for (const set of this.#waiters.values()) for (const w of set) w.resolve();
     await this.#webhooks.close();
     await this.#compacting;
@@ -348,6 +353,27 @@ export class JobService {
       },
       { arrivalMs: job.createdAt, force: replayed },
     );
+  }
+
+  /**
+   * Back to queued, and into the scheduler again after a backoff (2 s, 4 s, … at most 60 s).
+   * The wait is in memory only: after a restart the job is simply queued.
+   */
+  #retryLater(job: Job, failure: JobError): void {
+    this.#transition(job, 'queued', job.attempts, failure);
+    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.max(0, job.attempts - 1));
+    this.#log.warn('job will retry', { job: job.id, attempts: job.attempts, retry_in_ms: delay, error: failure.message });
+    const timer = setTimeout(() => {
+      this.#retryTimers.delete(timer);
+      if (job.state !== 'queued' || this.#o.scheduler.has(job.id)) return; // cancelled meanwhile
+      try {
+        this.#schedule(job, true);
+      } catch (err) {
+        this.#log.warn('job kept for the next start', { job: job.id, error: (err as Error).message });
+      }
+    }, delay);
+    timer.unref();
+    this.#retryTimers.add(timer);
   }
 
   #transition(job: Job, state: JobState, attempts: number, error: JobError | null = null): void {
@@ -419,8 +445,13 @@ export class JobService {
         else this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
         return 'cancelled';
       }
-      const e = err as { status?: number; message?: string };
+      const e = err as { status?: number; message?: string; code?: string };
       failure = { message: e.message ?? String(err), ...(e.status ? { status: e.status } : {}) };
+      // Ollama restarting (or not up yet) is no reason to lose the job: try again later.
+      if (e.code === 'upstream_unreachable' && job.attempts < this.#o.maxAttempts) {
+        this.#retryLater(job, failure);
+        return 'failed';
+      }
     }
     if (failure) {
       this.#transition(job, 'failed', job.attempts, failure);

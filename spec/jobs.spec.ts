@@ -570,3 +570,36 @@ describe('restart', () => {
     assert.equal(reused.status, 202, 'the key of a dropped job is free again');
   });
 });
+
+describe('async jobs when upstream is down', () => {
+  it('requeue with backoff while Ollama is unreachable and complete once it is back', async (t) => {
+    const { createServer } = await import('node:net');
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as import('node:net').AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const stack = await startStack(t, { config: { upstream: `http://127.0.0.1:${port}` } });
+    const { job } = await postJob(stack, { model: 'llama3.2', prompt: 'survive a restart of Ollama' });
+    await eventuallyAsync(async () => {
+      const j = (await getJson(stack, `/jobs/${job.id}`)).body;
+      return j.state === 'queued' && j.attempts === 1 && /upstream unreachable/.test(j.error?.message ?? '');
+    }, 'the first attempt to fail and requeue');
+    const { startSim } = await import('../lib/sim/index.js');
+    const sim = await startSim({ port });
+    t.after(() => sim.close());
+    const done = await waitJob(stack, job.id);
+    assert.equal(done.state, 'completed');
+    assert.equal(done.attempts, 2);
+    assert.equal(done.error, null);
+    const states = (await getJson(stack, `/jobs/${job.id}/events`)).body.events.map((e: any) => e.state);
+    assert.deepEqual(states, ['queued', 'working', 'queued', 'working', 'completed']);
+  });
+});
+
+async function eventuallyAsync(ok: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (await ok()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
