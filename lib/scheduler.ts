@@ -66,6 +66,7 @@ export interface SchedulerOptions {
 const RECENT_LIMIT = 50;
 const SWITCH_LIMIT = 20;
 const UNLOAD_TIMEOUT_MS = 60_000;
+const RESIDENCY_TIMEOUT_MS = 5_000;
 
 export class Scheduler {
   readonly #queue: DrainQueue<Entry>;
@@ -265,8 +266,9 @@ export class Scheduler {
     });
     if (this.#recent.length > RECENT_LIMIT) this.#recent.pop();
     this.#opts.events?.finished?.(entry.job, state, running.queueMs, runMs);
-    if (state === 'failed') void this.refreshResidency();
-    else this.#pump();
+    this.#pump();
+    // After a failure foreman is unsure what upstream holds (SPEC §1: read /api/ps whenever unsure).
+    if (state === 'failed') void this.refreshResidency(AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
   }
 
   #notifyIdle(): void {
