@@ -40,13 +40,15 @@ export interface ForemanDeps {
   /** Webhook retry schedule; tests inject a short one. */
   webhookSchedule?: readonly number[];
   webhookTimeoutMs?: number;
+  /** Silence after which an upstream request is abandoned; tests shorten it. */
+  upstreamIdleMs?: number;
 }
 
 export async function createForeman(config: Readonly<Config>, deps: ForemanDeps = {}): Promise<Foreman> {
   const log = deps.log ?? createLogger(config.log_format);
   const now = deps.now ?? Date.now;
   const startedAt = now();
-  const upstream = createUpstream(config.upstream, config.upstream_token);
+  const upstream = createUpstream(config.upstream, config.upstream_token, deps.upstreamIdleMs);
   const embeddings = createLimiter(config.embed_parallel, config.max_queue);
   let snapshot: () => QueueSnapshot = () => { throw new Error('not wired'); };
   const metrics = createForemanMetrics(() => snapshot());

@@ -425,8 +425,9 @@ export class JobService {
     const path = job.kind === 'chat' ? '/api/chat' : '/api/generate';
     const merger = new StreamMerger(job.kind);
     let failure: JobError | null = null;
+    let res: UpstreamResponse | undefined;
     try {
-      const res = await this.#o.upstream.send(path, { body: JSON.stringify({ ...job.body, stream: true }), signal: rc.signal });
+      res = await this.#o.upstream.send(path, { body: JSON.stringify({ ...job.body, stream: true }), signal: rc.signal });
       rc.upstreamAnswered();
       if (!res.ok) {
         failure = { message: await readUpstreamError(res), status: res.status };
@@ -446,7 +447,8 @@ export class JobService {
         return 'cancelled';
       }
       const e = err as { status?: number; message?: string; code?: string };
-      failure = { message: e.message ?? String(err), ...(e.status ? { status: e.status } : {}) };
+      const message = res?.failureReason() ?? (res ? `upstream failed mid-stream: ${e.message}` : e.message ?? String(err));
+      failure = { message, ...(e.status ? { status: e.status } : {}) };
       // Ollama restarting (or not up yet) is no reason to lose the job: try again later.
       if (e.code === 'upstream_unreachable' && job.attempts < this.#o.maxAttempts) {
         this.#retryLater(job, failure);

@@ -1,8 +1,9 @@
 // The Ollama client: node:http(s) with a keep-alive agent and an AbortSignal per
 // request. It knows no queue and no server. A caller's Authorization is never
 // forwarded (only upstream_token), and Host is upstream's own, which a
-// loopback-bound Ollama requires (SPEC §2). No header or body timeout: a model
-// load may take minutes, and the caller's signal is what ends a request.
+// loopback-bound Ollama requires (SPEC §2). The only timeout is for silence: a
+// model load may take minutes, but an upstream that sends nothing for idleMs is
+// stuck, and a stuck job would hold the queue for ever.
 
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
@@ -27,6 +28,8 @@ export interface UpstreamResponse {
   text(maxBytes?: number): Promise<string>;
   /** Drops the rest of the body and frees the connection. */
   discard(): void;
+  /** Why foreman itself cut the body short (e.g. silence), when it did. */
+  failureReason(): string | null;
 }
 
 /** Upstream's error message from a non-2xx body: `{"error":"…"}`, `{"error":{"message":"…"}}`, or the text. */
@@ -76,7 +79,7 @@ export function forwardableHeaders(headers: Record<string, string | string[] | u
 export const MAX_TEXT_BYTES = 256 * 1024 * 1024;
 const MAX_SOCKETS = 1024;
 
-function wrap(res: IncomingMessage): UpstreamResponse {
+function wrap(res: IncomingMessage, cut: { reason: string | null }): UpstreamResponse {
   const status = res.statusCode ?? 502;
   return {
     status,
@@ -105,10 +108,14 @@ function wrap(res: IncomingMessage): UpstreamResponse {
       if (!res.complete) res.destroy();
       else res.resume();
     },
+    failureReason: () => cut.reason,
   };
 }
 
-export function createUpstream(baseUrl: string, token?: string): Upstream {
+/** Longer than Ollama's own load timeout (5 min) plus a slow first token. */
+export const DEFAULT_IDLE_MS = 10 * 60_000;
+
+export function createUpstream(baseUrl: string, token?: string, idleMs = DEFAULT_IDLE_MS): Upstream {
   const base = new URL(baseUrl.replace(/\/+$/, '') + '/');
   const secure = base.protocol === 'https:';
   const agent = secure
@@ -133,7 +140,12 @@ export function createUpstream(baseUrl: string, token?: string): Upstream {
         path: prefix + path, method: init.method ?? (body === undefined ? 'GET' : 'POST'), headers, agent, signal,
       });
       req.setNoDelay(true);
-      req.once('response', (res) => resolve(wrap(res)));
+      const cut = { reason: null as string | null };
+      req.setTimeout(idleMs, () => {
+        cut.reason = `upstream sent nothing for ${idleMs >= 1000 ? `${Math.round(idleMs / 1000)} s` : `${idleMs} ms`}`;
+        req.destroy(new Error(cut.reason));
+      });
+      req.once('response', (res) => resolve(wrap(res, cut)));
       req.once('error', (err) => {
         if (signal?.aborted) reject(signal.reason ?? err);
         else reject(upstreamUnreachable(describeNetworkError(err)));

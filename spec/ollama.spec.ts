@@ -216,6 +216,15 @@ describe('native surface: failures and bad input', () => {
     }
   });
 
+  it('gives up on an upstream that goes silent mid-stream, and the queue moves on', async (t) => {
+    const stack = await startStack(t, { deps: { upstreamIdleMs: 300 } });
+    const stuck = stack.call('/api/chat', { json: chat('stall', { sim: { fault: 'stall', after: 2 } }) });
+    const next = stack.call('/api/generate', { json: { model: 'llama3.2', prompt: 'next', stream: false } });
+    const { lines } = await readNdjson(await stuck);
+    assert.match(lines.at(-1).error, /upstream (failed mid-stream|sent nothing)/);
+    assert.equal((await next).status, 200);
+  });
+
   it("returns Ollama's exact busy error beyond max_queue", async (t) => {
     const stack = await startStack(t, { config: { max_queue: 1 } });
     const blocker = await holdSlot(stack);

@@ -142,7 +142,7 @@ export async function relayBody(upstream: UpstreamResponse, res: ServerResponse,
     if (!endedProperly(options.framing, result.last)) await fail('upstream ended the stream early');
   } catch (err) {
     if (options.signal.aborted || res.destroyed) return gone();
-    await fail(`upstream failed mid-stream: ${describe(err)}`);
+    await fail(`upstream failed mid-stream: ${upstream.failureReason() ?? describe(err)}`);
   }
   return result;
 }
