@@ -13,6 +13,7 @@ import type { SimOptions } from '../lib/sim/index.js';
 import {
   allJobs, eventually, getJson, newSecret, postJob, startReceiver, waitJob,
 } from './support/jobs-receiver.js';
+import { until } from './support/until.js';
 
 const CHAT = (content: string, model = 'llama3.2') => ({ model, messages: [{ role: 'user', content }] });
 const STALL = { sim: { fault: 'stall', after: 1 } };
@@ -580,7 +581,7 @@ describe('async jobs when upstream is down', () => {
     await new Promise<void>((r) => probe.close(() => r()));
     const stack = await startStack(t, { config: { upstream: `http://127.0.0.1:${port}` } });
     const { job } = await postJob(stack, { model: 'llama3.2', prompt: 'survive a restart of Ollama' });
-    await eventuallyAsync(async () => {
+    await until(async () => {
       const j = (await getJson(stack, `/jobs/${job.id}`)).body;
       return j.state === 'queued' && j.attempts === 1 && /upstream unreachable/.test(j.error?.message ?? '');
     }, 'the first attempt to fail and requeue');
@@ -596,10 +597,3 @@ describe('async jobs when upstream is down', () => {
   });
 });
 
-async function eventuallyAsync(ok: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}

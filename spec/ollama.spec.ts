@@ -4,19 +4,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startStack, readNdjson, TOKEN, type Stack } from './support/stack.js';
 import { rawRequest } from './support/raw-http.js';
+import { until } from './support/until.js';
 
 const chat = (content: string, extra: Record<string, unknown> = {}) => ({
   model: 'llama3.2', messages: [{ role: 'user', content }], ...extra,
 });
 
-/** Polls a condition on the event loop (no timing assertion: it only waits for a state). */
-async function until(check: () => Promise<boolean> | boolean, what: string, limit = 2000): Promise<void> {
-  for (let i = 0; i < limit; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function queueTotals(stack: Stack) {
   return (await (await stack.call('/queue')).json()).totals as { waiting: number; running: number };

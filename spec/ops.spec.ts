@@ -3,14 +3,8 @@ import assert from 'node:assert/strict';
 import { startStack, TOKEN, type Stack } from './support/stack.js';
 import { chromiumDumpDom } from './support/chromium.js';
 import { parsePrometheusText } from '../lib/metrics.js';
+import { until } from './support/until.js';
 
-async function until(check: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const queue = async (stack: Stack) => (await stack.call('/queue')).json() as Promise<any>;
 const metrics = async (stack: Stack) => parsePrometheusText(await (await stack.call('/metrics')).text());

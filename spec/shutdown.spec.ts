@@ -5,14 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSim } from '../lib/sim/index.js';
 import { spawnForeman } from './support/jobs-process.js';
+import { until } from './support/until.js';
 
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 4000; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('SIGTERM', () => {
   it('stops accepting, answers waiting callers 503, lets the running stream finish and keeps async jobs', async (t) => {
