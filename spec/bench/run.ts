@@ -1,4 +1,4 @@
-// `npm run bench [-- --only streaming|scheduling|journal] [--quick]`: runs the benchmarks in
+// `npm run bench [-- --only streaming|scheduling|journal|submit] [--quick]`: runs the benchmarks in
 // sequence and prints each as a table with notes, then "target vs measured". Informational:
 // the exit code is 0 unless a benchmark crashed. Child processes die on finish, error and SIGINT.
 
@@ -7,10 +7,11 @@ import { parseArgs } from 'node:util';
 import { runJournalBench } from './journal-bench.js';
 import { runStreamingBench } from './streaming-bench.js';
 import { runSchedulingBench } from './scheduling-bench.js';
+import { runSubmitBench } from './submit-bench.js';
 import { killAllNow, stopAll } from './procs.js';
 import type { BenchReport, SummaryRow } from './report.js';
 
-const BENCHES = ['streaming', 'scheduling', 'journal'] as const;
+const BENCHES = ['streaming', 'scheduling', 'journal', 'submit'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const { values } = parseArgs({
@@ -18,7 +19,7 @@ const { values } = parseArgs({
   strict: true,
 });
 if (values.help) {
-  console.log('Usage: npm run bench -- [--only streaming|scheduling|journal] [--quick]');
+  console.log('Usage: npm run bench -- [--only streaming|scheduling|journal|submit] [--quick]');
   process.exit(0);
 }
 if (values.only && !BENCHES.includes(values.only as BenchName)) {
@@ -57,6 +58,7 @@ const runners: Record<BenchName, () => Promise<BenchReport>> = {
   streaming: () => runStreamingBench({ quick }),
   scheduling: () => runSchedulingBench({ quick }),
   journal: journalReport,
+  submit: () => runSubmitBench({ quick }),
 };
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, ${process.platform}/${process.arch}`;
