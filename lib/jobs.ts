@@ -5,13 +5,13 @@
 import { busy, conflict, notFound, unprocessable } from './errors.js';
 import { normalizeModel, groupKey } from './model-group.js';
 import { newJobId } from './requests.js';
-import { LineSplitter } from './ndjson.js';
 import { silentLogger, type Logger } from './log.js';
 import type { Journal } from './journal.js';
-import { readUpstreamError, type Upstream, type UpstreamResponse } from './upstream.js';
+import type { Upstream } from './upstream.js';
 import type { FinishState, RunContext, Scheduler } from './scheduler.js';
 import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher } from './webhooks.js';
-import { StreamMerger } from './stream-merge.js';
+import { runOnce } from './job-runner.js';
+import { SortedIds } from './sorted-ids.js';
 import {
   applyState, applyWebhook, artifactsOf, eventId, eventPayload, isTerminal, jobFromSubmit, jobView, replayRecords,
   type Artifact, type Job, type JobError, type JobKind, type JobRecord, type JobState,
@@ -59,8 +59,8 @@ export class JobService {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #jobs: Map<string, Job>;
-  /** ids sorted ascending (they sort by creation time) for newest-first paging; kept sorted by #insertOrder */
-  #order: string[];
+  /** ids in creation order, for newest-first paging */
+  readonly #order: SortedIds;
   /** submits between the max_queue check and their enqueue: they hold a place in the queue */
   #admitting = 0;
   /** submits whose record is not yet durable; an idempotent repeat waits for it */
@@ -82,7 +82,7 @@ export class JobService {
     const { jobs, orphans } = replayRecords(options.journal.replay.records);
     this.#jobs = jobs;
     this.replayOrphans = orphans;
-    this.#order = [...jobs.keys()].sort();
+    this.#order = new SortedIds(jobs.keys());
     for (const job of jobs.values()) {
       if (job.idempotency) this.#idempotency.set(job.idempotency.key, { id: job.id, hash: job.idempotency.hash, at: job.createdAt });
     }
@@ -159,7 +159,7 @@ export class JobService {
     };
     const job = jobFromSubmit(record);
     this.#jobs.set(job.id, job);
-    this.#insertOrder(job.id);
+    this.#order.insert(job.id);
     if (input.idempotency) this.#idempotency.set(input.idempotency.key, { id: job.id, hash: input.idempotency.hash, at: now });
     this.#admitting++;
     const durable = this.#append(record);
@@ -168,7 +168,7 @@ export class JobService {
       await durable;
     } catch (err) {
       this.#jobs.delete(job.id);
-      this.#order = this.#order.filter((id) => id !== job.id);
+      this.#order.remove(job.id);
       if (input.idempotency) this.#idempotency.delete(input.idempotency.key);
       throw err;
     } finally {
@@ -203,21 +203,11 @@ export class JobService {
 
   list(filter: { state?: JobState; model?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
     const model = filter.model ? normalizeModel(filter.model) : undefined;
-    let i = this.#order.length - 1;
-    if (filter.cursor) {
-      // first index with id < cursor
-      let lo = 0;
-      let hi = this.#order.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (this.#order[mid]! < filter.cursor) lo = mid + 1;
-        else hi = mid;
-      }
-      i = lo - 1;
-    }
+    // Newest first: start below the cursor (the last id of the previous page), or at the end.
+    let i = (filter.cursor ? this.#order.lowerBound(filter.cursor) : this.#order.length) - 1;
     const out: Job[] = [];
     for (; i >= 0 && out.length < filter.limit; i--) {
-      const job = this.#jobs.get(this.#order[i]!);
+      const job = this.#jobs.get(this.#order.at(i)!);
       if (!job) continue;
       if (filter.state && job.state !== filter.state) continue;
       if (model && job.model !== model) continue;
@@ -294,7 +284,7 @@ export class JobService {
           job.body = {}; // the request is no longer needed once the job ended; the hash guards idempotency
         }
       }
-      this.#order = this.#order.filter((id) => this.#jobs.has(id));
+      this.#order.retain((id) => this.#jobs.has(id));
       for (const [key, entry] of this.#idempotency) if (this.#now() - entry.at >= IDEMPOTENCY_TTL_MS) this.#idempotency.delete(key);
       // A copy taken now: the journal writes it later, after the appends queued before this call and
       // before those queued after it. Live objects would carry later transitions too, and replay would
@@ -320,16 +310,6 @@ export class JobService {
   // ---- internals ----
 
   /** Ids of one millisecond differ in a random tail, so creation order is not id order: insert sorted. */
-  #insertOrder(id: string): void {
-    let lo = 0;
-    let hi = this.#order.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.#order[mid]! < id) lo = mid + 1;
-      else hi = mid;
-    }
-    this.#order.splice(lo, 0, id);
-  }
 
   #append(record: JobRecord): Promise<void> {
     this.#appendsSinceCompaction++;
@@ -422,81 +402,29 @@ export class JobService {
 
   async #execute(job: Job, rc: RunContext): Promise<FinishState> {
     this.#transition(job, 'working', job.attempts + 1);
-    const path = job.kind === 'chat' ? '/api/chat' : '/api/generate';
-    const merger = new StreamMerger(job.kind);
-    let failure: JobError | null = null;
-    let res: UpstreamResponse | undefined;
-    try {
-      res = await this.#o.upstream.send(path, { body: JSON.stringify({ ...job.body, stream: true }), signal: rc.signal });
-      rc.upstreamAnswered();
-      if (!res.ok) {
-        failure = { message: await readUpstreamError(res), status: res.status };
-      } else if ((res.headers.get('content-type') ?? '').includes('ndjson')) {
-        failure = await readStream(res, merger);
-      } else {
-        const parsed = JSON.parse(await res.text()) as Record<string, unknown>;
-        failure = merger.push(parsed) !== null ? { message: String(parsed.error) } : null;
-      }
-      if (!failure && !merger.done) failure = { message: 'upstream ended the stream before done' };
-    } catch (err) {
-      if (rc.signal.aborted) {
-        const shutdown = (rc.signal.reason as Error | undefined)?.message === 'shutdown';
+    const outcome = await runOnce(this.#o.upstream, job.kind, job.body, rc.signal, () => rc.upstreamAnswered());
+    switch (outcome.kind) {
+      case 'aborted':
         // A job stopped by shutdown runs again at the next start; one stopped by a caller is cancelled.
-        if (shutdown) this.#transition(job, 'queued', job.attempts);
+        if (outcome.shutdown) this.#transition(job, 'queued', job.attempts);
         else this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
         return 'cancelled';
-      }
-      const e = err as { status?: number; message?: string; code?: string };
-      const message = res?.failureReason() ?? (res ? `upstream failed mid-stream: ${e.message}` : e.message ?? String(err));
-      failure = { message, ...(e.status ? { status: e.status } : {}) };
-      // Ollama restarting (or not up yet) is no reason to lose the job: try again later.
-      if (e.code === 'upstream_unreachable' && job.attempts < this.#o.maxAttempts) {
-        this.#retryLater(job, failure);
+      case 'failed':
+        // Ollama restarting (or not up yet) is no reason to lose the job: try again later.
+        if (outcome.unreachable && job.attempts < this.#o.maxAttempts) this.#retryLater(job, outcome.error);
+        else this.#transition(job, 'failed', job.attempts, outcome.error);
         return 'failed';
-      }
-    }
-    if (failure) {
-      this.#transition(job, 'failed', job.attempts, failure);
-      return 'failed';
-    }
-    const response = merger.result()!;
-    try {
-      // The result must be durable before the job may say completed.
-      await this.#append({ t: 'result', id: job.id, at: this.#now(), response });
-    } catch (err) {
-      this.#transition(job, 'failed', job.attempts, { message: `could not store the result: ${(err as Error).message}` });
-      return 'failed';
-    }
-    job.response = response;
-    this.#transition(job, 'completed', job.attempts);
-    return 'completed';
-  }
-}
-
-
-/** Reads an NDJSON body into the merger; returns the failure, if any. */
-async function readStream(res: UpstreamResponse, merger: StreamMerger): Promise<JobError | null> {
-  const splitter = new LineSplitter();
-  const decoder = new TextDecoder();
-  const take = (line: Uint8Array): JobError | null => {
-    let chunk: Record<string, unknown>;
-    try {
-      chunk = JSON.parse(decoder.decode(line)) as Record<string, unknown>;
-    } catch {
-      return { message: 'upstream sent a malformed line' };
-    }
-    const error = merger.push(chunk);
-    return error === null ? null : { message: error };
-  };
-  for await (const chunk of res.body) {
-    for (const line of splitter.push(chunk)) {
-      const failure = take(line);
-      if (failure) {
-        res.discard();
-        return failure;
-      }
+      case 'completed':
+        try {
+          // The result must be durable before the job may say completed.
+          await this.#append({ t: 'result', id: job.id, at: this.#now(), response: outcome.response });
+        } catch (err) {
+          this.#transition(job, 'failed', job.attempts, { message: `could not store the result: ${(err as Error).message}` });
+          return 'failed';
+        }
+        job.response = outcome.response;
+        this.#transition(job, 'completed', job.attempts);
+        return 'completed';
     }
   }
-  const last = splitter.flush();
-  return last ? take(last) : null;
 }

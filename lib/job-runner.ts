@@ -1,0 +1,69 @@
+// One run of an async job against upstream: stream the answer, merge it, and say how the
+// run ended. It changes no job state; jobs.ts turns the outcome into transitions.
+
+import { LineSplitter } from './ndjson.js';
+import { StreamMerger } from './stream-merge.js';
+import { readUpstreamError, type Upstream, type UpstreamResponse } from './upstream.js';
+import type { JobError, JobKind } from './job-records.js';
+
+export type RunOutcome =
+  | { kind: 'completed'; response: Record<string, unknown> }
+  | { kind: 'failed'; error: JobError; /** nothing reached upstream: worth another try */ unreachable: boolean }
+  | { kind: 'aborted'; shutdown: boolean };
+
+export async function runOnce(
+  upstream: Upstream, kind: JobKind, body: Record<string, unknown>, signal: AbortSignal, answered: () => void,
+): Promise<RunOutcome> {
+  const path = kind === 'chat' ? '/api/chat' : '/api/generate';
+  const merger = new StreamMerger(kind);
+  let failure: JobError | null = null;
+  let res: UpstreamResponse | undefined;
+  try {
+    // Async jobs always stream from upstream: the merged result is what Ollama returns for stream:false.
+    res = await upstream.send(path, { body: JSON.stringify({ ...body, stream: true }), signal });
+    answered();
+    if (!res.ok) {
+      failure = { message: await readUpstreamError(res), status: res.status };
+    } else if ((res.headers.get('content-type') ?? '').includes('ndjson')) {
+      failure = await readStream(res, merger);
+    } else {
+      // A preload answers one JSON object, not a stream.
+      const parsed = JSON.parse(await res.text()) as Record<string, unknown>;
+      failure = merger.push(parsed) !== null ? { message: String(parsed.error) } : null;
+    }
+    if (!failure && !merger.done) failure = { message: 'upstream ended the stream before done' };
+  } catch (err) {
+    if (signal.aborted) return { kind: 'aborted', shutdown: (signal.reason as Error | undefined)?.message === 'shutdown' };
+    const e = err as { status?: number; message?: string; code?: string };
+    const message = res?.failureReason() ?? (res ? `upstream failed mid-stream: ${e.message}` : e.message ?? String(err));
+    return { kind: 'failed', error: { message, ...(e.status ? { status: e.status } : {}) }, unreachable: e.code === 'upstream_unreachable' };
+  }
+  return failure ? { kind: 'failed', error: failure, unreachable: false } : { kind: 'completed', response: merger.result()! };
+}
+
+/** Reads an NDJSON body into the merger; returns the failure, if any. */
+async function readStream(res: UpstreamResponse, merger: StreamMerger): Promise<JobError | null> {
+  const splitter = new LineSplitter();
+  const decoder = new TextDecoder();
+  const take = (line: Uint8Array): JobError | null => {
+    let chunk: Record<string, unknown>;
+    try {
+      chunk = JSON.parse(decoder.decode(line)) as Record<string, unknown>;
+    } catch {
+      return { message: 'upstream sent a malformed line' };
+    }
+    const error = merger.push(chunk);
+    return error === null ? null : { message: error };
+  };
+  for await (const chunk of res.body) {
+    for (const line of splitter.push(chunk)) {
+      const failure = take(line);
+      if (failure) {
+        res.discard();
+        return failure;
+      }
+    }
+  }
+  const last = splitter.flush();
+  return last ? take(last) : null;
+}
