@@ -76,6 +76,9 @@ export interface ServerOptions {
   log: Logger;
 }
 
+/** A request (headers and body) must arrive within this; the answer may take as long as the queue does. */
+const REQUEST_TIMEOUT_MS = 5 * 60_000;
+
 export function surfaceOf(pathname: string): Surface {
   return pathname.startsWith('/v1/') ? 'openai' : 'ollama';
 }
@@ -139,7 +142,7 @@ export function createHttpServer(options: ServerOptions): Server {
     }
   };
 
-  const server = createServer({ noDelay: true, keepAliveTimeout: 5_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+  const server = createServer({ noDelay: true, keepAliveTimeout: 5_000, headersTimeout: 60_000, requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => {
     void handle(req, res);
   });
   server.on('clientError', (err, socket) => {
