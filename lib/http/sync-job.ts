@@ -2,7 +2,7 @@
 // job starts, upstream's status, headers and body reach it unchanged, one line
 // or event per write (SPEC §2, §7). Shared by the native and /v1 surfaces.
 
-import { describeNetworkError, isHttpError, shuttingDown, upstreamUnreachable, type HttpError } from '../errors.js';
+import { describeNetworkError, internal, isHttpError, shuttingDown, upstreamUnreachable, type HttpError } from '../errors.js';
 import { normalizeModel, groupKey } from '../model-group.js';
 import { newJobId, parsePriority, type GenerationKind, type GenerationRequest } from '../requests.js';
 import { forwardableHeaders, readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
@@ -150,7 +150,15 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   try {
     deps.scheduler.enqueue({
       id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind,
-      run: (rc) => run(rc).finally(settle),
+      run: (rc) =>
+        run(rc)
+          .catch((err) => {
+            // A bug must not leave the caller hanging: answer 500, or cut the stream.
+            if (!res.headersSent) sendError(res, internal(), surface);
+            else res.destroy();
+            throw err;
+          })
+          .finally(settle),
       dropped: (reason) => {
         stopHeartbeat();
         if (reason === 'shutdown') void fail(shuttingDown()).finally(settle);
