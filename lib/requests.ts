@@ -71,6 +71,17 @@ export function parsePriority(value: unknown, where: string): number | undefined
 
 let lastIdMs = 0;
 let idCounter = 0;
+// Random bytes drawn in bulk: one crypto call per 512 ids rather than one per id.
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+function randomHex8(): string {
+  if (poolAt + 4 > pool.length) {
+    pool = randomBytes(2048);
+    poolAt = 0;
+  }
+  poolAt += 4;
+  return pool.toString('hex', poolAt - 4, poolAt);
+}
 
 /**
  * Ids sort by creation time (base36 ms, then a per-process counter) so listings can page
@@ -83,5 +94,5 @@ export function newJobId(prefix: string): string {
     lastIdMs = now;
     idCounter = 0;
   }
-  return `${prefix}${now.toString(36).padStart(9, '0')}${idCounter.toString(36).padStart(3, '0')}${randomBytes(4).toString('hex')}`;
+  return `${prefix}${now.toString(36).padStart(9, '0')}${idCounter.toString(36).padStart(3, '0')}${randomHex8()}`;
 }

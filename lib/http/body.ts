@@ -6,18 +6,39 @@ import { badRequest, ollamaErrorBody, openaiErrorBody, payloadTooLarge, type Htt
 
 export type Surface = 'ollama' | 'openai';
 
-/** Reads the whole body, refusing (413) as soon as it passes maxBytes. */
-export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+/** Reads the whole body, refusing (413) as soon as it passes maxBytes. Events, not an async iterator: this is on every request's path. */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) throw payloadTooLarge(maxBytes);
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > maxBytes) throw payloadTooLarge(maxBytes);
-    chunks.push(chunk);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+  if (Number.isFinite(declared) && declared > maxBytes) return Promise.reject(payloadTooLarge(maxBytes));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const done = (err: unknown, body?: Buffer) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (err) reject(err);
+      else resolve(body!);
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > maxBytes) {
+        req.pause();
+        return done(payloadTooLarge(maxBytes));
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => done(null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+    const onError = (err: Error) => done(err);
+    const onClose = () => {
+      if (!req.complete) done(new Error('client closed the connection before sending the whole body'));
+    };
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onError);
+    req.once('close', onClose);
+  });
 }
 
 /** JSON whatever the Content-Type (curl -d sends a form type; Ollama ignores it). */
