@@ -57,7 +57,7 @@ export interface SchedulerOptions {
   maxQueue: number;
   agingMs: number;
   unloadOnSwitch: boolean;
-  upstream: Pick<Upstream, 'unload' | 'loadedModels' | 'capabilities'>;
+  upstream: Pick<Upstream, 'unload' | 'loadedModels' | 'capabilities' | 'exists'>;
   log?: Logger;
   now?: () => number;
   events?: SchedulerEvents;
@@ -187,7 +187,7 @@ export class Scheduler {
         // A switch: wait until the old group's running jobs end (SPEC §1).
         if (this.#running.size > 0) break;
         if (this.#loadedGroup !== null && this.#opts.unloadOnSwitch) {
-          void this.#unloadThenPump(this.#loadedGroup);
+          void this.#unloadThenPump(this.#loadedGroup, next.group);
           return;
         }
         this.#recordSwitch(this.#loadedGroup, next.group, now);
@@ -198,11 +198,15 @@ export class Scheduler {
     if (this.#running.size === 0 && this.#queue.size === 0) this.#notifyIdle();
   }
 
-  async #unloadThenPump(group: string): Promise<void> {
+  async #unloadThenPump(group: string, target: string): Promise<void> {
     this.#switching = true;
     const model = modelOfGroup(group);
     try {
-      await this.#opts.upstream.unload(model, AbortSignal.timeout(UNLOAD_TIMEOUT_MS));
+      // A request for a model upstream does not have (a typo, say) must not cost the loaded model:
+      // it will fail with 404 at once, and the loaded model stays for the jobs after it.
+      const known = await this.#opts.upstream.exists(modelOfGroup(target), AbortSignal.timeout(UNLOAD_TIMEOUT_MS)).catch(() => true);
+      if (known) await this.#opts.upstream.unload(model, AbortSignal.timeout(UNLOAD_TIMEOUT_MS));
+      else this.#log.info('switch without unload', { model, unknown: modelOfGroup(target) });
     } catch (err) {
       this.#log.warn('unload failed', { model, error: (err as Error).message });
     }

@@ -57,6 +57,8 @@ export interface Upstream {
   send(path: string, init?: UpstreamRequest): Promise<UpstreamResponse>;
   loadedModels(signal?: AbortSignal): Promise<PsModel[]>;
   capabilities(model: string, signal?: AbortSignal): Promise<string[]>;
+  /** Whether upstream knows the model (`/api/show` answers 2xx). */
+  exists(model: string, signal?: AbortSignal): Promise<boolean>;
   /** Asks Ollama to unload a model (`keep_alive: 0` with an empty prompt). */
   unload(model: string, signal?: AbortSignal): Promise<void>;
   version(signal?: AbortSignal): Promise<string>;
@@ -178,6 +180,11 @@ export function createUpstream(baseUrl: string, token?: string, idleMs = DEFAULT
       } catch {
         return [];
       }
+    },
+    async exists(model, signal) {
+      const res = await send('/api/show', { body: JSON.stringify({ model }), signal });
+      res.discard();
+      return res.ok;
     },
     async unload(model, signal) {
       const res = await send('/api/generate', { body: JSON.stringify({ model, keep_alive: 0 }), signal });

@@ -185,6 +185,14 @@ describe('native surface: failures and bad input', () => {
     assert.deepEqual(await res.json(), { error: "model 'llama9' not found" });
   });
 
+  it('keeps the loaded model resident when a request names an unknown model', async (t) => {
+    const stack = await startStack(t, { config: { unload_on_switch: true } });
+    assert.equal((await stack.call('/api/generate', { json: { model: 'llama3.2', prompt: 'a', stream: false } })).status, 200);
+    assert.equal((await stack.call('/api/generate', { json: { model: 'llama9', prompt: 'b', stream: false } })).status, 404);
+    assert.equal((await stack.call('/api/generate', { json: { model: 'llama3.2', prompt: 'c', stream: false } })).status, 200);
+    assert.equal(stack.sim.stats().loads['llama3.2:latest'], 1, 'the typo did not cost a reload');
+  });
+
   it('answers 502 with a JSON body when upstream is down', async (t) => {
     const stack = await startStack(t, { config: { upstream: 'http://127.0.0.1:9' } });
     const res = await stack.call('/api/chat', { json: chat('hi') });

@@ -4,10 +4,14 @@ import { Scheduler, type FinishState, type RunContext, type SchedulerJob } from 
 import { BUSY_MESSAGE, HttpError } from '../lib/errors.js';
 
 /** An upstream stand-in that records what the scheduler asked of it (the scheduler's only I/O). */
-function fakeUpstream(loaded: string[] = [], embedding: string[] = []) {
+function fakeUpstream(loaded: string[] = [], embedding: string[] = [], unknown: string[] = []) {
   const calls: string[] = [];
   return {
     calls,
+    async exists(model: string) {
+      calls.push(`show ${model}`);
+      return !unknown.includes(model);
+    },
     async unload(model: string) {
       calls.push(`unload ${model}`);
     },
@@ -145,6 +149,21 @@ describe('Scheduler', () => {
     await b1.started;
     assert.deepEqual(upstream.calls.filter((c) => c.startsWith('unload')), ['unload A']);
     b1.finish();
+  });
+
+  it('keeps the loaded model when the next job names a model upstream does not have', async () => {
+    const upstream = fakeUpstream([], [], ['typo']);
+    const { s } = scheduler({ unloadOnSwitch: true, upstream });
+    const a1 = job('a1', 'A');
+    const bad = job('bad', 'typo');
+    s.enqueue(a1);
+    await a1.started;
+    s.enqueue(bad);
+    a1.finish();
+    await bad.started;
+    assert.deepEqual(upstream.calls.filter((c) => c.startsWith('unload')), [], 'no unload for an unknown model');
+    assert.ok(upstream.calls.includes('show typo'));
+    bad.finish('failed');
   });
 
   it("answers Ollama's exact busy error beyond max_queue", async () => {
