@@ -217,3 +217,22 @@ describe('foreman --help and serve', () => {
     assert.match(run.stderr, /unknown command 'frobnicate'/);
   });
 });
+
+describe('foreman launchd', () => {
+  it('prints a LaunchAgent for the given configuration and how to load it', async () => {
+    const run = await cli(['launchd', '--tokens', 'a&b', '--parallel', '2', '--shutdown-grace', '60s'], { FOREMAN_DATA_DIR: '/tmp/fm<x>' });
+    assert.equal(run.code, EXIT.ok);
+    assert.match(run.stdout, /^<\?xml version="1\.0" encoding="UTF-8"\?>/);
+    assert.match(run.stdout, /<string>serve<\/string>\s*<string>--tokens<\/string>\s*<string>a&amp;b<\/string>/);
+    assert.match(run.stdout, /<key>FOREMAN_DATA_DIR<\/key>\s*<string>\/tmp\/fm&lt;x&gt;<\/string>/);
+    assert.match(run.stdout, /<key>ExitTimeOut<\/key>\s*<integer>75<\/integer>/, 'launchd waits past shutdown_grace');
+    assert.match(run.stdout, /<key>KeepAlive<\/key>\s*<true\/>/);
+    assert.match(run.stderr, /launchctl bootstrap gui\/\$\(id -u\)/);
+  });
+
+  it('refuses a configuration that would not start', async () => {
+    const run = await cli(['launchd', '--parallel', 'x'], {});
+    assert.equal(run.code, EXIT.usage);
+    assert.match(run.stderr, /--parallel: expected an integer/);
+  });
+});

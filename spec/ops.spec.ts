@@ -163,3 +163,33 @@ describe('GET /ui', () => {
     await busy.release();
   });
 });
+
+describe('logs', () => {
+  it('write one line per request and per job transition, with model and times, and never a prompt or token', async (t) => {
+    const lines: string[] = [];
+    const { createLogger } = await import('../lib/log.js');
+    const log = createLogger('json', { write: (line: string) => lines.push(line) });
+    const stack = await startStack(t, { deps: { log } });
+    const secretPrompt = 'purple-elephant-prompt-7731';
+    await (await stack.call('/api/generate', { json: { model: 'llama3.2', prompt: secretPrompt, stream: false } })).text();
+    const job = await (await stack.call('/jobs', { json: { model: 'llama3.2', messages: [{ role: 'user', content: secretPrompt }] } })).json();
+    await stack.call(`/jobs/${job.id}?wait=30`);
+    await fetch(`${stack.url}/api/tags`, { headers: { authorization: 'Bearer wrong-token-9981' } });
+
+    const all = lines.join('');
+    assert.doesNotMatch(all, new RegExp(secretPrompt), 'no prompt in the logs');
+    assert.doesNotMatch(all, new RegExp(TOKEN), 'no configured token in the logs');
+    assert.doesNotMatch(all, /wrong-token-9981/, 'no presented token in the logs');
+    const records = lines.map((l) => JSON.parse(l));
+    const generate = records.find((r) => r.event === 'request' && r.path === '/api/generate');
+    assert.equal(generate.model, 'llama3.2:latest');
+    assert.equal(generate.status, 200);
+    assert.equal(typeof generate.queue_ms, 'number');
+    assert.equal(typeof generate.ms, 'number');
+    const done = records.find((r) => r.event === 'job completed' && r.origin === 'sync');
+    assert.equal(typeof done.run_ms, 'number');
+    const asyncStates = records.filter((r) => r.job === job.id && r.event.startsWith('job ')).map((r) => r.event);
+    assert.deepEqual(asyncStates, ['job queued', 'job working', 'job completed']);
+    assert.ok(records.some((r) => r.event === 'request' && r.status === 401));
+  });
+});
