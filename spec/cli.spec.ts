@@ -236,3 +236,16 @@ describe('foreman launchd', () => {
     assert.match(run.stderr, /--parallel: expected an integer/);
   });
 });
+
+describe('foreman status', () => {
+  it('prints the queue as text, and as JSON with --json', async (t) => {
+    const { stack, env } = await stackOf(t);
+    await (await stack.call('/api/generate', { json: { model: 'qwen3', prompt: 'x', stream: false, think: false } })).text();
+    const text = await cli(['status'], env);
+    assert.equal(text.code, EXIT.ok);
+    assert.match(text.stdout, /loaded\s+qwen3:latest/);
+    assert.doesNotMatch(text.stdout, /\x1b\[/, 'no escape codes when stdout is not a terminal');
+    const json = await cli(['status', '--json'], env);
+    assert.equal(JSON.parse(json.stdout).loaded_model, 'qwen3:latest');
+  });
+});
