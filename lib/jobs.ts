@@ -2,11 +2,11 @@
 // runner that streams from upstream and keeps the merged result, webhook events,
 // replay after a crash, retention and compaction (SPEC §4–§6). No HTTP here.
 
-import { busy, conflict, notFound, unprocessable } from './errors.js';
+import { busy, conflict, HttpError, notFound, unprocessable } from './errors.js';
 import { normalizeModel, groupKey } from './model-group.js';
 import { newJobId } from './requests.js';
 import { silentLogger, type Logger } from './log.js';
-import type { Journal } from './journal.js';
+import { JournalError, type Journal } from './journal.js';
 import type { Upstream } from './upstream.js';
 import type { FinishState, RunContext, Scheduler } from './scheduler.js';
 import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher } from './webhooks.js';
@@ -170,6 +170,11 @@ export class JobService {
       this.#jobs.delete(job.id);
       this.#order.remove(job.id);
       if (input.idempotency) this.#idempotency.delete(input.idempotency.key);
+      // Nothing was acknowledged: say why in words a client can act on, not 'internal error'.
+      if (err instanceof JournalError && err.code === 'JOURNAL_BACKLOG') {
+        throw new HttpError(503, 'journal_backlog', `journal is busy: ${err.message}`, { 'retry-after': '1' });
+      }
+      if (err instanceof JournalError) throw new HttpError(503, 'journal_unavailable', `job not stored: ${err.message}`);
       throw err;
     } finally {
       this.#admitting--;
