@@ -411,13 +411,19 @@ export class JobService {
     switch (outcome.kind) {
       case 'aborted':
         // A job stopped by shutdown runs again at the next start; one stopped by a caller is cancelled.
-        if (outcome.shutdown) this.#transition(job, 'queued', job.attempts);
-        else this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
+        if (outcome.shutdown) {
+          this.#transition(job, 'queued', job.attempts);
+          return 'requeued';
+        }
+        this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
         return 'cancelled';
       case 'failed':
         // Ollama restarting (or not up yet) is no reason to lose the job: try again later.
-        if (outcome.unreachable && job.attempts < this.#o.maxAttempts) this.#retryLater(job, outcome.error);
-        else this.#transition(job, 'failed', job.attempts, outcome.error);
+        if (outcome.unreachable && job.attempts < this.#o.maxAttempts) {
+          this.#retryLater(job, outcome.error);
+          return 'requeued';
+        }
+        this.#transition(job, 'failed', job.attempts, outcome.error);
         return 'failed';
       case 'completed':
         try {

@@ -16,7 +16,8 @@ export interface RunContext {
   upstreamAnswered(): void;
 }
 
-export type FinishState = 'completed' | 'failed' | 'cancelled';
+/** How a run ended; 'requeued' is an async job put back to run again (shutdown, unreachable upstream). */
+export type FinishState = 'completed' | 'failed' | 'cancelled' | 'requeued';
 
 export interface SchedulerJob {
   readonly id: string;
@@ -80,7 +81,7 @@ export class Scheduler {
   #pendingSwitch: { view: SwitchView; startedMs: number } | null = null;
   readonly #switches: SwitchView[] = [];
   readonly #recent: RecentJobView[] = [];
-  readonly #counts = { completed: 0, failed: 0, cancelled: 0, switches: 0 };
+  readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0, switches: 0 };
   readonly #embeddingModels = new Map<string, boolean>();
   #idleWaiters: Array<() => void> = [];
 
@@ -272,7 +273,7 @@ export class Scheduler {
     this.#opts.events?.finished?.(entry.job, state, running.queueMs, runMs);
     this.#pump();
     // After a failure foreman is unsure what upstream holds (SPEC §1: read /api/ps whenever unsure).
-    if (state === 'failed') void this.refreshResidency(AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
+    if (state === 'failed' || state === 'requeued') void this.refreshResidency(AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
   }
 
   #notifyIdle(): void {

@@ -38,7 +38,7 @@ export interface RecentJobView {
   id: string;
   model: string;
   origin: JobOrigin;
-  state: 'completed' | 'failed' | 'cancelled';
+  state: 'completed' | 'failed' | 'cancelled' | 'requeued';
   queue_ms: number;
   run_ms: number;
   finished_at: string;
@@ -60,6 +60,8 @@ export interface QueueSnapshot {
     completed: number;
     failed: number;
     cancelled: number;
+    /** async runs put back in the queue (shutdown, upstream unreachable) */
+    requeued: number;
     switches: number;
   };
   switches: SwitchView[];

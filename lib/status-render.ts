@@ -85,7 +85,7 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
   const recent = newestFirst(s.recent, (j) => j.finished_at).slice(0, options.recent ?? 5);
   if (recent.length > 0) {
     section('recent', paint(`last ${recent.length}`, 'dim'));
-    const stateStyle = { completed: 'green', failed: 'red', cancelled: 'yellow' } as const;
+    const stateStyle = { completed: 'green', failed: 'red', cancelled: 'yellow', requeued: 'yellow' } as const;
     out.push(...table(width, ['ID', 'MODEL', 'ORIGIN', 'STATE', 'QUEUE', 'RUN'],
       ['left', 'left', 'left', 'left', 'right', 'right'], 1,
       recent.map((j) => [

@@ -66,7 +66,7 @@ h2 .n { color: var(--text); margin-left: 6px; }
 .badge.async { background: var(--warn-soft); color: var(--warn); }
 .badge.completed { background: var(--ok-soft); color: var(--ok); }
 .badge.failed { background: var(--bad-soft); color: var(--bad); }
-.badge.cancelled { background: var(--warn-soft); color: var(--warn); }
+.badge.cancelled, .badge.requeued { background: var(--warn-soft); color: var(--warn); }
 .lane { display: grid; grid-template-columns: minmax(180px, 1.1fr) 70px minmax(160px, 2fr) minmax(250px, 1.2fr); gap: 14px;
   align-items: center; padding: 9px 10px; border-radius: 8px; border: 1px solid transparent; }
 .lane + .lane { margin-top: 6px; }

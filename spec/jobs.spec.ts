@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { silentLogger } from '../lib/log.js';
+import { parsePrometheusText } from '../lib/metrics.js';
 import { startStack, type Stack } from './support/stack.js';
 import type { Config } from '../lib/config.js';
 import type { ForemanDeps } from '../lib/app.js';
@@ -594,6 +595,10 @@ describe('async jobs when upstream is down', () => {
     assert.equal(done.error, null);
     const states = (await getJson(stack, `/jobs/${job.id}/events`)).body.events.map((e: any) => e.state);
     assert.deepEqual(states, ['queued', 'working', 'queued', 'working', 'completed']);
+    const metrics = parsePrometheusText(await (await stack.call('/metrics')).text());
+    assert.equal(metrics.get('foreman_jobs_total{origin="async",state="requeued"}'), 1, 'the unreachable run is booked as requeued');
+    assert.equal(metrics.get('foreman_jobs_total{origin="async",state="failed"}'), undefined);
+    assert.equal(metrics.get('foreman_jobs_total{origin="async",state="completed"}'), 1);
   });
 });
 
