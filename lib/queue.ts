@@ -1,5 +1,7 @@
-// The drain-by-model priority structure of SPEC §1: one binary heap per group plus aging.
+// The drain-by-model priority structure of SPEC §1: one binary heap per group plus aging,
+// and a rank index per group for queue positions.
 // Pure: no I/O, no clock (time arrives as `nowMs`), and no knowledge of jobs, models or HTTP.
+import { RankIndex } from './rank-index.js';
 
 export interface QueueItem {
   readonly id: string;
@@ -67,6 +69,8 @@ function before<T extends QueueItem>(a: Entry<T>, b: Entry<T>): boolean {
 class GroupHeap<T extends QueueItem> {
   readonly group: string;
   readonly #items: Entry<T>[] = [];
+  // The same entries in pick order with subtree counts, so queue_position is O(log n), not a scan.
+  readonly #ranks = new RankIndex<Entry<T>>(before);
 
   constructor(group: string) {
     this.group = group;
@@ -80,11 +84,14 @@ class GroupHeap<T extends QueueItem> {
     return this.#items[0];
   }
 
-  entries(): readonly Entry<T>[] {
-    return this.#items;
+
+  /** How many entries of this group come before `entry` in pick order. */
+  rank(entry: Entry<T>): number {
+    return this.#ranks.rank(entry);
   }
 
   push(entry: Entry<T>): void {
+    this.#ranks.insert(entry);
     entry.pos = this.#items.length;
     this.#items.push(entry);
     this.#up(entry.pos);
@@ -92,6 +99,7 @@ class GroupHeap<T extends QueueItem> {
 
   removeAt(pos: number): void {
     const items = this.#items;
+    this.#ranks.remove(items[pos]!);
     const last = items.pop()!;
     if (pos === items.length) return;
     items[pos] = last;
@@ -234,8 +242,7 @@ export function createDrainQueue<T extends QueueItem>(options: { agingMs: number
     position(id, nowMs, loadedGroup) {
       const entry = byId.get(id);
       if (entry === undefined) return undefined;
-      let ahead = 0;
-      for (const other of entry.heap.entries()) if (before(other, entry)) ahead++;
+      let ahead = entry.heap.rank(entry);
       const ownHead = entry.heap.head!;
       for (const heap of byGroup.values()) {
         if (heap !== entry.heap && beats(heap.head!, ownHead, nowMs, loadedGroup)) ahead += heap.size;
