@@ -117,9 +117,6 @@ export class Scheduler {
   has(id: string): boolean {
     return this.#running.has(id) || this.#queue.get(id) !== undefined;
   }
-  isRunning(id: string): boolean {
-    return this.#running.has(id);
-  }
 
   /** Cancels a queued job (it leaves the queue) or a running one (its upstream request is aborted). */
   cancel(id: string, reason = 'cancelled'): boolean {
