@@ -69,6 +69,30 @@ describe('GET /queue', () => {
   });
 });
 
+describe('groups', () => {
+  it('split one model by load-relevant options, and join native and /v1 requests of one model', async (t) => {
+    const stack = await startStack(t);
+    const blocker = new AbortController();
+    const held = stack.call('/api/chat', {
+      json: { model: 'llama3.2', messages: [{ role: 'user', content: 'hold' }], sim: { fault: 'stall', after: 1 } }, signal: blocker.signal,
+    }).then((r) => r.text()).catch(() => null);
+    await until(async () => (await queue(stack)).totals.running === 1, 'the blocker');
+    const waiting = new AbortController();
+    const send = (path: string, body: unknown) => stack.call(path, { json: body, signal: waiting.signal }).then((r) => r.text()).catch(() => null);
+    const sent = [
+      send('/api/generate', { model: 'qwen3', prompt: 'a', options: { num_ctx: 8192 } }),
+      send('/api/generate', { model: 'qwen3:latest', prompt: 'b', options: { temperature: 0.1 } }),
+      send('/v1/chat/completions', { model: 'qwen3', messages: [{ role: 'user', content: 'c' }] }),
+    ];
+    await until(async () => (await queue(stack)).totals.waiting === 3, 'three waiting');
+    const groups = Object.fromEntries((await queue(stack)).groups.map((g: any) => [g.group, g.count]));
+    assert.deepEqual(groups, { 'qwen3:latest num_ctx=8192': 1, 'qwen3:latest': 2 });
+    waiting.abort();
+    blocker.abort();
+    await Promise.all([...sent, held]);
+  });
+});
+
 describe('GET /metrics', () => {
   it('counts jobs by state and origin, switches, queue depth and tokens', async (t) => {
     const stack = await startStack(t);
