@@ -200,7 +200,7 @@ describe('native surface: failures and bad input', () => {
     assert.match((await res.json()).error, /^upstream unreachable: /);
     const tags = await stack.call('/api/tags');
     assert.equal(tags.status, 502);
-    const health = await (await fetch(`${stack.url}/health`)).json();
+    const health = (await (await fetch(`${stack.url}/health`)).json()) as any;
     assert.equal(health.status, 'degraded');
     assert.equal(health.upstream.reachable, false);
   });

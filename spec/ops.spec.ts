@@ -161,7 +161,7 @@ describe('GET /health', () => {
     const stack = await startStack(t);
     const res = await fetch(`${stack.url}/health`);
     assert.equal(res.status, 200);
-    const h = await res.json();
+    const h = (await res.json()) as any;
     assert.equal(h.status, 'ok');
     assert.equal(h.upstream.reachable, true);
     assert.equal(typeof h.version, 'string');

@@ -17,7 +17,7 @@ const snapshot = (): QueueSnapshot => ({
     { group: 'qwen2.5:14b num_ctx=8192', model: 'qwen2.5:14b', count: 12, head_priority: 0, head_wait_ms: 125_000,
       head_effective_priority: 4.25 },
   ],
-  totals: { waiting: 15, running: 1, max_queue: 1000, parallel: 2, completed: 40, failed: 2, cancelled: 1, switches: 7 },
+  totals: { waiting: 15, running: 1, max_queue: 1000, parallel: 2, completed: 40, failed: 2, cancelled: 1, requeued: 0, switches: 7 },
   switches: [
     { at: '2025-01-02T09:50:00.000Z', from: null, to: 'qwen2.5:14b', load_ms: 9_100 },
     { at: '2025-01-02T09:59:30.000Z', from: 'qwen2.5:14b', to: 'llama3.2', load_ms: 2_500 },

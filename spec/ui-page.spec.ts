@@ -24,7 +24,7 @@ const snapshot: QueueSnapshot = {
     { group: 'qwen2.5:14b', model: 'qwen2.5:14b', count: 12, head_priority: 0, head_wait_ms: 125_000, head_effective_priority: 4.25 },
     { group: EVIL, model: EVIL, count: 5, head_priority: 3, head_wait_ms: 900, head_effective_priority: 3 },
   ],
-  totals: { waiting: 17, running: 1, max_queue: 1000, parallel: 2, completed: 40, failed: 2, cancelled: 1, switches: 7 },
+  totals: { waiting: 17, running: 1, max_queue: 1000, parallel: 2, completed: 40, failed: 2, cancelled: 1, requeued: 0, switches: 7 },
   switches: [{ at: '2025-01-02T09:59:30.000Z', from: 'qwen2.5:14b', to: 'llama3.2', load_ms: 2_500 }],
   recent: [{ id: 'j_done1', model: 'qwen2.5:14b', origin: 'async', state: 'failed', queue_ms: 3_000, run_ms: 450,
     finished_at: '2025-01-02T09:59:00.000Z' }],

@@ -12,6 +12,9 @@ import { createLogger, silentLogger } from '../../lib/log.js';
 
 export const TOKEN = 'test-token-1';
 
+/** A fetch Response whose json() is loosely typed: tests assert on shapes they read. */
+export type TestResponse = Omit<Response, 'json'> & { json(): Promise<any> };
+
 export interface Stack {
   sim: Sim;
   foreman: Foreman;
@@ -19,7 +22,7 @@ export interface Stack {
   dataDir: string;
   config: Readonly<Config>;
   /** fetch against foreman with the Bearer token */
-  call(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  call(path: string, init?: RequestInit & { json?: unknown }): Promise<TestResponse>;
 }
 
 export async function startStack(
