@@ -1,6 +1,6 @@
-// Async jobs: submission (durable before acknowledged), the state machine, the
-// runner that streams from upstream and keeps the merged result, webhook events,
-// replay after a crash, retention and compaction (SPEC §4–§6). No HTTP here.
+// Async jobs: submission (durable before acknowledged), the state machine, what a
+// run's outcome does to a job (job-runner.ts does the run), webhook events, replay
+// after a crash, retries, retention and compaction (SPEC §4–§6). No HTTP here.
 
 import { busy, conflict, HttpError, notFound, unprocessable } from './errors.js';
 import { normalizeModel, groupKey } from './model-group.js';
