@@ -123,7 +123,7 @@ export class EventSplitter {
     if (isBlankLine(line)) {
       if (this.#eventBytes === 0) return; // stray blank line between events: nothing to deliver
       this.#event.push(line);
-      events.push(this.#event.length === 2 ? Buffer.concat(this.#event) : Buffer.concat(this.#event, this.#eventBytes + line.length));
+      events.push(Buffer.concat(this.#event, this.#eventBytes + line.length));
       this.#event = [];
       this.#eventBytes = 0;
       return;

@@ -5,15 +5,13 @@
 import type { ServerResponse } from 'node:http';
 import { EventSplitter, LineSplitter, looksLikeJsonObjectLine } from '../ndjson.js';
 import type { UpstreamResponse } from '../upstream.js';
+import { describeNetworkError } from '../errors.js';
 
 export type Framing = 'ndjson' | 'sse' | 'raw';
 
 export interface RelayResult {
   outcome: 'done' | 'client_gone' | 'upstream_error';
   error: string | null;
-  /** lines, events or raw chunks written */
-  units: number;
-  bytes: number;
   /** the last complete line or event */
   last: Uint8Array | null;
   /** the last one that carries data (not `data: [DONE]`), for the final chunk's counts */
@@ -76,7 +74,7 @@ function endedProperly(framing: Framing, last: Uint8Array | null): boolean {
 export async function relayBody(upstream: UpstreamResponse, res: ServerResponse, options: RelayOptions): Promise<RelayResult> {
   const now = options.now ?? performance.now.bind(performance);
   const started = now();
-  const result: RelayResult = { outcome: 'done', error: null, units: 0, bytes: 0, last: null, lastData: null, firstUnitMs: null };
+  const result: RelayResult = { outcome: 'done', error: null, last: null, lastData: null, firstUnitMs: null };
   const splitter = options.framing === 'ndjson' ? new LineSplitter() : options.framing === 'sse' ? new EventSplitter() : null;
 
   // Hot path: synchronous writes; a full socket buffer is awaited once per upstream read.
@@ -84,15 +82,14 @@ export async function relayBody(upstream: UpstreamResponse, res: ServerResponse,
   let previous: Uint8Array | null = null;
   const emit = (unit: Uint8Array): boolean => {
     if (result.firstUnitMs === null) result.firstUnitMs = now() - started;
-    result.units++;
-    result.bytes += unit.length;
     previous = result.last;
     result.last = unit;
     if (res.destroyed || res.writableEnded) return false;
     if (!res.write(unit)) needDrain = true;
     return true;
   };
-  const drained = async (): Promise<boolean> => {
+  // Awaited only when a write filled the socket: no promise per chunk on the hot path.
+  const drained = (): boolean | Promise<boolean> => {
     if (!needDrain) return !res.destroyed;
     needDrain = false;
     return waitForDrain(res, options.signal);
@@ -112,7 +109,9 @@ export async function relayBody(upstream: UpstreamResponse, res: ServerResponse,
   try {
     for await (const chunk of upstream.body) {
       if (!splitter) {
-        if (!emit(chunk) || !(await drained())) return gone();
+        if (!emit(chunk)) return gone();
+        let ok = drained();
+        if (ok !== true && !(await ok)) return gone();
         continue;
       }
       const units = splitter.push(chunk);
@@ -134,7 +133,9 @@ export async function relayBody(upstream: UpstreamResponse, res: ServerResponse,
         await fail('upstream sent a malformed line');
         return result;
       }
-      if (!alive || !(await drained())) return gone();
+      if (!alive) return gone();
+      let ok = drained();
+      if (ok !== true && !(await ok)) return gone();
     }
     const tail = splitter?.flush();
     if (tail && (!emit(tail) || !(await drained()))) return gone();
@@ -142,12 +143,7 @@ export async function relayBody(upstream: UpstreamResponse, res: ServerResponse,
     if (!endedProperly(options.framing, result.last)) await fail('upstream ended the stream early');
   } catch (err) {
     if (options.signal.aborted || res.destroyed) return gone();
-    await fail(`upstream failed mid-stream: ${upstream.failureReason() ?? describe(err)}`);
+    await fail(`upstream failed mid-stream: ${upstream.failureReason() ?? describeNetworkError(err)}`);
   }
   return result;
-}
-
-function describe(err: unknown): string {
-  const e = err as { cause?: { code?: string; message?: string }; message?: string };
-  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
 }
