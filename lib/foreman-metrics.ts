@@ -16,8 +16,17 @@ export interface ForemanMetrics {
   journalFsync(ms: number): void;
 }
 
-export function createForemanMetrics(snapshot: () => QueueSnapshot): ForemanMetrics {
+export function createForemanMetrics(takeSnapshot: () => QueueSnapshot): ForemanMetrics {
   const registry = createRegistry();
+  // One snapshot per scrape: the gauges below are collected in one synchronous render.
+  let current: QueueSnapshot | null = null;
+  const snapshot = (): QueueSnapshot => {
+    if (current === null) {
+      current = takeSnapshot();
+      queueMicrotask(() => (current = null));
+    }
+    return current;
+  };
   registry.gauge('foreman_queue_depth', 'Jobs waiting, per model group.', ['model', 'group'], () =>
     snapshot().groups.map((g): Sample => [{ model: g.model, group: g.group }, g.count]),
   );

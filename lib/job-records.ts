@@ -158,19 +158,31 @@ function messageOf(response: Record<string, unknown> | null): Record<string, unk
   return m && typeof m === 'object' ? (m as Record<string, unknown>) : null;
 }
 
+// A response never changes once set, so its artifacts (one JSON.stringify of a possibly large
+// response) are derived once, not on every view, poll, listing and event payload.
+const artifactCache = new WeakMap<object, Artifact[]>();
+
 /** content.txt, thinking.txt, tool_calls.json, response.json — derived from the merged response. */
 export function artifactsOf(job: Job): Artifact[] {
   if (!job.response) return [];
-  const msg = messageOf(job.response);
-  const content = String((job.kind === 'chat' ? msg?.content : job.response.response) ?? '');
-  const thinking = (job.kind === 'chat' ? msg?.thinking : job.response.thinking) as string | undefined;
-  const toolCalls = (job.kind === 'chat' ? msg?.tool_calls : job.response.tool_calls) as unknown[] | undefined;
+  const cached = artifactCache.get(job.response);
+  if (cached) return cached;
+  const artifacts = deriveArtifacts(job, job.response);
+  artifactCache.set(job.response, artifacts);
+  return artifacts;
+}
+
+function deriveArtifacts(job: Job, response: Record<string, unknown>): Artifact[] {
+  const msg = messageOf(response);
+  const content = String((job.kind === 'chat' ? msg?.content : response.response) ?? '');
+  const thinking = (job.kind === 'chat' ? msg?.thinking : response.thinking) as string | undefined;
+  const toolCalls = (job.kind === 'chat' ? msg?.tool_calls : response.tool_calls) as unknown[] | undefined;
   const out: Array<Omit<Artifact, 'bytes' | 'url'>> = [{ name: 'content.txt', contentType: 'text/plain; charset=utf-8', body: content }];
   if (thinking) out.push({ name: 'thinking.txt', contentType: 'text/plain; charset=utf-8', body: thinking });
   if (Array.isArray(toolCalls) && toolCalls.length) {
     out.push({ name: 'tool_calls.json', contentType: 'application/json', body: JSON.stringify(toolCalls) });
   }
-  out.push({ name: 'response.json', contentType: 'application/json', body: JSON.stringify(job.response) });
+  out.push({ name: 'response.json', contentType: 'application/json', body: JSON.stringify(response) });
   return out.map((a) => ({
     ...a, bytes: Buffer.byteLength(a.body), url: `/jobs/${encodeURIComponent(job.id)}/artifacts/${a.name}`,
   }));
@@ -229,7 +241,8 @@ export function jobView(job: Job, options: RecordViewOptions = {}): Record<strin
  */
 export function eventPayload(job: Job, seq: number, maxResultBytes: number): Record<string, unknown> {
   const t = job.transitions[seq - 1]!;
-  const startedAt = [...job.transitions.slice(0, seq)].reverse().find((x) => x.state === 'working')?.at ?? null;
+  let startedAt: number | null = null;
+  for (let i = seq - 1; i >= 0 && startedAt === null; i--) if (job.transitions[i]!.state === 'working') startedAt = job.transitions[i]!.at;
   const terminal = isTerminal(t.state);
   const view = jobView(job);
   view.state = t.state;
