@@ -12,7 +12,7 @@ import type { Config } from '../lib/config.js';
 import type { ForemanDeps } from '../lib/app.js';
 import type { SimOptions } from '../lib/sim/index.js';
 import {
-  allJobs, eventually, getJson, newSecret, postJob, startReceiver, waitJob,
+  allJobs, getJson, newSecret, postJob, startReceiver, waitJob,
 } from './support/jobs-receiver.js';
 import { until } from './support/until.js';
 
@@ -351,7 +351,7 @@ describe('cancel', () => {
     assert.equal(c2.status, 200);
     assert.equal(c2.body.state, 'cancelled');
     assert.ok(c2.body.started_at);
-    await eventually(() => stack.sim.stats().aborted === 1, 'the simulator saw the request aborted');
+    await until(() => stack.sim.stats().aborted === 1, 'the simulator saw the request aborted');
     assert.equal(stack.sim.stats().active, 0);
     assert.deepEqual((await getJson(stack, `/jobs/${working.id}/events`)).body.events.map((e: any) => e.state), ['queued', 'working', 'cancelled']);
 

@@ -123,15 +123,3 @@ export async function allJobs(stack: Stack, query = ''): Promise<any[]> {
   } while (cursor);
   return out;
 }
-
-/**
- * Yields to the event loop until `ok()` holds, for state another process updates on its own socket
- * events (the simulator noticing a client left). Bounded by turns, not by a clock.
- */
-export async function eventually(ok: () => boolean, what: string, turns = 20_000): Promise<void> {
-  for (let i = 0; i < turns; i++) {
-    if (ok()) return;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  throw new Error(`never happened: ${what}`);
-}
