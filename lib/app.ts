@@ -6,19 +6,19 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { createUpstream, type Upstream } from './upstream.js';
-import { Scheduler } from './scheduler.js';
-import { createLimiter } from './limiter.js';
+import { Scheduler } from './sched/scheduler.js';
+import { createLimiter } from './sched/limiter.js';
 import { createHttpServer, type Route } from './http/server.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
 import { opsRoutes, type HealthReport } from './http/routes-ops.js';
-import { createForemanMetrics, tokensOfFinalUnit } from './foreman-metrics.js';
-import { METRICS_CONTENT_TYPE } from './metrics.js';
-import { renderUiPage } from './ui-page.js';
-import type { QueueSnapshot } from './snapshot.js';
+import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
+import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
+import { renderUiPage } from './ops/ui-page.js';
+import type { QueueSnapshot } from './sched/snapshot.js';
 import { VERSION } from './version.js';
-import { openJournal, type Journal } from './journal.js';
-import { JobService } from './jobs.js';
+import { openJournal, type Journal } from './journal/journal.js';
+import { JobService } from './jobs/service.js';
 import { jobRoutes } from './http/routes-jobs.js';
 
 export interface Foreman {

@@ -8,23 +8,35 @@ import type { LogFormat } from './log.js';
 
 export interface Config {
   listen: { host: string; port: number };
+  /** one base URL, or a comma list for several hosts (SPEC §17) */
   upstream: string;
+  hosts_file: string | undefined;
   upstream_token: string | undefined;
   tokens: readonly string[];
   token_file: string | undefined;
+  keys_file: string | undefined;
   data_dir: string;
   parallel: number;
   embed_parallel: number;
+  cloud_parallel: number;
   max_queue: number;
+  max_queue_bytes: number;
   sync_priority: number;
   aging_ms: number;
   unload_on_switch: boolean;
   max_attempts: number;
   webhook_secret: string | undefined;
+  /** webhook targets a non-loopback foreman may still deliver to (SPEC §5) */
+  webhook_allow: readonly string[];
   retention_ms: number;
   webhook_max_result: number;
   stream_heartbeat_ms: number;
   max_body: number;
+  max_connections: number;
+  /** extra allowed browser origins, `*` wildcards (SPEC §13) */
+  origins: readonly string[];
+  /** model-name patterns mapped to a model, e.g. claude-* -> qwen3-coder:30b (SPEC §7) */
+  aliases: readonly { pattern: string; target: string }[];
   shutdown_grace_ms: number;
   log_format: LogFormat;
   insecure: boolean;
@@ -46,22 +58,30 @@ interface KeySpec {
 export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: 'listen', kind: 'listen', default: '127.0.0.1:11435', help: 'address to listen on (host:port)' },
   { key: 'upstream', kind: 'url', default: 'http://127.0.0.1:11434', help: 'the Ollama server foreman fronts' },
+  { key: 'hosts_file', kind: 'string', default: undefined, help: 'JSON file listing several Ollama hosts ({"hosts":[{name,url,token,parallel,embed_parallel}]})' },
   { key: 'upstream_token', kind: 'string', default: undefined, help: 'Bearer token sent upstream (callers\' tokens never are)' },
   { key: 'tokens', kind: 'string', default: undefined, help: 'comma-separated Bearer tokens callers must present' },
   { key: 'token_file', kind: 'string', default: undefined, help: 'file with one accepted token per line' },
+  { key: 'keys_file', kind: 'string', default: undefined, help: 'JSON file of named keys with per-key limits (see README)' },
   { key: 'data_dir', kind: 'string', default: '~/.foreman', help: 'where the job journal lives' },
   { key: 'parallel', kind: 'int', default: '1', min: 1, max: 64, help: 'jobs running at once (all of one model)' },
   { key: 'embed_parallel', kind: 'int', default: '4', min: 1, max: 64, help: 'embedding requests in flight at once' },
+  { key: 'cloud_parallel', kind: 'int', default: '4', min: 1, max: 64, help: 'cloud-model (:cloud) jobs running at once' },
   { key: 'max_queue', kind: 'int', default: '512', min: 1, max: 1_000_000, help: 'waiting jobs before 503 busy' },
+  { key: 'max_queue_bytes', kind: 'size', default: '1GiB', help: 'request bytes of waiting jobs before 503 busy' },
   { key: 'sync_priority', kind: 'int', default: '10', min: -100, max: 100, help: 'priority of sync requests (async jobs default 0)' },
   { key: 'aging_ms', kind: 'ms', default: '60000', min: 1, max: 86_400_000, help: 'a waiting job gains 1 priority per this many ms' },
   { key: 'unload_on_switch', kind: 'bool', default: 'true', help: 'unload the old model before loading the next one' },
   { key: 'max_attempts', kind: 'int', default: '3', min: 1, max: 100, help: 'tries of an async job interrupted by a crash' },
   { key: 'webhook_secret', kind: 'string', default: undefined, help: 'Standard Webhooks secret (whsec_…) to sign webhooks' },
+  { key: 'webhook_allow', kind: 'string', default: undefined, help: 'comma list of private/loopback webhook hosts or CIDRs a non-loopback foreman may call' },
   { key: 'retention', kind: 'duration', default: '7d', help: 'how long finished jobs are kept' },
   { key: 'webhook_max_result', kind: 'size', default: '256KiB', help: 'largest result carried in a webhook' },
   { key: 'stream_heartbeat_ms', kind: 'ms', default: '0', min: 0, max: 3_600_000, help: 'keep-alive chunks while a stream waits (0 = off)' },
   { key: 'max_body', kind: 'size', default: '64MiB', help: 'largest request body' },
+  { key: 'max_connections', kind: 'int', default: '1024', min: 1, max: 1_000_000, help: 'client connections at once; more are refused' },
+  { key: 'origins', kind: 'string', default: undefined, help: 'extra allowed browser origins, comma list with * wildcards' },
+  { key: 'aliases', kind: 'string', default: undefined, help: 'model aliases, comma list of pattern=model (claude-*=qwen3-coder:30b)' },
   { key: 'shutdown_grace', kind: 'duration', default: '30s', help: 'how long running jobs may finish on SIGTERM' },
   { key: 'log_format', kind: 'enum', default: 'text', choices: ['text', 'json'], help: 'log lines as text or json' },
   { key: 'insecure', kind: 'bool', default: 'false', help: 'allow a non-loopback listen address with no token' },
@@ -222,6 +242,13 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
   if (typeof values.webhook_secret === 'string' && !/^whsec_[A-Za-z0-9+/=]+$/.test(values.webhook_secret)) {
     problems.push(`webhook_secret: expected whsec_ followed by base64`);
   }
+  const commaList = (v: unknown) => String(v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const aliases: { pattern: string; target: string }[] = [];
+  for (const item of commaList(values.aliases)) {
+    const eq = item.indexOf('=');
+    if (eq <= 0 || eq === item.length - 1) problems.push(`aliases: expected pattern=model, got '${item}'`);
+    else aliases.push({ pattern: item.slice(0, eq).trim(), target: item.slice(eq + 1).trim() });
+  }
   const listen = values.listen as Config['listen'] | undefined;
   if (listen && tokens.size === 0 && !isLoopbackHost(listen.host) && !values.insecure) {
     problems.push(
@@ -235,22 +262,30 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
   return Object.freeze({
     listen: listen!,
     upstream: values.upstream as string,
+    hosts_file: values.hosts_file as string | undefined,
     upstream_token: values.upstream_token as string | undefined,
     tokens: Object.freeze([...tokens]),
     token_file: values.token_file as string | undefined,
+    keys_file: values.keys_file as string | undefined,
     data_dir: dataDir === '~' || dataDir.startsWith('~/') ? join(homedir(), dataDir.slice(1)) : dataDir,
     parallel: values.parallel as number,
     embed_parallel: values.embed_parallel as number,
+    cloud_parallel: values.cloud_parallel as number,
     max_queue: values.max_queue as number,
+    max_queue_bytes: values.max_queue_bytes as number,
     sync_priority: values.sync_priority as number,
     aging_ms: values.aging_ms as number,
     unload_on_switch: values.unload_on_switch as boolean,
     max_attempts: values.max_attempts as number,
     webhook_secret: values.webhook_secret as string | undefined,
+    webhook_allow: Object.freeze(commaList(values.webhook_allow)),
     retention_ms: values.retention as number,
     webhook_max_result: values.webhook_max_result as number,
     stream_heartbeat_ms: values.stream_heartbeat_ms as number,
     max_body: values.max_body as number,
+    max_connections: values.max_connections as number,
+    origins: Object.freeze(commaList(values.origins)),
+    aliases: Object.freeze(aliases),
     shutdown_grace_ms: values.shutdown_grace as number,
     log_format: values.log_format as LogFormat,
     insecure: values.insecure as boolean,

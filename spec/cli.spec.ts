@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { PassThrough, Writable } from 'node:stream';
-import { EXIT, runCli, type CliIo } from '../lib/cli.js';
+import { EXIT, runCli, type CliIo } from '../lib/cli/cli.js';
 import { silentLogger } from '../lib/log.js';
 import { startStack, TOKEN, type Stack } from './support/stack.js';
 import { postJob, waitJob } from './support/jobs-receiver.js';

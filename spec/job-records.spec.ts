@@ -1,11 +1,11 @@
-// Tests for lib/job-records.ts and lib/stream-merge.ts (SPEC §4, §5): the replay reducer, the
+// Tests for lib/jobs/records.ts and lib/jobs/stream-merge.ts (SPEC §4, §5): the replay reducer, the
 // compacted record, the public view, event payloads and the stream merger. Pure: no I/O, no clock.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   eventId, eventPayload, jobView, replayRecords, type JobRecord,
-} from '../lib/job-records.js';
-import { StreamMerger } from '../lib/stream-merge.js';
+} from '../lib/jobs/records.js';
+import { StreamMerger } from '../lib/jobs/stream-merge.js';
 
 const T0 = Date.UTC(2026, 0, 2, 3, 4, 5);
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { silentLogger } from '../lib/log.js';
-import { parsePrometheusText } from '../lib/metrics.js';
+import { parsePrometheusText } from '../lib/ops/metrics.js';
 import { startStack, type Stack } from './support/stack.js';
 import type { Config } from '../lib/config.js';
 import type { ForemanDeps } from '../lib/app.js';

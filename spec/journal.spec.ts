@@ -1,4 +1,4 @@
-// Tests for lib/journal.ts (SPEC §6): durable group-committed appends, replay of torn and bad
+// Tests for lib/journal/journal.ts (SPEC §6): durable group-committed appends, replay of torn and bad
 // files, compaction, and the data-dir lock, on real files in temp dirs and real child processes.
 import { after, afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { JournalError, JournalLockedError, openJournal } from '../lib/journal.js';
-import type { Journal, JournalOptions } from '../lib/journal.js';
+import { JournalError, JournalLockedError, openJournal } from '../lib/journal/journal.js';
+import type { Journal, JournalOptions } from '../lib/journal/journal.js';
 import type { LogFields, Logger } from '../lib/log.js';
 
-const JOURNAL_MODULE = pathToFileURL(fileURLToPath(new URL('../lib/journal.ts', import.meta.url))).href;
+const JOURNAL_MODULE = pathToFileURL(fileURLToPath(new URL('../lib/journal/journal.ts', import.meta.url))).href;
 
 const dirs: string[] = [];
 const journals: Journal[] = [];

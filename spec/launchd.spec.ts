@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchAgentInstructions, renderLaunchAgent } from '../lib/launchd.js';
+import { launchAgentInstructions, renderLaunchAgent } from '../lib/ops/launchd.js';
 
 type PlistValue = string | number | boolean | PlistValue[] | { [key: string]: PlistValue };
 interface XmlNode { name: string; children: Array<XmlNode | string> }

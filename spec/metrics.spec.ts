@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRegistry, parsePrometheusText, METRICS_CONTENT_TYPE } from '../lib/metrics.js';
+import { createRegistry, parsePrometheusText, METRICS_CONTENT_TYPE } from '../lib/ops/metrics.js';
 
 describe('metrics', () => {
   it('renders a counter with labels sorted by name and series sorted', () => {

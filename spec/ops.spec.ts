@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, TOKEN, type Stack } from './support/stack.js';
 import { chromiumDumpDom } from './support/chromium.js';
-import { parsePrometheusText } from '../lib/metrics.js';
+import { parsePrometheusText } from '../lib/ops/metrics.js';
 import { until } from './support/until.js';
 
 

@@ -1,9 +1,9 @@
-// Unit tests for lib/queue.ts: the drain-by-model pick rule of SPEC §1, checked by hand on small
+// Unit tests for lib/sched/queue.ts: the drain-by-model pick rule of SPEC §1, checked by hand on small
 // cases and against a brute-force reference on seeded random operation sequences.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDrainQueue, effectivePriority } from '../lib/queue.js';
-import type { QueueItem } from '../lib/queue.js';
+import { createDrainQueue, effectivePriority } from '../lib/sched/queue.js';
+import type { QueueItem } from '../lib/sched/queue.js';
 import { seededRandom as prng } from './support/prng.js';
 
 const AGING = 1000;

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RankIndex } from '../lib/rank-index.js';
+import { RankIndex } from '../lib/sched/rank-index.js';
 import { seededRandom } from './support/prng.js';
 
 describe('RankIndex', () => {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scheduler, type FinishState, type RunContext, type SchedulerJob } from '../lib/scheduler.js';
+import { Scheduler, type FinishState, type RunContext, type SchedulerJob } from '../lib/sched/scheduler.js';
 import { BUSY_MESSAGE, HttpError } from '../lib/errors.js';
 
 /** An upstream stand-in that records what the scheduler asked of it (the scheduler's only I/O). */

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { QueueSnapshot } from '../lib/snapshot.js';
-import { formatDuration, renderStatus, renderWatchFrame, WATCH_FRAME_PREFIX } from '../lib/status-render.js';
+import type { QueueSnapshot } from '../lib/sched/snapshot.js';
+import { formatDuration, renderStatus, renderWatchFrame, WATCH_FRAME_PREFIX } from '../lib/ops/status-render.js';
 
 const snapshot = (): QueueSnapshot => ({
   at: '2025-01-02T10:00:00.000Z',

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { QueueSnapshot } from '../lib/snapshot.js';
-import { renderUiPage, UI_CONTENT_SECURITY_POLICY, uiPageHeaders } from '../lib/ui-page.js';
+import type { QueueSnapshot } from '../lib/sched/snapshot.js';
+import { renderUiPage, UI_CONTENT_SECURITY_POLICY, uiPageHeaders } from '../lib/ops/ui-page.js';
 import { chromiumDumpDom } from './support/chromium.js';
 
 // A real headless Chromium loads the page from a real server and we read the

@@ -7,8 +7,8 @@ import { describe, it } from 'node:test';
 import type { Logger } from '../lib/log.js';
 import {
   RETRY_SCHEDULE_MS, checkWebhookUrl, createWebhookDispatcher, nextDelay, parseRetryAfter, signPayload, verifySignature,
-} from '../lib/webhooks.js';
-import type { DeliveryProgress, WebhookDispatcherOptions, WebhookEvent } from '../lib/webhooks.js';
+} from '../lib/webhooks/dispatcher.js';
+import type { DeliveryProgress, WebhookDispatcherOptions, WebhookEvent } from '../lib/webhooks/dispatcher.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 

@@ -5,11 +5,11 @@
 import { createHash } from 'node:crypto';
 import type { Route } from './server.js';
 import { badRequest } from '../errors.js';
-import { validateGeneration, parsePriority } from '../requests.js';
-import { normalizeModel } from '../model-group.js';
-import { checkWebhookUrl } from '../webhooks.js';
-import type { JobService } from '../jobs.js';
-import type { JobState } from '../job-records.js';
+import { validateGeneration, parsePriority } from './requests.js';
+import { normalizeModel } from '../sched/model-group.js';
+import { checkWebhookUrl } from '../webhooks/dispatcher.js';
+import type { JobService } from '../jobs/service.js';
+import type { JobState } from '../jobs/records.js';
 import { parseJsonObject, readBody, sendJson } from './body.js';
 import { abortOnClientClose } from './passthrough.js';
 

@@ -4,10 +4,10 @@
 
 import type { Route } from './server.js';
 import type { Upstream } from '../upstream.js';
-import type { Scheduler } from '../scheduler.js';
-import type { Limiter } from '../limiter.js';
-import { validateGeneration, type GenerationKind } from '../requests.js';
-import { normalizeModel } from '../model-group.js';
+import type { Scheduler } from '../sched/scheduler.js';
+import type { Limiter } from '../sched/limiter.js';
+import { validateGeneration, type GenerationKind } from './requests.js';
+import { normalizeModel } from '../sched/model-group.js';
 import { parseJsonObject, readBody } from './body.js';
 import { abortOnClientClose, passthrough } from './passthrough.js';
 import { serveSyncJob, type SyncJobDeps } from './sync-job.js';

@@ -3,8 +3,8 @@
 
 import type { Route } from './server.js';
 import { sendJson, sendText } from './body.js';
-import type { QueueSnapshot } from '../snapshot.js';
-import { uiPageHeaders } from '../ui-page.js';
+import type { QueueSnapshot } from '../sched/snapshot.js';
+import { uiPageHeaders } from '../ops/ui-page.js';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';

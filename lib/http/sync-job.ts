@@ -3,10 +3,10 @@
 // or event per write (SPEC §2, §7). Shared by the native and /v1 surfaces.
 
 import { describeNetworkError, internal, isHttpError, shuttingDown, upstreamUnreachable, type HttpError } from '../errors.js';
-import { normalizeModel, groupKey } from '../model-group.js';
-import { newJobId, parsePriority, type GenerationKind, type GenerationRequest } from '../requests.js';
+import { normalizeModel, groupKey } from '../sched/model-group.js';
+import { newJobId, parsePriority, type GenerationKind, type GenerationRequest } from './requests.js';
 import { forwardableHeaders, readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
-import type { FinishState, RunContext, Scheduler } from '../scheduler.js';
+import type { FinishState, RunContext, Scheduler } from '../sched/scheduler.js';
 import { relayBody, writeUnit, type Framing, type RelayResult } from './proxy.js';
 import { copyResponseHeaders } from './passthrough.js';
 import { sendError, type Surface } from './body.js';

@@ -1,11 +1,11 @@
-// Benchmark for lib/journal.ts (SPEC §6): durable appends per second with and without group
+// Benchmark for lib/journal/journal.ts (SPEC §6): durable appends per second with and without group
 // commit at concurrency 64, replay of a 100,000-job journal, and its compaction to live records.
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { openJournal } from '../../lib/journal.js';
+import { openJournal } from '../../lib/journal/journal.js';
 
 type Row = Record<string, string | number>;
 

@@ -2,7 +2,7 @@
 // runs runCli (or the bare reference proxy) in its own process and answers {type:'usage'} on the IPC channel with its CPU and memory.
 // It owns nothing else; the parent (procs.ts) picks the port, reads logs from a file and stops it.
 
-import { runCli } from '../../lib/cli.js';
+import { runCli } from '../../lib/cli/cli.js';
 import { runBareProxy } from './bare-proxy.js';
 
 interface UsageRequest {

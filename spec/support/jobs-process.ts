@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { TOKEN } from './stack.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const SERVE = fileURLToPath(new URL('./jobs-serve.ts', import.meta.url));
 
 export interface ForemanProcess {

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
-import { verifySignature } from '../../lib/webhooks.js';
+import { verifySignature } from '../../lib/webhooks/dispatcher.js';
 import type { Stack } from './stack.js';
 
 export const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;

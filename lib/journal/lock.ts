@@ -3,8 +3,8 @@
 
 import { link, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errno } from './journal-files.js';
-import type { Logger } from './log.js';
+import { errno } from './files.js';
+import type { Logger } from '../log.js';
 
 export const LOCK_FILE = 'foreman.lock';
 

@@ -2,7 +2,7 @@
 // wrong types get a 400 naming the field; everything else passes through untouched.
 
 import { randomBytes } from 'node:crypto';
-import { badRequest } from './errors.js';
+import { badRequest } from '../errors.js';
 
 export type GenerationKind = 'chat' | 'generate' | 'openai-chat' | 'openai-completion';
 

@@ -2,11 +2,11 @@
 // group; a switch waits for the old group's running jobs, then unloads the old
 // model (SPEC §1). It knows no HTTP: a job is a run(signal) callback.
 
-import { busy, shuttingDown } from './errors.js';
+import { busy, shuttingDown } from '../errors.js';
 import { createDrainQueue, type DrainQueue } from './queue.js';
 import { modelOfGroup } from './model-group.js';
-import { silentLogger, type Logger } from './log.js';
-import type { Upstream } from './upstream.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { Upstream } from '../upstream.js';
 import type { GroupView, JobOrigin, RecentJobView, RunningView, SwitchView } from './snapshot.js';
 
 export interface RunContext {

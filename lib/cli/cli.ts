@@ -1,8 +1,8 @@
 // runCli(argv, env, io) -> exit code. Subcommands live in cli-*.ts; bin/foreman.js
 // only calls this, so every command is testable in-process.
 
-import { ConfigError, configHelp, parseConfig } from './config.js';
-import { VERSION } from './version.js';
+import { ConfigError, configHelp, parseConfig } from '../config.js';
+import { VERSION } from '../version.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -65,7 +65,7 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
     case 'serve':
       return serve(args, env, io);
     case 'sim': {
-      const { runSim } = await import('./sim/cli-sim.js');
+      const { runSim } = await import('../sim/cli-sim.js');
       return runSim([...args], io);
     }
     case 'status':
@@ -73,11 +73,11 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
     case 'jobs':
     case 'show':
     case 'cancel': {
-      const { runClientCommand } = await import('./cli-client.js');
+      const { runClientCommand } = await import('./client.js');
       return runClientCommand(command, args, env, io);
     }
     case 'launchd': {
-      const { runLaunchd } = await import('./cli-launchd.js');
+      const { runLaunchd } = await import('./launchd.js');
       return runLaunchd(args, env, io);
     }
     default:
@@ -101,7 +101,7 @@ async function serve(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo)
     }
     throw err;
   }
-  const { createForeman } = await import('./app.js');
+  const { createForeman } = await import('../app.js');
   let foreman;
   try {
     foreman = await createForeman(config);

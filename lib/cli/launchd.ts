@@ -7,8 +7,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CliIo } from './cli.js';
 import { EXIT } from './cli.js';
-import { ConfigError, parseConfig } from './config.js';
-import { DEFAULT_LAUNCH_AGENT_LABEL, launchAgentInstructions, renderLaunchAgent } from './launchd.js';
+import { ConfigError, parseConfig } from '../config.js';
+import { DEFAULT_LAUNCH_AGENT_LABEL, launchAgentInstructions, renderLaunchAgent } from '../ops/launchd.js';
 
 export async function runLaunchd(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const labelAt = argv.indexOf('--label');
@@ -26,7 +26,7 @@ export async function runLaunchd(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   const foremanEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (k.startsWith('FOREMAN_') && v !== undefined) foremanEnv[k] = v;
-  const scriptPath = resolve(fileURLToPath(new URL('../bin/foreman.js', import.meta.url)));
+  const scriptPath = resolve(fileURLToPath(new URL('../../bin/foreman.js', import.meta.url)));
   const logDir = join(homedir(), 'Library', 'Logs', 'foreman');
   io.stdout.write(renderLaunchAgent({
     label, nodePath: realpathSync(process.execPath), scriptPath, args: serveArgs, env: foremanEnv, logDir,

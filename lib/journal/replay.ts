@@ -4,8 +4,8 @@
 import { open, rename } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { copyAside, errno, syncDir, writeFully } from './journal-files.js';
-import type { Logger } from './log.js';
+import { copyAside, errno, syncDir, writeFully } from './files.js';
+import type { Logger } from '../log.js';
 
 export interface ReplayReport {
   /** parsed records in file order */

@@ -1,10 +1,10 @@
 // One run of an async job against upstream: stream the answer, merge it, and say how the
 // run ended. It changes no job state; jobs.ts turns the outcome into transitions.
 
-import { LineSplitter } from './ndjson.js';
+import { LineSplitter } from '../ndjson.js';
 import { StreamMerger } from './stream-merge.js';
-import { readUpstreamError, type Upstream, type UpstreamResponse } from './upstream.js';
-import type { JobError, JobKind } from './job-records.js';
+import { readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
+import type { JobError, JobKind } from './records.js';
 
 export type RunOutcome =
   | { kind: 'completed'; response: Record<string, unknown> }

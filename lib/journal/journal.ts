@@ -7,16 +7,16 @@ import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { errno, syncDir, writeFully, writeLines } from './journal-files.js';
-import { acquireDirLock } from './journal-lock.js';
-import type { DirLock } from './journal-lock.js';
-import { replayJournal } from './journal-replay.js';
-import type { ReplayReport } from './journal-replay.js';
-import { silentLogger } from './log.js';
-import type { Logger } from './log.js';
+import { errno, syncDir, writeFully, writeLines } from './files.js';
+import { acquireDirLock } from './lock.js';
+import type { DirLock } from './lock.js';
+import { replayJournal } from './replay.js';
+import type { ReplayReport } from './replay.js';
+import { silentLogger } from '../log.js';
+import type { Logger } from '../log.js';
 
-export { JournalLockedError } from './journal-lock.js';
-export type { ReplayReport } from './journal-replay.js';
+export { JournalLockedError } from './lock.js';
+export type { ReplayReport } from './replay.js';
 
 export const JOURNAL_FILE = 'journal.jsonl';
 const DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024;

@@ -2,20 +2,20 @@
 // run's outcome does to a job (job-runner.ts does the run), webhook events, replay
 // after a crash, retries, retention and compaction (SPEC §4–§6). No HTTP here.
 
-import { busy, conflict, HttpError, notFound, unprocessable } from './errors.js';
-import { normalizeModel, groupKey } from './model-group.js';
-import { newJobId } from './requests.js';
-import { silentLogger, type Logger } from './log.js';
-import { JournalError, type Journal } from './journal.js';
-import type { Upstream } from './upstream.js';
-import type { FinishState, RunContext, Scheduler } from './scheduler.js';
-import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher } from './webhooks.js';
-import { runOnce } from './job-runner.js';
+import { busy, conflict, HttpError, notFound, unprocessable } from '../errors.js';
+import { normalizeModel, groupKey } from '../sched/model-group.js';
+import { newJobId } from '../http/requests.js';
+import { silentLogger, type Logger } from '../log.js';
+import { JournalError, type Journal } from '../journal/journal.js';
+import type { Upstream } from '../upstream.js';
+import type { FinishState, RunContext, Scheduler } from '../sched/scheduler.js';
+import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher } from '../webhooks/dispatcher.js';
+import { runOnce } from './runner.js';
 import { SortedIds } from './sorted-ids.js';
 import {
   applyState, applyWebhook, artifactsOf, eventId, eventPayload, isTerminal, jobFromSubmit, jobView, replayRecords,
   type Artifact, type Job, type JobError, type JobKind, type JobRecord, type JobState,
-} from './job-records.js';
+} from './records.js';
 
 export interface SubmitInput {
   kind: JobKind;

@@ -1,16 +1,16 @@
 // Webhook delivery (SPEC §5): per-job ordered chains, a global in-flight cap, timeouts, retries.
 // Knows only the event envelope; never imports node:http or the jobs module. Time and fetch are injected.
-import type { Logger } from './log.js';
-import { silentLogger } from './log.js';
-import type { Outcome } from './webhook-policy.js';
-import { nextDelay, parseRetryAfter, RETRY_SCHEDULE_MS } from './webhook-policy.js';
-import { decodeSecret, signWithKey } from './webhook-signing.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import type { Outcome } from './policy.js';
+import { nextDelay, parseRetryAfter, RETRY_SCHEDULE_MS } from './policy.js';
+import { decodeSecret, signWithKey } from './signing.js';
 
-export type { Decision, NextDelayOptions, Outcome } from './webhook-policy.js';
-export { JITTER_RATIO, nextDelay, parseRetryAfter, RETRY_SCHEDULE_MS } from './webhook-policy.js';
-export type { SignatureHeaders, VerifyOptions } from './webhook-signing.js';
-export { signPayload, verifySignature } from './webhook-signing.js';
-export { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH } from './webhook-url.js';
+export type { Decision, NextDelayOptions, Outcome } from './policy.js';
+export { JITTER_RATIO, nextDelay, parseRetryAfter, RETRY_SCHEDULE_MS } from './policy.js';
+export type { SignatureHeaders, VerifyOptions } from './signing.js';
+export { signPayload, verifySignature } from './signing.js';
+export { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH } from './url.js';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_CONCURRENT = 16;

@@ -1,7 +1,7 @@
 // A counting semaphore with a bounded wait list, for the embeddings bypass
 // (SPEC §3: embed_parallel in flight, the rest wait their turn, not the queue's).
 
-import { busy } from './errors.js';
+import { busy } from '../errors.js';
 
 export interface Limiter {
   readonly active: number;

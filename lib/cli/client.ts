@@ -4,8 +4,8 @@
 import { parseArgs } from 'node:util';
 import type { CliIo } from './cli.js';
 import { EXIT } from './cli.js';
-import type { QueueSnapshot } from './snapshot.js';
-import { renderStatus, renderWatchFrame } from './status-render.js';
+import type { QueueSnapshot } from '../sched/snapshot.js';
+import { renderStatus, renderWatchFrame } from '../ops/status-render.js';
 
 interface Client {
   request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
