@@ -34,6 +34,10 @@ export const payloadTooLarge = (limit: number) =>
 export const unprocessable = (message: string) => new HttpError(422, 'unprocessable', message);
 export const busy = (retryAfterS = 1) =>
   new HttpError(503, 'busy', BUSY_MESSAGE, { 'retry-after': String(retryAfterS) });
+/** A key's own queue bound (SPEC §15 max_queued); the rest of the queue may have room. */
+export const tooManyQueued = (key: string, limit: number) =>
+  new HttpError(429, 'too_many_queued', `key '${key}' already has ${limit} jobs waiting (max_queued)`, { 'retry-after': '5' });
+export const forbidden = (message: string) => new HttpError(403, 'forbidden', message);
 export const shuttingDown = () =>
   new HttpError(503, 'shutting_down', 'foreman is shutting down', { 'retry-after': '5' });
 export const upstreamUnreachable = (detail: string) =>
@@ -57,6 +61,8 @@ export function ollamaErrorBody(err: HttpError): string {
 export function openaiErrorType(status: number): string {
   if (status === 400 || status === 413 || status === 422) return 'invalid_request_error';
   if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 429) return 'rate_limit_error';
   if (status === 404) return 'not_found_error';
   return 'api_error';
 }
