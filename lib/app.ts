@@ -13,6 +13,8 @@ import { Scheduler } from './sched/scheduler.js';
 import { createHttpServer, type Route } from './http/server.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
+import { agentRoutes } from './http/routes-agents.js';
+import { createAliasResolver } from './http/aliases.js';
 import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
@@ -170,6 +172,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     maxBody: config.max_body,
     syncPriority: config.sync_priority,
     heartbeatMs: config.stream_heartbeat_ms,
+    aliasOf: createAliasResolver(config.aliases),
     observe: ({ model, relay, ttftMs }) => metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.lastData ?? null)),
   };
 
@@ -184,6 +187,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     ...jobRoutes({ jobs, maxBody: config.max_body }),
     ...ollamaRoutes(generationDeps),
     ...openaiRoutes(generationDeps),
+    ...agentRoutes(generationDeps),
   ];
 
   const server = createHttpServer({ routes, tokens: config.tokens, log });

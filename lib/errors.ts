@@ -1,6 +1,9 @@
 // One error type for everything foreman answers itself; renders to the Ollama
-// body {"error": message} or the OpenAI body {"error":{message,type,param,code}}.
+// body {"error": message}, the OpenAI body {"error":{message,type,param,code}}
+// or the Anthropic body {"type":"error","error":{type,message}} (SPEC §7).
 // Its message is always safe to show to a client (no tokens, no prompts).
+
+import { randomBytes } from 'node:crypto';
 
 export class HttpError extends Error {
   readonly status: number;
@@ -67,6 +70,28 @@ export function openaiErrorType(status: number): string {
 export function openaiErrorBody(err: HttpError): string {
   return JSON.stringify({
     error: { message: err.message, type: openaiErrorType(err.status), param: null, code: err.code },
+  });
+}
+
+/** Anthropic's error types by status, as Ollama's anthropic.NewError maps them (plus 413). */
+export function anthropicErrorType(status: number): string {
+  switch (status) {
+    case 400: case 405: case 422: return 'invalid_request_error';
+    case 401: return 'authentication_error';
+    case 403: return 'permission_error';
+    case 404: return 'not_found_error';
+    case 413: return 'request_too_large';
+    case 429: return 'rate_limit_error';
+    case 503: case 529: return 'overloaded_error';
+    default: return 'api_error';
+  }
+}
+
+export function anthropicErrorBody(err: HttpError): string {
+  return JSON.stringify({
+    type: 'error',
+    error: { type: anthropicErrorType(err.status), message: err.message },
+    request_id: `req_${randomBytes(12).toString('hex')}`,
   });
 }
 
