@@ -6,6 +6,7 @@
 /** What the core refuses, by a code callers match on (never by message text). */
 export type DomainCode =
   | 'queue_full'
+  | 'too_many_queued'
   | 'shutting_down'
   | 'not_found'
   | 'conflict'
@@ -23,6 +24,8 @@ export class ForemanError extends Error {
 }
 
 export const queueFull = (limit: string) => new ForemanError('queue_full', `queue is full (${limit})`);
+export const keyQueueFull = (key: string, limit: number) =>
+  new ForemanError('too_many_queued', `key '${key}' already has ${limit} jobs waiting (max_queued)`);
 export const closing = () => new ForemanError('shutting_down', 'foreman is shutting down');
 
 export function isForemanError(err: unknown, code?: DomainCode): err is ForemanError {
@@ -75,6 +78,10 @@ export const payloadTooLarge = (limit: number) =>
 export const unprocessable = (message: string) => new HttpError(422, 'unprocessable', message);
 export const busy = (retryAfterS = 1) =>
   new HttpError(503, 'busy', BUSY_MESSAGE, { 'retry-after': String(retryAfterS) });
+/** A key's own queue bound (SPEC §15 max_queued); the rest of the queue may have room. */
+export const tooManyQueued = (key: string, limit: number) =>
+  new HttpError(429, 'too_many_queued', `key '${key}' already has ${limit} jobs waiting (max_queued)`, { 'retry-after': '5' });
+export const forbidden = (message: string) => new HttpError(403, 'forbidden', message);
 export const shuttingDown = () =>
   new HttpError(503, 'shutting_down', 'foreman is shutting down', { 'retry-after': '5' });
 export const upstreamUnreachable = (detail: string) =>
@@ -89,6 +96,7 @@ export function isHttpError(err: unknown): err is HttpError {
 function fromDomain(err: ForemanError): HttpError {
   switch (err.code) {
     case 'queue_full': return busy();
+    case 'too_many_queued': return new HttpError(429, err.code, err.message, { 'retry-after': '5' });
     case 'shutting_down': return shuttingDown();
     case 'not_found': return notFound(err.message);
     case 'conflict': return conflict(err.message);
@@ -113,6 +121,8 @@ export function ollamaErrorBody(err: HttpError): string {
 export function openaiErrorType(status: number): string {
   if (status === 400 || status === 413 || status === 422) return 'invalid_request_error';
   if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 429) return 'rate_limit_error';
   if (status === 404) return 'not_found_error';
   return 'api_error';
 }

@@ -2,7 +2,7 @@
 // group; a switch waits for the old group's running jobs, then unloads the old
 // model (SPEC §1). It knows no HTTP: a job is a run(signal) callback.
 
-import { closing, queueFull, StopReason } from '../errors.js';
+import { closing, keyQueueFull, queueFull, StopReason } from '../errors.js';
 import { createDrainQueue, type DrainQueue, type GroupInfo } from './queue.js';
 import { modelOfGroup } from './model-group.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -27,6 +27,8 @@ export interface SchedulerJob {
   readonly priority: number;
   readonly origin: JobOrigin;
   readonly kind: string;
+  /** The name of the key that made it (SPEC §15): fair share, caps and usage are per key. */
+  readonly key?: string | null;
   /** Runs the job to its end; the returned state is what the books record. */
   run(ctx: RunContext): Promise<FinishState>;
   /** The job left the queue without running. */
@@ -38,8 +40,21 @@ interface Entry {
   readonly group: string;
   readonly priority: number;
   readonly arrivalMs: number;
+  readonly owner: string;
   readonly job: SchedulerJob;
 }
+
+/** What the scheduler enforces per key; read at each use, so a reloaded keys file applies at once. */
+export interface KeyPolicy {
+  /** fair-share weight (SPEC §15), > 0 */
+  weight: number;
+  /** jobs of the key that may run at once; null: no cap */
+  maxRunning: number | null;
+  /** jobs of the key that may wait at once; null: no cap (max_queue still applies) */
+  maxQueued: number | null;
+}
+
+const NO_POLICY: KeyPolicy = { weight: 1, maxRunning: null, maxQueued: null };
 
 interface Running {
   readonly job: SchedulerJob;
@@ -63,6 +78,8 @@ export interface SchedulerOptions {
   log?: Logger;
   now?: () => number;
   events?: SchedulerEvents;
+  /** Limits per key name; absent, every key is equal and unlimited. */
+  keyPolicy?: (key: string) => KeyPolicy;
 }
 
 /** A model switch as the scheduler saw it; loadMs stays null until the new group's first answer. */
@@ -114,12 +131,15 @@ export class Scheduler {
   readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0, switches: 0 };
   readonly #embeddingModels = new Map<string, boolean>();
   #idleWaiters: Array<() => void> = [];
+  readonly #runningByKey = new Map<string, number>();
+  readonly #policy: (key: string) => KeyPolicy;
 
   constructor(options: SchedulerOptions) {
     this.#opts = options;
     this.#log = options.log ?? silentLogger;
     this.#now = options.now ?? Date.now;
-    this.#queue = createDrainQueue<Entry>({ agingMs: options.agingMs });
+    this.#policy = options.keyPolicy ?? (() => NO_POLICY);
+    this.#queue = createDrainQueue<Entry>({ agingMs: options.agingMs, weightOf: (key) => this.#policy(key).weight });
   }
 
   get loadedGroup(): string | null {
@@ -139,8 +159,13 @@ export class Scheduler {
   enqueue(job: SchedulerJob, options: { arrivalMs?: number; force?: boolean } = {}): void {
     if (this.#closing) throw closing();
     if (!options.force && this.#queue.size >= this.#opts.maxQueue) throw queueFull(`max_queue ${this.#opts.maxQueue}`);
+    const owner = job.key ?? '';
+    if (!options.force) {
+      const { maxQueued } = this.#policy(owner);
+      if (maxQueued !== null && this.#queue.waitingOf(owner) >= maxQueued) throw keyQueueFull(owner, maxQueued);
+    }
     const arrivalMs = options.arrivalMs ?? this.#now();
-    this.#queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, job });
+    this.#queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, owner, job });
     this.#pump();
   }
 
@@ -160,6 +185,29 @@ export class Scheduler {
     if (!running) return false;
     running.controller.abort(reason);
     return true;
+  }
+
+  /** Jobs of one key waiting now (running ones not counted). */
+  waitingOf(key: string): number {
+    return this.#queue.waitingOf(key);
+  }
+
+  /** Jobs of one key running now. */
+  runningOf(key: string): number {
+    return this.#runningByKey.get(key) ?? 0;
+  }
+
+  /** The key policies changed (a keys file reload): caps apply now, to jobs already waiting too. */
+  refreshKeys(): void {
+    const owners = new Set<string>(this.#runningByKey.keys());
+    for (const entry of this.#queue.values()) owners.add(entry.owner);
+    for (const owner of owners) this.#updateBlocked(owner);
+    this.#pump();
+  }
+
+  #updateBlocked(owner: string): void {
+    const { maxRunning } = this.#policy(owner);
+    this.#queue.setBlocked(owner, maxRunning !== null && this.runningOf(owner) >= maxRunning);
   }
 
   position(id: string): number | undefined {
@@ -220,7 +268,7 @@ export class Scheduler {
         }
         this.#recordSwitch(this.#loadedGroup, next.group, now);
       }
-      this.#queue.remove(next.id);
+      this.#queue.take(next.id);
       this.#start(next, now);
     }
     if (this.#running.size === 0 && this.#queue.size === 0) this.#notifyIdle();
@@ -245,7 +293,7 @@ export class Scheduler {
     const next = this.#queue.peek(this.#now(), null);
     if (next) {
       this.#recordSwitch(from, next.group, this.#now());
-      this.#queue.remove(next.id);
+      this.#queue.take(next.id);
       this.#start(next, this.#now());
     }
     this.#pump();
@@ -267,6 +315,8 @@ export class Scheduler {
     const queueMs = Math.max(0, now - entry.arrivalMs);
     const running: Running = { job: entry.job, controller, startedMs: now, queueMs };
     this.#running.set(entry.id, running);
+    this.#runningByKey.set(entry.owner, this.runningOf(entry.owner) + 1);
+    this.#updateBlocked(entry.owner);
     this.#opts.events?.started?.(entry.job, queueMs);
     const pending = this.#pendingSwitch;
     const ctx: RunContext = {
@@ -291,6 +341,11 @@ export class Scheduler {
     this.#running.delete(entry.id);
     const now = this.#now();
     const runMs = now - running.startedMs;
+    this.#queue.finished(entry.id, runMs);
+    const left = this.runningOf(entry.owner) - 1;
+    if (left > 0) this.#runningByKey.set(entry.owner, left);
+    else this.#runningByKey.delete(entry.owner);
+    this.#updateBlocked(entry.owner);
     this.#counts[state]++;
     this.#recent.unshift({
       id: entry.id, model: entry.job.model, origin: entry.job.origin, state,
