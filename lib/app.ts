@@ -11,6 +11,8 @@ import { createLimiter } from './sched/limiter.js';
 import { createHttpServer, type Route } from './http/server.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
+import { agentRoutes } from './http/routes-agents.js';
+import { createAliasResolver } from './http/aliases.js';
 import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
@@ -132,6 +134,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     maxBody: config.max_body,
     syncPriority: config.sync_priority,
     heartbeatMs: config.stream_heartbeat_ms,
+    aliasOf: createAliasResolver(config.aliases),
     observe: ({ model, relay, ttftMs }) => metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.lastData ?? null)),
   };
 
@@ -146,6 +149,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     ...jobRoutes({ jobs, maxBody: config.max_body }),
     ...ollamaRoutes(generationDeps),
     ...openaiRoutes(generationDeps),
+    ...agentRoutes(generationDeps),
   ];
 
   const server = createHttpServer({ routes, tokens: config.tokens, log });

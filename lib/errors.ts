@@ -1,7 +1,11 @@
 // Errors with stable codes. The core (sched/, jobs/) throws ForemanError and
 // aborts runs with a StopReason, neither knowing HTTP; HttpError is what http/
 // answers, and toHttpError() is the one map from a domain code to a status.
-// Messages are always safe to show to a client (no tokens, no prompts).
+// HttpError renders to the Ollama body {"error": message}, the OpenAI body
+// {"error":{message,type,param,code}} or the Anthropic body {"type":"error","error":{type,message}}
+// (SPEC §7). Messages are always safe to show to a client (no tokens, no prompts).
+
+import { randomBytes } from 'node:crypto';
 
 /** What the core refuses, by a code callers match on (never by message text). */
 export type DomainCode =
@@ -48,6 +52,7 @@ export class StopReason extends Error {
 export function stopCodeOf(signal: AbortSignal): StopCode | undefined {
   return signal.aborted && signal.reason instanceof StopReason ? signal.reason.code : undefined;
 }
+
 
 export class HttpError extends Error {
   readonly status: number;
@@ -130,6 +135,28 @@ export function openaiErrorType(status: number): string {
 export function openaiErrorBody(err: HttpError): string {
   return JSON.stringify({
     error: { message: err.message, type: openaiErrorType(err.status), param: null, code: err.code },
+  });
+}
+
+/** Anthropic's error types by status, as Ollama's anthropic.NewError maps them (plus 413). */
+export function anthropicErrorType(status: number): string {
+  switch (status) {
+    case 400: case 405: case 422: return 'invalid_request_error';
+    case 401: return 'authentication_error';
+    case 403: return 'permission_error';
+    case 404: return 'not_found_error';
+    case 413: return 'request_too_large';
+    case 429: return 'rate_limit_error';
+    case 503: case 529: return 'overloaded_error';
+    default: return 'api_error';
+  }
+}
+
+export function anthropicErrorBody(err: HttpError): string {
+  return JSON.stringify({
+    type: 'error',
+    error: { type: anthropicErrorType(err.status), message: err.message },
+    request_id: `req_${randomBytes(12).toString('hex')}`,
   });
 }
 

@@ -3,7 +3,10 @@
 
 import { badRequest } from '../errors.js';
 
-export type GenerationKind = 'chat' | 'generate' | 'openai-chat' | 'openai-completion';
+export type GenerationKind =
+  | 'chat' | 'generate' | 'openai-chat' | 'openai-completion'
+  // The agent surfaces (SPEC §7): Ollama runs each through its chat handler.
+  | 'anthropic-messages' | 'openai-responses' | 'openai-transcription';
 
 export interface GenerationRequest {
   model: string;
@@ -36,12 +39,12 @@ export function validateGeneration(body: Record<string, unknown>, kind: Generati
   expect(body.format === undefined || body.format === null || typeof body.format === 'string' || isObject(body.format), 'format: expected "json" or a JSON schema object');
   expect(body.tools === undefined || body.tools === null || Array.isArray(body.tools), 'tools: expected an array');
   let isLoadOnly = false;
-  if (kind === 'chat' || kind === 'openai-chat') {
+  if (kind === 'chat' || kind === 'openai-chat' || kind === 'anthropic-messages') {
     const messages = body.messages;
     expect(messages === undefined || messages === null || Array.isArray(messages), 'messages: expected an array');
     if (Array.isArray(messages)) expect(messages.every(isObject), 'messages: every message must be an object');
     isLoadOnly = kind === 'chat' && (!Array.isArray(messages) || messages.length === 0);
-  } else {
+  } else if (kind === 'generate' || kind === 'openai-completion') {
     const prompt = body.prompt;
     const promptOk = prompt === undefined || prompt === null || typeof prompt === 'string' || (kind === 'openai-completion' && Array.isArray(prompt));
     expect(promptOk, 'prompt: expected a string');
