@@ -8,7 +8,7 @@ import type { Scheduler } from '../sched/scheduler.js';
 import type { HostPool } from '../hosts/pool.js';
 import type { Host } from '../hosts/host.js';
 import { isHttpError } from '../errors.js';
-import { validateGeneration, type GenerationKind } from './requests.js';
+import { validateGeneration, type GenerationKind } from './generation-request.js';
 import { normalizeModel } from '../sched/model-group.js';
 import { parseJsonObject, readBody } from './body.js';
 import { abortOnClientClose, passthrough } from './passthrough.js';
