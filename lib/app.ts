@@ -65,6 +65,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     maxQueue: config.max_queue,
     agingMs: config.aging_ms,
     unloadOnSwitch: config.unload_on_switch,
+    cloudParallel: config.cloud_parallel,
     upstream,
     log,
     now,
@@ -103,6 +104,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       loaded_model: s.loaded_model,
       running: s.running,
       groups: s.groups,
+      lanes: s.lanes,
       totals: {
         waiting: scheduler.waiting,
         running: s.running.length,

@@ -1,6 +1,10 @@
 // The shape of GET /queue: what the scheduler and jobs know right now, as plain
 // JSON. The /ui page, `foreman status` and the tests all read this one shape.
 
+import type { LaneView } from './lane.js';
+
+export type { LaneView };
+
 export type JobOrigin = 'sync' | 'async';
 
 export interface RunningView {
@@ -14,6 +18,8 @@ export interface RunningView {
   started_at: string;
   elapsed_ms: number;
   queue_ms: number;
+  /** the lane it runs in: `local` or `cloud` */
+  lane?: string;
 }
 
 export interface GroupView {
@@ -24,6 +30,8 @@ export interface GroupView {
   head_priority: number;
   head_wait_ms: number;
   head_effective_priority: number;
+  /** the lane whose queue holds it */
+  lane?: string;
 }
 
 export interface SwitchView {
@@ -42,6 +50,7 @@ export interface RecentJobView {
   queue_ms: number;
   run_ms: number;
   finished_at: string;
+  lane?: string;
 }
 
 export interface QueueSnapshot {
@@ -52,6 +61,8 @@ export interface QueueSnapshot {
   loaded_model: string | null;
   running: RunningView[];
   groups: GroupView[];
+  /** each lane: the local model's (SPEC §1) and the cloud models' (SPEC §12) */
+  lanes: LaneView[];
   totals: {
     waiting: number;
     running: number;
