@@ -94,14 +94,14 @@ describe('the cloud lane (scheduler)', () => {
     await c1.started;
     await c2.started;
     assert.equal(b.isStarted(), false);
-    const snap = s.snapshot();
+    const snap = s.state();
     assert.deepEqual(snap.lanes.map((l) => [l.name, l.running, l.waiting]), [['local', 1, 1], ['cloud', 2, 0]]);
-    assert.deepEqual(snap.running.map((r) => [r.id, r.lane]).sort(), [['a', 'local'], ['c1', 'cloud'], ['c2', 'cloud']]);
+    assert.deepEqual(snap.running.map((r) => [r.job.id, r.lane]).sort(), [['a', 'local'], ['c1', 'cloud'], ['c2', 'cloud']]);
     c1.finish();
     c2.finish();
     await tick();
-    assert.equal(snap.loaded_group, 'A');
-    assert.equal(s.snapshot().counts.switches, 1); // only a's own start: the cloud jobs switched nothing
+    assert.equal(snap.loadedGroup, 'A');
+    assert.equal(s.state().counts.switches, 1); // only a's own start: the cloud jobs switched nothing
     assert.deepEqual(upstream.calls, []); // no unload, no /api/show, no /api/ps for cloud work
     a.finish();
     await b.started;
@@ -117,7 +117,7 @@ describe('the cloud lane (scheduler)', () => {
     await jobs[0]!.started;
     await jobs[1]!.started;
     await tick();
-    assert.equal(s.snapshot().lanes[1]!.running, 2);
+    assert.equal(s.state().lanes[1]!.running, 2);
     assert.deepEqual(jobs.map((j) => j.isStarted()), [true, true, false, false]);
     assert.equal(s.position('c4'), 1); // counted within the cloud lane
     jobs[0]!.finish();

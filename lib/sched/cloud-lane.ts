@@ -4,12 +4,13 @@
 
 import { createDrainQueue, type DrainQueue } from './queue.js';
 import { isCloudModel } from './model-ref.js';
-import type { FinishState, Lane, LaneEntry, LaneView, SchedulerJob } from './lane.js';
+import type { FinishState, Lane, LaneEntry, LaneState, SchedulerJob } from './lane.js';
 
 export interface CloudLaneOptions {
   name?: string;
   parallel: number;
   agingMs: number;
+  /** Shared with the scheduler's fair-share settings; the lane's own otherwise. */
   queue?: DrainQueue<LaneEntry>;
 }
 
@@ -50,7 +51,7 @@ export class CloudLane implements Lane {
     this.#active--;
   }
 
-  view(): LaneView {
-    return { name: this.name, kind: this.kind, parallel: this.parallel, running: this.#active, waiting: this.queue.size, loaded_group: null };
+  state(): LaneState {
+    return { name: this.name, kind: this.kind, parallel: this.parallel, running: this.#active, waiting: this.queue.size, loadedGroup: null };
   }
 }

@@ -3,7 +3,8 @@
 // waiting job starts next and what it costs (a model switch, or nothing). SPEC §1, §12.
 
 import type { DrainQueue, QueueItem } from './queue.js';
-import type { JobOrigin } from './snapshot.js';
+
+export type JobOrigin = 'sync' | 'async';
 
 export interface RunContext {
   readonly signal: AbortSignal;
@@ -22,6 +23,8 @@ export interface SchedulerJob {
   readonly priority: number;
   readonly origin: JobOrigin;
   readonly kind: string;
+  /** The name of the key that made it (SPEC §15): fair share, caps and usage are per key. */
+  readonly key?: string | null;
   /** Runs the job to its end; the returned state is what the books record. */
   run(ctx: RunContext): Promise<FinishState>;
   /** The job left the queue without running. */
@@ -29,19 +32,21 @@ export interface SchedulerJob {
 }
 
 export interface LaneEntry extends QueueItem {
+  readonly owner: string;
   readonly job: SchedulerJob;
 }
 
 export type LaneKind = 'local' | 'cloud';
 
-export interface LaneView {
-  name: string;
-  kind: LaneKind;
-  parallel: number;
-  running: number;
-  waiting: number;
+/** A lane as plain data (ops/queue-view.ts shows it). */
+export interface LaneState {
+  readonly name: string;
+  readonly kind: LaneKind;
+  readonly parallel: number;
+  readonly running: number;
+  readonly waiting: number;
   /** the group this lane has loaded (local lanes); cloud lanes load nothing */
-  loaded_group: string | null;
+  readonly loadedGroup: string | null;
 }
 
 export interface Lane {
@@ -57,7 +62,7 @@ export interface Lane {
   /** Whether this lane runs the job (the scheduler asks the lanes in order). */
   accepts(job: SchedulerJob): boolean;
   /**
-   * The entry to start now, removed from the queue, or null when the lane must wait (full,
+   * The entry to start now, taken from the queue (queue.take: fair share charges its owner), or null when the lane must wait (full,
    * draining before a switch, unloading, or nothing waiting). A lane that returns null while
    * work waits calls its wake callback when that may have changed.
    */
@@ -66,5 +71,5 @@ export interface Lane {
   started(entry: LaneEntry, now: number): () => void;
   /** A job of this lane ended (however). */
   finished(entry: LaneEntry, state: FinishState): void;
-  view(): LaneView;
+  state(): LaneState;
 }

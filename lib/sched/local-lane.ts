@@ -7,8 +7,15 @@ import { modelOfGroup } from './model-group.js';
 import { isCloudModel } from './model-ref.js';
 import type { Logger } from '../log.js';
 import type { Upstream } from '../upstream.js';
-import type { FinishState, Lane, LaneEntry, LaneView, SchedulerJob } from './lane.js';
-import type { SwitchView } from './snapshot.js';
+import type { FinishState, Lane, LaneEntry, LaneState, SchedulerJob } from './lane.js';
+
+/** A model switch as the lane saw it; loadMs stays null until the new group's first answer. */
+export interface SwitchRecord {
+  readonly atMs: number;
+  readonly from: string | null;
+  readonly to: string;
+  loadMs: number | null;
+}
 
 export interface LocalLaneOptions {
   name?: string;
@@ -39,8 +46,8 @@ export class LocalLane implements Lane {
   #switching = false;
   /** After an unload: the group it unloaded, so the next start records the switch from it. */
   #unloadedFrom: { group: string } | null = null;
-  #pendingSwitch: { view: SwitchView; startedMs: number } | null = null;
-  readonly #switches: SwitchView[] = [];
+  #pendingSwitch: SwitchRecord | null = null;
+  readonly #switches: SwitchRecord[] = [];
   #switchCount = 0;
   readonly #embeddingModels = new Map<string, boolean>();
 
@@ -63,7 +70,7 @@ export class LocalLane implements Lane {
   get switchCount(): number {
     return this.#switchCount;
   }
-  switches(): SwitchView[] {
+  switches(): SwitchRecord[] {
     return this.#switches.map((s) => ({ ...s }));
   }
 
@@ -80,7 +87,7 @@ export class LocalLane implements Lane {
       const from = this.#unloadedFrom.group;
       this.#unloadedFrom = null;
       this.#recordSwitch(from, next.group, now);
-      this.queue.remove(next.id);
+      this.queue.take(next.id);
       return next;
     }
     const next = this.queue.peek(now, this.#loadedGroup);
@@ -94,7 +101,7 @@ export class LocalLane implements Lane {
       }
       this.#recordSwitch(this.#loadedGroup, next.group, now);
     }
-    this.queue.remove(next.id);
+    this.queue.take(next.id);
     return next;
   }
 
@@ -103,7 +110,7 @@ export class LocalLane implements Lane {
     const pending = this.#pendingSwitch;
     return () => {
       if (pending && this.#pendingSwitch === pending) {
-        pending.view.load_ms = this.#o.now() - pending.startedMs;
+        pending.loadMs = this.#o.now() - pending.atMs;
         this.#pendingSwitch = null;
       }
     };
@@ -113,10 +120,10 @@ export class LocalLane implements Lane {
     this.#active--;
   }
 
-  view(): LaneView {
+  state(): LaneState {
     return {
       name: this.name, kind: this.kind, parallel: this.parallel, running: this.#active,
-      waiting: this.queue.size, loaded_group: this.#loadedGroup,
+      waiting: this.queue.size, loadedGroup: this.#loadedGroup,
     };
   }
 
@@ -138,6 +145,11 @@ export class LocalLane implements Lane {
     } catch (err) {
       this.#o.log.warn('residency unknown', { error: (err as Error).message });
     }
+  }
+
+  /** Whether this lane has the model loaded now. */
+  hasLoaded(model: string): boolean {
+    return this.#loadedGroup !== null && modelOfGroup(this.#loadedGroup) === model;
   }
 
   /** Forget the loaded model (e.g. a caller unloaded it); the next pick has no tie to prefer. */
@@ -178,10 +190,10 @@ export class LocalLane implements Lane {
   #recordSwitch(from: string | null, to: string, now: number): void {
     this.#loadedGroup = to;
     this.#switchCount++;
-    const view: SwitchView = { at: new Date(now).toISOString(), from, to, load_ms: null };
-    this.#switches.unshift(view);
+    const record: SwitchRecord = { atMs: now, from, to, loadMs: null };
+    this.#switches.unshift(record);
     if (this.#switches.length > SWITCH_LIMIT) this.#switches.pop();
-    this.#pendingSwitch = { view, startedMs: now };
+    this.#pendingSwitch = record;
     this.#o.log.info('model switch', { from: from ?? 'none', to });
     this.#o.switched?.(from, to);
   }

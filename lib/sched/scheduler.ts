@@ -1,18 +1,30 @@
 // Runs queued jobs through lanes (lane.ts): the local lane drains by model (SPEC §1),
 // the cloud lane runs cloud models beside it (SPEC §12). The scheduler owns the jobs
-// (start, finish, cancel, books, shutdown); each lane decides what it starts next.
-// It knows no HTTP: a job is a run(signal) callback.
+// (start, finish, cancel, per-key caps, books, shutdown); each lane decides what it
+// starts next. It knows no HTTP: a job is a run(signal) callback.
 
-import { busy, shuttingDown } from '../errors.js';
-import { modelOfGroup } from './model-group.js';
+import { closing, keyQueueFull, queueFull, StopReason } from '../errors.js';
+import { createDrainQueue, type DrainQueue, type GroupInfo } from './queue.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Upstream } from '../upstream.js';
-import type { GroupView, RecentJobView, RunningView } from './snapshot.js';
-import type { FinishState, Lane, LaneEntry, RunContext, SchedulerJob } from './lane.js';
-import { LocalLane } from './local-lane.js';
+import type { FinishState, JobOrigin, Lane, LaneEntry, LaneState, RunContext, SchedulerJob } from './lane.js';
+import { LocalLane, type SwitchRecord } from './local-lane.js';
 import { CloudLane } from './cloud-lane.js';
 
-export type { FinishState, RunContext, SchedulerJob, Lane, LaneView } from './lane.js';
+export type { FinishState, JobOrigin, Lane, LaneState, RunContext, SchedulerJob } from './lane.js';
+export type { SwitchRecord } from './local-lane.js';
+
+/** What the scheduler enforces per key; read at each use, so a reloaded keys file applies at once. */
+export interface KeyPolicy {
+  /** fair-share weight (SPEC §15), > 0 */
+  weight: number;
+  /** jobs of the key that may run at once; null: no cap */
+  maxRunning: number | null;
+  /** jobs of the key that may wait at once; null: no cap (max_queue still applies) */
+  maxQueued: number | null;
+}
+
+const NO_POLICY: KeyPolicy = { weight: 1, maxRunning: null, maxQueued: null };
 
 interface Running {
   readonly entry: LaneEntry;
@@ -37,8 +49,35 @@ export interface SchedulerOptions {
   log?: Logger;
   now?: () => number;
   events?: SchedulerEvents;
+  /** Limits per key name; absent, every key is equal and unlimited. */
+  keyPolicy?: (key: string) => KeyPolicy;
   /** Cloud-model jobs running at once (SPEC §12); default 4. */
   cloudParallel?: number;
+}
+
+export interface FinishedRecord {
+  readonly id: string;
+  readonly model: string;
+  readonly origin: JobOrigin;
+  readonly state: FinishState;
+  readonly queueMs: number;
+  readonly runMs: number;
+  readonly finishedMs: number;
+  readonly lane: string;
+}
+
+/** Plain state for whoever shows it (ops/queue-view.ts builds GET /queue from this). */
+export interface SchedulerState {
+  /** the local lane's loaded group */
+  readonly loadedGroup: string | null;
+  readonly running: ReadonlyArray<{ readonly job: SchedulerJob; readonly startedMs: number; readonly queueMs: number; readonly lane: string }>;
+  /** every lane's waiting groups, each lane's in its pick order */
+  readonly groups: ReadonlyArray<GroupInfo & { readonly lane: string }>;
+  readonly lanes: readonly LaneState[];
+  readonly waiting: number;
+  readonly counts: Readonly<Record<FinishState | 'switches', number>>;
+  readonly switches: readonly SwitchRecord[];
+  readonly recent: readonly FinishedRecord[];
 }
 
 const RECENT_LIMIT = 50;
@@ -47,27 +86,32 @@ const RESIDENCY_TIMEOUT_MS = 5_000;
 export class Scheduler {
   readonly #local: LocalLane;
   readonly #cloud: CloudLane;
-  /** In the order asked: the first lane that accepts a job gets it. */
+  /** Asked in order: the first lane that accepts a job gets it; all are pumped in this order. */
   readonly #lanes: readonly Lane[];
   readonly #running = new Map<string, Running>();
   readonly #opts: SchedulerOptions;
   readonly #log: Logger;
   readonly #now: () => number;
   #closing = false;
-  readonly #recent: RecentJobView[] = [];
+  readonly #recent: FinishedRecord[] = [];
   readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0 };
   #idleWaiters: Array<() => void> = [];
+  readonly #runningByKey = new Map<string, number>();
+  readonly #policy: (key: string) => KeyPolicy;
 
   constructor(options: SchedulerOptions) {
     this.#opts = options;
     this.#log = options.log ?? silentLogger;
     this.#now = options.now ?? Date.now;
+    this.#policy = options.keyPolicy ?? (() => NO_POLICY);
+    const queue = (): DrainQueue<LaneEntry> =>
+      createDrainQueue<LaneEntry>({ agingMs: options.agingMs, weightOf: (key) => this.#policy(key).weight });
     this.#local = new LocalLane({
       parallel: options.parallel, agingMs: options.agingMs, unloadOnSwitch: options.unloadOnSwitch,
-      upstream: options.upstream, log: this.#log, now: this.#now,
+      upstream: options.upstream, log: this.#log, now: this.#now, queue: queue(),
       wake: () => this.#pump(), switched: options.events?.switched,
     });
-    this.#cloud = new CloudLane({ parallel: options.cloudParallel ?? 4, agingMs: options.agingMs });
+    this.#cloud = new CloudLane({ parallel: options.cloudParallel ?? 4, agingMs: options.agingMs, queue: queue() });
     this.#lanes = [this.#local, this.#cloud];
   }
 
@@ -87,14 +131,22 @@ export class Scheduler {
   }
 
   /**
-   * Queues a job; 503 busy beyond max_queue (counted over every lane). `arrivalMs` lets replayed
-   * async jobs keep their age; `force` admits them past max_queue (they were acknowledged before the restart).
+   * Queues a job; refuses ('queue_full') beyond max_queue, counted over every lane. `arrivalMs` lets
+   * replayed async jobs keep their age; `force` admits them past max_queue (acknowledged before the restart).
    */
   enqueue(job: SchedulerJob, options: { arrivalMs?: number; force?: boolean } = {}): void {
-    if (this.#closing) throw shuttingDown();
-    if (!options.force && this.waiting >= this.#opts.maxQueue) throw busy();
+    if (this.#closing) throw closing();
+    if (!options.force && this.waiting >= this.#opts.maxQueue) throw queueFull(`max_queue ${this.#opts.maxQueue}`);
+    const owner = job.key ?? '';
+    if (!options.force) {
+      const { maxQueued } = this.#policy(owner);
+      if (maxQueued !== null && this.waitingOf(owner) >= maxQueued) throw keyQueueFull(owner, maxQueued);
+    }
     const arrivalMs = options.arrivalMs ?? this.#now();
-    this.#laneOf(job).queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, job });
+    const lane = this.#laneOf(job);
+    lane.queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, owner, job });
+    // A key at its running cap holds back its new jobs in this lane's queue too.
+    this.#updateBlocked(owner);
     this.#pump();
   }
 
@@ -107,7 +159,7 @@ export class Scheduler {
   }
 
   /** Cancels a queued job (it leaves the queue) or a running one (its upstream request is aborted). */
-  cancel(id: string, reason = 'cancelled'): boolean {
+  cancel(id: string, reason: StopReason = new StopReason('cancelled')): boolean {
     for (const lane of this.#lanes) {
       const entry = lane.queue.remove(id);
       if (entry) {
@@ -118,8 +170,34 @@ export class Scheduler {
     }
     const running = this.#running.get(id);
     if (!running) return false;
-    running.controller.abort(new Error(reason));
+    running.controller.abort(reason);
     return true;
+  }
+
+  /** Jobs of one key waiting now, in every lane (running ones not counted). */
+  waitingOf(key: string): number {
+    let n = 0;
+    for (const lane of this.#lanes) n += lane.queue.waitingOf(key);
+    return n;
+  }
+
+  /** Jobs of one key running now, in every lane. */
+  runningOf(key: string): number {
+    return this.#runningByKey.get(key) ?? 0;
+  }
+
+  /** The key policies changed (a keys file reload): caps apply now, to jobs already waiting too. */
+  refreshKeys(): void {
+    const owners = new Set<string>(this.#runningByKey.keys());
+    for (const lane of this.#lanes) for (const entry of lane.queue.values()) owners.add(entry.owner);
+    for (const owner of owners) this.#updateBlocked(owner);
+    this.#pump();
+  }
+
+  #updateBlocked(owner: string): void {
+    const { maxRunning } = this.#policy(owner);
+    const blocked = maxRunning !== null && this.runningOf(owner) >= maxRunning;
+    for (const lane of this.#lanes) lane.queue.setBlocked(owner, blocked);
   }
 
   /** Picks until this job starts, counted within its own lane (lanes run side by side). */
@@ -141,8 +219,13 @@ export class Scheduler {
     }
   }
 
+  /** Names of the hosts whose lane has this model loaded. */
+  hostsWithModel(model: string): string[] {
+    return this.#local.hasLoaded(model) ? [''] : [];
+  }
+
   /** Forget the loaded model (e.g. a caller unloaded it); the next pick has no tie to prefer. */
-  markUnloaded(model: string): void {
+  markUnloaded(model: string, _host?: string): void {
     this.#local.markUnloaded(model);
   }
 
@@ -165,6 +248,8 @@ export class Scheduler {
     const queueMs = Math.max(0, now - entry.arrivalMs);
     const running: Running = { entry, lane, controller, startedMs: now, queueMs };
     this.#running.set(entry.id, running);
+    this.#runningByKey.set(entry.owner, this.runningOf(entry.owner) + 1);
+    this.#updateBlocked(entry.owner);
     const answered = lane.started(entry, now);
     this.#opts.events?.started?.(entry.job, queueMs);
     const ctx: RunContext = { signal: controller.signal, queueMs, upstreamAnswered: answered };
@@ -182,10 +267,15 @@ export class Scheduler {
     lane.finished(entry, state);
     const now = this.#now();
     const runMs = now - running.startedMs;
+    lane.queue.finished(entry.id, runMs);
+    const left = this.runningOf(entry.owner) - 1;
+    if (left > 0) this.#runningByKey.set(entry.owner, left);
+    else this.#runningByKey.delete(entry.owner);
+    this.#updateBlocked(entry.owner);
     this.#counts[state]++;
     this.#recent.unshift({
       id: entry.id, model: entry.job.model, origin: entry.job.origin, state,
-      queue_ms: running.queueMs, run_ms: runMs, finished_at: new Date(now).toISOString(), lane: lane.name,
+      queueMs: running.queueMs, runMs, finishedMs: now, lane: lane.name,
     });
     if (this.#recent.length > RECENT_LIMIT) this.#recent.pop();
     this.#opts.events?.finished?.(entry.job, state, running.queueMs, runMs);
@@ -228,33 +318,22 @@ export class Scheduler {
     const result = await Promise.race([drained, expired]);
     clearTimeout(timer);
     if (result === 'expired') {
-      for (const r of this.#running.values()) r.controller.abort(new Error('shutdown'));
+      for (const r of this.#running.values()) r.controller.abort(new StopReason('shutdown'));
       await drained;
     }
   }
 
-  snapshot(now = this.#now()) {
-    const running: RunningView[] = [...this.#running.values()].map((r) => ({
-      id: r.entry.job.id, model: r.entry.job.model, group: r.entry.job.group, origin: r.entry.job.origin, kind: r.entry.job.kind,
-      priority: r.entry.job.priority, started_at: new Date(r.startedMs).toISOString(),
-      elapsed_ms: now - r.startedMs, queue_ms: r.queueMs, lane: r.lane.name,
-    }));
-    const groups: GroupView[] = this.#lanes.flatMap((lane) =>
-      lane.queue.groups(now, lane.preferredGroup).map((g) => ({
-        group: g.group, model: modelOfGroup(g.group), count: g.count, head_priority: g.headPriority,
-        head_wait_ms: g.headWaitMs, head_effective_priority: g.headEffectivePriority, lane: lane.name,
-      })),
-    );
-    const loaded = this.#local.loadedGroup;
+  /** What is loaded, running, waiting and recently done, as plain data (copies). */
+  state(now = this.#now()): SchedulerState {
     return {
-      loaded_group: loaded,
-      loaded_model: loaded ? modelOfGroup(loaded) : null,
-      running,
-      groups,
-      lanes: this.#lanes.map((lane) => lane.view()),
+      loadedGroup: this.#local.loadedGroup,
+      running: [...this.#running.values()].map((r) => ({ job: r.entry.job, startedMs: r.startedMs, queueMs: r.queueMs, lane: r.lane.name })),
+      groups: this.#lanes.flatMap((lane) => lane.queue.groups(now, lane.preferredGroup).map((g) => ({ ...g, lane: lane.name }))),
+      lanes: this.#lanes.map((lane) => lane.state()),
+      waiting: this.waiting,
       counts: { ...this.#counts, switches: this.#local.switchCount },
       switches: this.#local.switches(),
-      recent: this.#recent.map((r) => ({ ...r })),
+      recent: [...this.#recent],
     };
   }
 }
