@@ -4,6 +4,7 @@
 
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { normalizeBaseUrl } from './hosts/specs.js';
 
 /** How one key is read. `bad(expected, got?)` records a problem; the value returned then is never used. */
 export interface KeyDecl<T> {
@@ -120,17 +121,18 @@ export const listen = (def: string, help: string): KeyDecl<{ host: string; port:
   },
 });
 
-/** An http(s) base URL, trailing slashes dropped. */
-export const url = (def: string, help: string): KeyDecl<string> => ({
+/** One http(s) base URL or a comma list of them (several hosts), trailing slashes dropped. */
+export const urls = (def: string, help: string): KeyDecl<string> => ({
   help, default: def,
   parse: (t = def, bad) => {
-    let ok = false;
-    try {
-      const u = new URL(t);
-      ok = u.protocol === 'http:' || u.protocol === 'https:';
-    } catch {}
-    if (!ok) bad('an http(s) URL');
-    return t.replace(/\/+$/, '');
+    const out: string[] = [];
+    for (const part of commaList(t)) {
+      const u = normalizeBaseUrl(part);
+      if (u === undefined) bad('an http(s) URL', part);
+      else out.push(u);
+    }
+    if (commaList(t).length === 0) bad('at least one http(s) URL');
+    return out.join(',');
   },
 });
 

@@ -4,8 +4,9 @@
 // Every problem is reported at once; the result is frozen.
 
 import { readFileSync } from 'node:fs';
+import { collectHosts } from './hosts/specs.js';
 import {
-  bool, choice, duration, int, isLoopbackHost, list, listen, pairs, path, size, text, url,
+  bool, choice, duration, int, isLoopbackHost, list, listen, pairs, path, size, text, urls,
   type KeyDecl, type ValueOf,
 } from './config-kinds.js';
 
@@ -17,7 +18,7 @@ export { isLoopbackHost, parseDuration, parseSize } from './config-kinds.js';
  */
 export const CONFIG_KEYS = {
   listen: listen('127.0.0.1:11435', 'address to listen on (host:port)'),
-  upstream: url('http://127.0.0.1:11434', 'the Ollama server foreman fronts'),
+  upstream: urls('http://127.0.0.1:11434', 'the Ollama server foreman fronts; a comma list for several hosts'),
   hosts_file: text('JSON file listing several Ollama hosts ({"hosts":[{name,url,token,parallel,embed_parallel}]})'),
   upstream_token: text("Bearer token sent upstream (callers' tokens never are)"),
   tokens: list('comma-separated Bearer tokens callers must present'),
@@ -132,6 +133,10 @@ function crossCheck(config: Config, problems: string[]): void {
     }
   }
   config.tokens = Object.freeze([...tokens]);
+  if (config.hosts_file !== undefined || config.upstream.includes(',')) {
+    // Read and checked now so a bad hosts file stops the start with the others' problems.
+    collectHosts(config, problems);
+  }
   const { host, port } = config.listen;
   if (host && tokens.size === 0 && !isLoopbackHost(host) && !config.insecure) {
     problems.push(
