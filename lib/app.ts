@@ -17,7 +17,7 @@ import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
 import { renderUiPage } from './ops/ui-page.js';
-import type { QueueSnapshot } from './sched/snapshot.js';
+import { buildQueueView, type QueueSnapshot } from './ops/queue-view.js';
 import { VERSION } from './version.js';
 import { openJournal, type Journal } from './journal/journal.js';
 import { JobService } from './jobs/service.js';
@@ -96,27 +96,10 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     onTransition: (job, state) => log.info(`job ${state}`, { job: job.id, model: job.model, origin: 'async', attempts: job.attempts }),
   });
 
-  snapshot = () => {
-    const s = scheduler.snapshot(now());
-    return {
-      at: new Date(now()).toISOString(),
-      upstream: config.upstream,
-      loaded_group: s.loaded_group,
-      loaded_model: s.loaded_model,
-      running: s.running,
-      groups: s.groups,
-      totals: {
-        waiting: scheduler.waiting,
-        running: s.running.length,
-        max_queue: config.max_queue,
-        parallel: config.parallel,
-        ...s.counts,
-      },
-      switches: s.switches,
-      recent: s.recent,
-      embeddings: { in_flight: embeddings.active, max: embeddings.max },
-    };
-  };
+  snapshot = () =>
+    buildQueueView(scheduler.state(now()), {
+      nowMs: now(), upstream: config.upstream, maxQueue: config.max_queue, parallel: config.parallel, embeddings,
+    });
 
   const health = async (): Promise<HealthReport> => {
     let reachable = false;

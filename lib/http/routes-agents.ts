@@ -8,7 +8,7 @@ import { brotliDecompress, gunzip, inflate } from 'node:zlib';
 import { badRequest, HttpError } from '../errors.js';
 import { estimateInputTokens } from '../token-estimate.js';
 import type { Route, RequestContext } from './server.js';
-import { validateGeneration, type GenerationKind, type GenerationRequest } from './requests.js';
+import { validateGeneration, type GenerationKind, type GenerationRequest } from './generation-request.js';
 import { parseJsonObject, readBody, sendJson } from './body.js';
 import { serveSyncJob } from './sync-job.js';
 import { applyAlias } from './aliases.js';

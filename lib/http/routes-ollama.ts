@@ -6,7 +6,7 @@ import type { Route } from './server.js';
 import type { Upstream } from '../upstream.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import type { Limiter } from '../sched/limiter.js';
-import { validateGeneration, type GenerationKind } from './requests.js';
+import { validateGeneration, type GenerationKind } from './generation-request.js';
 import { normalizeModel } from '../sched/model-group.js';
 import { parseJsonObject, readBody } from './body.js';
 import { abortOnClientClose, passthrough } from './passthrough.js';

@@ -4,8 +4,8 @@
 // in server.ts (surfaceOf), mid-stream ones in sync-job.ts (errorUnit).
 
 import type { Route } from './server.js';
-import type { GenerationKind } from './requests.js';
-import { validateGeneration } from './requests.js';
+import type { GenerationKind } from './generation-request.js';
+import { validateGeneration } from './generation-request.js';
 import { parseJsonObject, readBody } from './body.js';
 import { passthrough } from './passthrough.js';
 import { serveSyncJob } from './sync-job.js';

@@ -3,7 +3,7 @@
 // unit that ends a stream foreman saw fail, and how to tell a stream that ended
 // properly. Upstream's own units pass through untouched; these are the only additions.
 
-import type { GenerationKind } from './requests.js';
+import type { GenerationKind } from './generation-request.js';
 
 const SSE_KINDS: ReadonlySet<GenerationKind> = new Set([
   'openai-chat', 'openai-completion', 'openai-responses', 'anthropic-messages', 'openai-transcription',

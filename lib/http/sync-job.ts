@@ -2,9 +2,11 @@
 // job starts, upstream's status, headers and body reach it unchanged, one line
 // or event per write (SPEC §2, §7). Shared by the native and /v1 surfaces.
 
-import { describeNetworkError, internal, isHttpError, shuttingDown, upstreamUnreachable, type HttpError } from '../errors.js';
+import { describeNetworkError, internal, isHttpError, shuttingDown, StopReason, upstreamUnreachable, type HttpError } from '../errors.js';
 import { normalizeModel, groupKey } from '../sched/model-group.js';
-import { newJobId, parsePriority, type GenerationKind, type GenerationRequest } from './requests.js';
+import { newJobId } from '../jobs/ids.js';
+import { parsePriority } from './priority.js';
+import type { GenerationKind, GenerationRequest } from './generation-request.js';
 import { forwardableHeaders, readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
 import type { FinishState, RunContext, Scheduler } from '../sched/scheduler.js';
 import { relayBody, writeUnit, type Framing, type RelayResult } from './proxy.js';
@@ -73,7 +75,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   const onClose = () => {
     if (res.writableFinished) return;
     stopHeartbeat();
-    deps.scheduler.cancel(id, 'client closed the connection');
+    deps.scheduler.cancel(id, new StopReason('client_gone', 'client closed the connection'));
   };
   res.once('close', onClose);
 

@@ -1,7 +1,6 @@
 // Edge validation of generation bodies shared by the sync and async surfaces:
 // wrong types get a 400 naming the field; everything else passes through untouched.
 
-import { randomBytes } from 'node:crypto';
 import { badRequest } from '../errors.js';
 
 export type GenerationKind =
@@ -60,42 +59,4 @@ export function validateGeneration(body: Record<string, unknown>, kind: Generati
     isLoadOnly,
     keepAliveZero: isKeepAliveZero(body.keep_alive),
   };
-}
-
-/** Integer −100..100 (SPEC §1); undefined stays undefined. */
-export function parsePriority(value: unknown, where: string): number | undefined {
-  if (value === undefined || value === null || value === '') return undefined;
-  const n = typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < -100 || n > 100) {
-    throw badRequest(`${where}: expected an integer from -100 to 100`);
-  }
-  return n;
-}
-
-let lastIdMs = 0;
-let idCounter = 0;
-// Random bytes drawn in bulk: one crypto call per 512 ids rather than one per id.
-let pool = Buffer.alloc(0);
-let poolAt = 0;
-function randomHex8(): string {
-  if (poolAt + 4 > pool.length) {
-    pool = randomBytes(2048);
-    poolAt = 0;
-  }
-  poolAt += 4;
-  return pool.toString('hex', poolAt - 4, poolAt);
-}
-
-/**
- * Ids sort by creation time (base36 ms, then a per-process counter) so listings can page
- * newest first, exactly even within one millisecond; random bytes keep them unguessable.
- */
-export function newJobId(prefix: string): string {
-  const now = Date.now();
-  if (now === lastIdMs) idCounter++;
-  else {
-    lastIdMs = now;
-    idCounter = 0;
-  }
-  return `${prefix}${now.toString(36).padStart(9, '0')}${idCounter.toString(36).padStart(3, '0')}${randomHex8()}`;
 }
