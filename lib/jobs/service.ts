@@ -409,7 +409,7 @@ export class JobService {
 
   async #execute(job: Job, rc: RunContext): Promise<FinishState> {
     this.#transition(job, 'working', job.attempts + 1);
-    const outcome = await runOnce(this.#o.upstream, job.kind, job.body, rc.signal, () => rc.upstreamAnswered(), this.#now);
+    const outcome = await runOnce(rc.upstream ?? this.#o.upstream, job.kind, job.body, rc.signal, () => rc.upstreamAnswered(), this.#now);
     switch (outcome.kind) {
       case 'aborted':
         // A job stopped by shutdown runs again at the next start; one stopped by a caller is cancelled.
@@ -424,6 +424,12 @@ export class JobService {
         // spending an attempt (SPEC §12). Its running attempt was counted when it started.
         if (outcome.retryAfterMs !== undefined) {
           this.#retryLater(job, outcome.error, { delayMs: outcome.retryAfterMs, attempts: Math.max(0, job.attempts - 1) });
+          return 'requeued';
+        }
+        if (outcome.error.status === 404) rc.modelMissing?.();
+        // Several hosts: this one is down; the job goes back to the queue (one attempt used) for another (SPEC §17).
+        if (outcome.unreachable && job.attempts < this.#o.maxAttempts && rc.failover?.(outcome.error.message)) {
+          this.#transition(job, 'queued', job.attempts, outcome.error);
           return 'requeued';
         }
         // Ollama restarting (or not up yet) is no reason to lose the job: try again later.

@@ -4,9 +4,11 @@
 // (their queue key gets ` @host`); a host that fails before a job's first byte is marked down
 // and the job goes back to the queue. No HTTP here; hosts/pool.ts knows the hosts' health.
 
-import type { DrainQueue, QueueItem } from './queue.js';
+import type { DrainQueue } from './queue.js';
 import { modelOfGroup } from './model-group.js';
-import { pickForLane, type Candidate, type LaneState } from './lane-pick.js';
+import { isCloudModel } from './model-ref.js';
+import { pickForLane, type Candidate, type LaneState as PickLane } from './lane-pick.js';
+import type { FinishState, Lane, LaneEntry, LaneState, RunContext, SchedulerJob } from './lane.js';
 import { LoadCosts, type LoadCostView } from './load-costs.js';
 import type { Logger } from '../log.js';
 import type { Upstream } from '../upstream.js';
@@ -16,12 +18,8 @@ export interface FleetHost {
   readonly name: string;
   readonly parallel: number;
   readonly state: 'up' | 'down';
-  readonly upstream: Pick<Upstream, 'unload' | 'loadedModels' | 'capabilities' | 'exists' | 'send'>;
+  readonly upstream: Upstream;
   hasModel(model: string): boolean | undefined;
-}
-
-export interface FleetEntry extends QueueItem {
-  readonly job: { readonly id: string; readonly model: string; readonly group: string; readonly session?: string | null };
 }
 
 export interface HostLaneView {
@@ -47,7 +45,7 @@ export interface FleetSwitch {
 
 export interface FleetOptions {
   hosts: readonly FleetHost[];
-  queue: DrainQueue<FleetEntry & any>;
+  queue: DrainQueue<LaneEntry>;
   agingMs: number;
   unloadOnSwitch: boolean;
   log: Logger;
@@ -57,6 +55,8 @@ export interface FleetOptions {
   switched?: (from: string | null, to: string, host: string) => void;
   /** A host could not be reached: mark it down (hosts/pool.ts). */
   markDown: (host: FleetHost, reason: string) => void;
+  /** A host answered 404 for a model: read its catalogue again. */
+  modelMissing?: (host: FleetHost) => void;
 }
 
 const PIN = ' @';
@@ -70,15 +70,19 @@ export function splitKey(key: string): { group: string; pinned: string | null } 
   return at === -1 ? { group: key, pinned: null } : { group: key.slice(0, at), pinned: key.slice(at + PIN.length) };
 }
 
-class HostLane implements LaneState {
+/** One host as a lane of the scheduler (lane.ts); the fleet decides what it takes. */
+export class HostLane implements Lane, PickLane {
   readonly host: FleetHost;
+  readonly kind = 'local' as const;
+  readonly #fleet: HostFleet;
   loaded: string | null = null;
   running = 0;
   switching = false;
   switchCount = 0;
   pending: FleetSwitch | null = null;
-  constructor(host: FleetHost) {
+  constructor(host: FleetHost, fleet: HostFleet) {
     this.host = host;
+    this.#fleet = fleet;
   }
   get name(): string {
     return this.host.name;
@@ -88,6 +92,38 @@ class HostLane implements LaneState {
   }
   get parallel(): number {
     return this.host.parallel;
+  }
+  get queue(): DrainQueue<LaneEntry> {
+    return this.#fleet.queue;
+  }
+  get active(): number {
+    return this.running;
+  }
+  get preferredGroup(): string | null {
+    return this.loaded;
+  }
+  accepts(job: SchedulerJob): boolean {
+    return !isCloudModel(job.model);
+  }
+  next(now: number): LaneEntry | null {
+    return this.#fleet.nextFor(this, now);
+  }
+  started(entry: LaneEntry): () => void {
+    return this.#fleet.started(entry);
+  }
+  finished(entry: LaneEntry, state: FinishState): boolean {
+    return this.#fleet.finished(entry, state);
+  }
+  /** What a job started on this lane needs: this host's client, and a way back to the queue. */
+  contextFor(entry: LaneEntry): Pick<RunContext, 'upstream' | 'failover' | 'host' | 'modelMissing'> {
+    return {
+      upstream: this.host.upstream, host: this.name,
+      failover: (reason) => this.#fleet.failover(entry.id, reason),
+      modelMissing: () => this.#fleet.modelMissing(this.host),
+    };
+  }
+  state(): LaneState {
+    return { name: this.name, kind: 'local', parallel: this.parallel, running: this.running, waiting: this.#fleet.queue.size, loadedGroup: this.loaded };
   }
 }
 
@@ -101,6 +137,7 @@ interface Assigned {
 
 export class HostFleet {
   readonly lanes: readonly HostLane[];
+  readonly queue: DrainQueue<LaneEntry>;
   readonly costs = new LoadCosts();
   readonly #o: FleetOptions;
   readonly #assigned = new Map<string, Assigned>();
@@ -111,7 +148,8 @@ export class HostFleet {
 
   constructor(options: FleetOptions) {
     this.#o = options;
-    this.lanes = options.hosts.map((h) => new HostLane(h));
+    this.queue = options.queue;
+    this.lanes = options.hosts.map((h) => new HostLane(h, this));
   }
 
   get parallel(): number {
@@ -139,68 +177,58 @@ export class HostFleet {
     return this.lanes.filter((l) => l.loaded !== null && modelOfGroup(l.loaded) === model).map((l) => l.name);
   }
 
-  /** The next entry to start on some lane, removed from the queue, with its lane; null when none may start now. */
-  next(now: number): FleetEntry | null {
-    const q = this.#o.queue;
-    if (q.size === 0) return null;
-    const groups = q.groups(now);
+  /** The entry this lane starts now, taken from the queue; null when it takes nothing now. */
+  nextFor(lane: HostLane, now: number): LaneEntry | null {
+    const q = this.queue;
+    if (q.size === 0 || !lane.up || lane.switching || lane.running >= lane.parallel) return null;
     const heads: Array<{ c: Candidate; model: string; pinned: string | null }> = [];
-    for (const g of groups) {
+    for (const g of q.groups(now)) {
       const head = q.peekGroup(g.group, now);
       if (!head) continue;
       const { group, pinned } = splitKey(g.group);
       heads.push({ c: { key: g.group, group, priority: head.priority, arrivalMs: head.arrivalMs, count: g.count }, model: modelOfGroup(group), pinned });
     }
     if (heads.length === 0) return null;
-    // Where no host that is up has the model (a typo, or a pull under way), any host may try:
-    // it answers 404 at once rather than the job waiting for ever.
+    // Where no host has the model (a typo, or a pull under way), any host that is up may try: it
+    // answers 404 at once rather than the job waiting for ever. A model on a host that is down
+    // waits for it (SPEC §17: queued jobs are never lost).
     const anyHas = new Map<string, boolean>();
     const installedSomewhere = (model: string) => {
       let v = anyHas.get(model);
-      if (v === undefined) anyHas.set(model, (v = this.lanes.some((l) => l.up && l.host.hasModel(model) !== false)));
+      if (v === undefined) anyHas.set(model, (v = this.lanes.some((l) => l.host.hasModel(model) !== false)));
       return v;
     };
-    const canRun = (lane: LaneState, c: Candidate, model: string, pinned: string | null): boolean => {
-      if (pinned !== null && pinned !== lane.name) {
-        const holder = this.lanes.find((l) => l.name === pinned);
-        if (holder && holder.up && holder.loaded === c.group) return false;
+    const canRun = (l: HostLane, h: { c: Candidate; model: string; pinned: string | null }): boolean => {
+      if (h.pinned !== null && h.pinned !== l.name) {
+        const holder = this.lanes.find((x) => x.name === h.pinned);
+        if (holder && holder.up && holder.loaded === h.c.group) return false;
       }
-      const l = lane as HostLane;
-      return l.host.hasModel(model) !== false || !installedSomewhere(model);
+      return l.host.hasModel(h.model) !== false || !installedSomewhere(h.model);
     };
+    const mine = heads.filter((h) => canRun(lane, h));
+    if (mine.length === 0) return null;
     const waiting = new Map<string, number>();
     for (const h of heads) waiting.set(h.c.group, (waiting.get(h.c.group) ?? 0) + h.c.count);
-    // Idle lanes first: a free group should find the lane that can load it now.
-    const order = [...this.lanes].sort((a, b) => Number(a.running > 0) - Number(b.running > 0));
-    for (const lane of order) {
-      if (!lane.up || lane.switching || lane.running >= lane.parallel) continue;
-      const mine = heads.filter((h) => canRun(lane, h.c, h.model, h.pinned));
-      if (mine.length === 0) continue;
-      const pick = pickForLane({
-        lane, lanes: this.lanes, candidates: mine.map((h) => h.c), nowMs: now, agingMs: this.#o.agingMs,
-        canRun: (other, c) => {
-          const h = heads.find((x) => x.c === c)!;
-          return canRun(other, c, h.model, h.pinned);
-        },
-        loadMs: (host, group) => this.costs.loadMs(host, group),
-        runMs: (group) => this.costs.runMs(group),
-        measured: (host, group) => this.costs.measuredLoad(host, group) !== undefined,
-        waitingOf: (group) => waiting.get(group) ?? 0,
-      });
-      if (pick.kind !== 'take') continue;
-      const entry = q.peekGroup(pick.key, now)! as FleetEntry;
-      if (pick.group !== lane.loaded) {
-        if (lane.loaded !== null && this.#o.unloadOnSwitch) {
-          void this.#unloadThenWake(lane, lane.loaded, pick.group, now);
-          continue;
-        }
-        this.#recordSwitch(lane, lane.loaded, pick.group, now);
+    const pick = pickForLane({
+      lane, lanes: this.lanes, candidates: mine.map((h) => h.c), nowMs: now, agingMs: this.#o.agingMs,
+      canRun: (other, c) => canRun(other as HostLane, heads.find((x) => x.c === c)!),
+      loadMs: (host, group) => this.costs.loadMs(host, group),
+      runMs: (group) => this.costs.runMs(group),
+      measured: (host, group) => this.costs.measuredLoad(host, group) !== undefined,
+      waitingOf: (group) => waiting.get(group) ?? 0,
+    });
+    if (pick.kind !== 'take') return null;
+    const entry = q.peekGroup(pick.key, now)!;
+    if (pick.group !== lane.loaded) {
+      if (lane.loaded !== null && this.#o.unloadOnSwitch) {
+        void this.#unloadThenWake(lane, lane.loaded, pick.group, now);
+        return null;
       }
-      q.take(entry.id);
-      this.#assigned.set(entry.id, { lane, startedMs: now, load: lane.pending, retry: false });
-      return entry;
+      this.#recordSwitch(lane, lane.loaded, pick.group, now);
     }
-    return null;
+    q.take(entry.id);
+    this.#assigned.set(entry.id, { lane, startedMs: now, load: lane.pending, retry: false });
+    return entry;
   }
 
   /** The host a started entry runs on. */
@@ -209,7 +237,7 @@ export class HostFleet {
   }
 
   /** A job started: returns what it calls when upstream first answers (the end of a load it paid). */
-  started(entry: FleetEntry): () => void {
+  started(entry: LaneEntry): () => void {
     const a = this.#assigned.get(entry.id)!;
     a.lane.running++;
     const pending = a.load;
@@ -238,8 +266,12 @@ export class HostFleet {
     return true;
   }
 
+  modelMissing(host: FleetHost): void {
+    this.#o.modelMissing?.(host);
+  }
+
   /** A job ended. Returns true when it must go back to the queue (failover). */
-  finished(entry: FleetEntry, state: string): boolean {
+  finished(entry: LaneEntry, state: FinishState): boolean {
     const a = this.#assigned.get(entry.id);
     if (!a) return false;
     this.#assigned.delete(entry.id);
@@ -249,9 +281,10 @@ export class HostFleet {
       // Run time without the load this job waited for (it started with the switch).
       const load = a.load?.loadMs ?? 0;
       this.costs.recordRun(splitKey(entry.group).group, Math.max(0, now - a.startedMs - load));
-      if (entry.job.session) {
-        this.#sessions.delete(entry.job.session);
-        this.#sessions.set(entry.job.session, a.lane.name);
+      const session = entry.job.session;
+      if (session) {
+        this.#sessions.delete(session);
+        this.#sessions.set(session, a.lane.name);
         if (this.#sessions.size > SESSION_LIMIT) this.#sessions.delete(this.#sessions.keys().next().value!);
       }
     }
