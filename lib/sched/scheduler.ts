@@ -62,11 +62,14 @@ export interface SchedulerOptions {
   log?: Logger;
   now?: () => number;
   events?: SchedulerEvents;
+  /** Time a switch's upstream calls may take together (default 10 s); tests shorten it. */
+  switchBudgetMs?: number;
 }
 
 const RECENT_LIMIT = 50;
 const SWITCH_LIMIT = 20;
-const UNLOAD_TIMEOUT_MS = 60_000;
+/** The whole of a switch's upstream work (the /api/show check and the unload) shares this budget: picking waits on it. */
+const SWITCH_BUDGET_MS = 10_000;
 const RESIDENCY_TIMEOUT_MS = 5_000;
 
 export class Scheduler {
@@ -79,6 +82,9 @@ export class Scheduler {
   #switching = false;
   #closing = false;
   #pendingSwitch: { view: SwitchView; startedMs: number } | null = null;
+  /** One /api/ps read at a time; a request during it asks for one more after it (the one in flight may predate the doubt). */
+  #residencyRead: Promise<void> | null = null;
+  #residencyAgain = false;
   readonly #switches: SwitchView[] = [];
   readonly #recent: RecentJobView[] = [];
   readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0, switches: 0 };
@@ -136,8 +142,32 @@ export class Scheduler {
     return this.#queue.position(id, this.#now(), this.#loadedGroup);
   }
 
-  /** Reads upstream /api/ps to learn which generation model is loaded (embedding models have their own slot). */
-  async refreshResidency(signal?: AbortSignal): Promise<void> {
+  /**
+   * Reads upstream /api/ps to learn which generation model is loaded (embedding models have their own slot).
+   * Coalesced: while a read is in flight, callers share it and at most one more read follows it, so a burst
+   * of failed jobs costs two reads, not one each.
+   */
+  refreshResidency(signal?: AbortSignal): Promise<void> {
+    if (this.#residencyRead) {
+      this.#residencyAgain = true;
+      return this.#residencyRead;
+    }
+    const read = (async () => {
+      try {
+        do {
+          this.#residencyAgain = false;
+          await this.#readResidency(signal ?? AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
+          signal = undefined; // a follow-up read gets its own deadline
+        } while (this.#residencyAgain && !this.#closing);
+      } finally {
+        this.#residencyRead = null;
+      }
+    })();
+    this.#residencyRead = read;
+    return read;
+  }
+
+  async #readResidency(signal: AbortSignal): Promise<void> {
     try {
       const models = await this.#opts.upstream.loadedModels(signal);
       const names = models.map((m) => m.model || m.name);
@@ -149,7 +179,7 @@ export class Scheduler {
           break;
         }
       }
-      if (this.#running.size === 0) this.#loadedGroup = found;
+      if (this.#running.size === 0 && !this.#switching) this.#loadedGroup = found;
       this.#log.info('residency', { loaded: found ?? 'none' });
     } catch (err) {
       this.#log.warn('residency unknown', { error: (err as Error).message });
@@ -199,24 +229,31 @@ export class Scheduler {
   async #unloadThenPump(group: string, target: string): Promise<void> {
     this.#switching = true;
     const model = modelOfGroup(group);
+    // One budget for both calls: a hanging upstream holds picking for at most SWITCH_BUDGET_MS, not twice a minute.
+    const budget = AbortSignal.timeout(this.#opts.switchBudgetMs ?? SWITCH_BUDGET_MS);
     try {
       // A request for a model upstream does not have (a typo, say) must not cost the loaded model:
       // it will fail with 404 at once, and the loaded model stays for the jobs after it.
-      const known = await this.#opts.upstream.exists(modelOfGroup(target), AbortSignal.timeout(UNLOAD_TIMEOUT_MS)).catch(() => true);
-      if (known) await this.#opts.upstream.unload(model, AbortSignal.timeout(UNLOAD_TIMEOUT_MS));
+      const known = await this.#opts.upstream.exists(modelOfGroup(target), budget).catch(() => true);
+      if (known) await this.#opts.upstream.unload(model, budget);
       else this.#log.info('switch without unload', { model, unknown: modelOfGroup(target) });
     } catch (err) {
       this.#log.warn('unload failed', { model, error: (err as Error).message });
     }
     this.#switching = false;
-    // Record the switch from the unloaded group; the next pick has no loaded group to prefer.
     const from = this.#loadedGroup;
     this.#loadedGroup = null;
-    const next = this.#queue.peek(this.#now(), null);
+    if (this.#closing) return this.#pump();
+    // The switch is decided: start the target group's head, never the group just unloaded (a job of it that
+    // arrived meanwhile would load it straight back). Only if the target emptied does the pick rule choose again.
+    const now = this.#now();
+    const heads = this.#queue.groups(now, target);
+    const chosen = heads.find((g) => g.group === target) ?? heads.find((g) => g.group !== group) ?? heads[0];
+    const next = chosen ? this.#queue.get(chosen.headId) : undefined;
     if (next) {
-      this.#recordSwitch(from, next.group, this.#now());
+      this.#recordSwitch(from, next.group, now);
       this.#queue.remove(next.id);
-      this.#start(next, this.#now());
+      this.#start(next, now);
     }
     this.#pump();
   }
@@ -270,7 +307,7 @@ export class Scheduler {
     this.#opts.events?.finished?.(entry.job, state, running.queueMs, runMs);
     this.#pump();
     // After a failure foreman is unsure what upstream holds (SPEC §1: read /api/ps whenever unsure).
-    if (state === 'failed' || state === 'requeued') void this.refreshResidency(AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
+    if (state === 'failed' || state === 'requeued') void this.refreshResidency();
   }
 
   #notifyIdle(): void {
@@ -313,7 +350,8 @@ export class Scheduler {
       priority: r.job.priority, started_at: new Date(r.startedMs).toISOString(),
       elapsed_ms: now - r.startedMs, queue_ms: r.queueMs,
     }));
-    const groups: GroupView[] = this.#queue.groups(now).map((g) => ({
+    // In pick order, loaded-group tie included: groups[0] is what runs next (the page and `foreman status` say so).
+    const groups: GroupView[] = this.#queue.groups(now, this.#loadedGroup).map((g) => ({
       group: g.group, model: modelOfGroup(g.group), count: g.count, head_priority: g.headPriority,
       head_wait_ms: g.headWaitMs, head_effective_priority: g.headEffectivePriority,
     }));
