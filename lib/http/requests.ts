@@ -3,6 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { badRequest } from '../errors.js';
+import { checkOptionTypes } from './options-check.js';
 
 export type GenerationKind = 'chat' | 'generate' | 'openai-chat' | 'openai-completion';
 
@@ -33,6 +34,7 @@ export function validateGeneration(body: Record<string, unknown>, kind: Generati
   expect(model.length <= 512, 'model: name too long');
   expect(body.stream === undefined || typeof body.stream === 'boolean', 'stream: expected true or false');
   expect(body.options === undefined || body.options === null || isObject(body.options), 'options: expected an object');
+  if (isObject(body.options)) checkOptionTypes(body.options);
   expect(body.keep_alive === undefined || typeof body.keep_alive === 'number' || typeof body.keep_alive === 'string', 'keep_alive: expected a number or a duration string');
   expect(body.format === undefined || body.format === null || typeof body.format === 'string' || isObject(body.format), 'format: expected "json" or a JSON schema object');
   expect(body.tools === undefined || body.tools === null || Array.isArray(body.tools), 'tools: expected an array');

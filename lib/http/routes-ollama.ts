@@ -7,7 +7,6 @@ import type { Upstream } from '../upstream.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import type { Limiter } from '../sched/limiter.js';
 import { validateGeneration, type GenerationKind } from './requests.js';
-import { normalizeModel } from '../sched/model-group.js';
 import { parseJsonObject, readBody } from './body.js';
 import { abortOnClientClose, passthrough } from './passthrough.js';
 import { serveSyncJob, type SyncJobDeps } from './sync-job.js';
@@ -47,9 +46,9 @@ export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
       const request = validateGeneration(parseJsonObject(raw), kind);
       if (request.isLoadOnly && request.keepAliveZero) {
         // An unload answers at once in Ollama and must not wait behind the queue.
-        ctx.logFields.model = normalizeModel(request.model);
+        ctx.logFields.model = request.model;
         await passthrough(ctx, { upstream: deps.upstream, maxBody: deps.maxBody, body: raw });
-        deps.scheduler.markUnloaded(normalizeModel(request.model));
+        deps.scheduler.markUnloaded(request.model);
         return;
       }
       await serveSyncJob(ctx, deps, { upstreamPath, raw, request, kind });

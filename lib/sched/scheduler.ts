@@ -4,7 +4,7 @@
 
 import { busy, shuttingDown } from '../errors.js';
 import { createDrainQueue, type DrainQueue } from './queue.js';
-import { modelOfGroup } from './model-group.js';
+import { modelKey, modelOfGroup, sameModel } from './model-group.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Upstream } from '../upstream.js';
 import type { GroupView, JobOrigin, RecentJobView, RunningView, SwitchView } from './snapshot.js';
@@ -171,7 +171,8 @@ export class Scheduler {
     try {
       const models = await this.#opts.upstream.loadedModels(signal);
       const names = models.map((m) => m.model || m.name);
-      if (this.#loadedGroup && names.includes(modelOfGroup(this.#loadedGroup))) return;
+      const loaded = this.#loadedGroup;
+      if (loaded && names.some((n) => sameModel(n, modelOfGroup(loaded)))) return;
       let found: string | null = null;
       for (const name of names) {
         if (!(await this.#isEmbedding(name, signal))) {
@@ -179,7 +180,7 @@ export class Scheduler {
           break;
         }
       }
-      if (this.#running.size === 0 && !this.#switching) this.#loadedGroup = found;
+      if (this.#running.size === 0 && !this.#switching) this.#loadedGroup = found === null ? null : modelKey(found);
       this.#log.info('residency', { loaded: found ?? 'none' });
     } catch (err) {
       this.#log.warn('residency unknown', { error: (err as Error).message });
@@ -190,7 +191,7 @@ export class Scheduler {
 
   /** Forget the loaded model (e.g. a caller unloaded it); the next pick has no tie to prefer. */
   markUnloaded(model: string): void {
-    if (this.#loadedGroup && modelOfGroup(this.#loadedGroup) === model && this.#running.size === 0) {
+    if (this.#loadedGroup && sameModel(modelOfGroup(this.#loadedGroup), model) && this.#running.size === 0) {
       this.#loadedGroup = null;
     }
   }
