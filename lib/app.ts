@@ -15,6 +15,7 @@ import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
 import { renderUiPage } from './ops/ui-page.js';
+import { cachedProbe } from './ops/health-probe.js';
 import type { QueueSnapshot } from './sched/snapshot.js';
 import { VERSION } from './version.js';
 import { openJournal, type Journal } from './journal/journal.js';
@@ -33,6 +34,9 @@ export interface Foreman {
   /** Graceful stop (SPEC §9): stop accepting, 503 to waiting sync callers, running jobs get shutdown_grace. */
   close(): Promise<void>;
 }
+
+/** How old the upstream part of /health may be. */
+const HEALTH_MAX_AGE_MS = 1_000;
 
 export interface ForemanDeps {
   log?: Logger;
@@ -116,16 +120,17 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     };
   };
 
-  const health = async (): Promise<HealthReport> => {
-    let reachable = false;
-    let version: string | null = null;
-    let error: string | undefined;
+  // At most one upstream call per second however often /health is polled (SPEC §9).
+  const probeUpstream = cachedProbe(async () => {
     try {
-      version = await upstream.version(AbortSignal.timeout(2_000));
-      reachable = true;
+      return { reachable: true, version: await upstream.version(AbortSignal.timeout(2_000)), error: undefined };
     } catch (err) {
-      error = (err as Error).message;
+      return { reachable: false, version: null, error: (err as Error).message };
     }
+  }, HEALTH_MAX_AGE_MS, now);
+
+  const health = async (): Promise<HealthReport> => {
+    const { reachable, version, error } = await probeUpstream();
     return {
       status: reachable && !journal.replay.tornTail && journal.replay.badLines === 0 ? 'ok' : 'degraded',
       upstream: { url: config.upstream, reachable, version, ...(error ? { error } : {}) },
@@ -165,7 +170,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     ...openaiRoutes(generationDeps),
   ];
 
-  const server = createHttpServer({ routes, tokens: config.tokens, log });
+  const server = createHttpServer({ routes, tokens: config.tokens, log, maxConnections: config.max_connections });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
