@@ -11,12 +11,14 @@ import { createLimiter } from './sched/limiter.js';
 import { createHttpServer, type Route } from './http/server.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
+import { agentRoutes } from './http/routes-agents.js';
+import { createAliasResolver } from './http/aliases.js';
 import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
 import { renderUiPage } from './ops/ui-page.js';
 import { cachedProbe } from './ops/health-probe.js';
-import type { QueueSnapshot } from './sched/snapshot.js';
+import { buildQueueView, type QueueSnapshot } from './ops/queue-view.js';
 import { VERSION } from './version.js';
 import { openJournal, type Journal } from './journal/journal.js';
 import { JobService } from './jobs/service.js';
@@ -98,27 +100,10 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     onTransition: (job, state) => log.info(`job ${state}`, { job: job.id, model: job.model, origin: 'async', attempts: job.attempts }),
   });
 
-  snapshot = () => {
-    const s = scheduler.snapshot(now());
-    return {
-      at: new Date(now()).toISOString(),
-      upstream: config.upstream,
-      loaded_group: s.loaded_group,
-      loaded_model: s.loaded_model,
-      running: s.running,
-      groups: s.groups,
-      totals: {
-        waiting: scheduler.waiting,
-        running: s.running.length,
-        max_queue: config.max_queue,
-        parallel: config.parallel,
-        ...s.counts,
-      },
-      switches: s.switches,
-      recent: s.recent,
-      embeddings: { in_flight: embeddings.active, max: embeddings.max },
-    };
-  };
+  snapshot = () =>
+    buildQueueView(scheduler.state(now()), {
+      nowMs: now(), upstream: config.upstream, maxQueue: config.max_queue, parallel: config.parallel, embeddings,
+    });
 
   // At most one upstream call per second however often /health is polled (SPEC §9).
   const probeUpstream = cachedProbe(async () => {
@@ -154,6 +139,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     maxBody: config.max_body,
     syncPriority: config.sync_priority,
     heartbeatMs: config.stream_heartbeat_ms,
+    aliasOf: createAliasResolver(config.aliases),
     observe: ({ model, relay, ttftMs }) => metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.lastData ?? null)),
   };
 
@@ -168,6 +154,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     ...jobRoutes({ jobs, maxBody: config.max_body }),
     ...ollamaRoutes(generationDeps),
     ...openaiRoutes(generationDeps),
+    ...agentRoutes(generationDeps),
   ];
 
   const server = createHttpServer({ routes, tokens: config.tokens, log, maxConnections: config.max_connections });

@@ -68,11 +68,11 @@ describe('scheduler edges', () => {
     s.enqueue(job('b1', 'B'));
     advance(1000);
     s.enqueue(job('a2', 'A')); // arrived later than b1, same priority: the loaded A still goes first
-    assert.deepEqual(s.snapshot().groups.map((g) => g.group), ['A', 'B']);
+    assert.deepEqual(s.state().groups.map((g) => g.group), ['A', 'B']);
     const log: string[] = [];
     a1.finish();
     await new Promise((r) => setImmediate(r));
-    log.push(...s.snapshot().running.map((r) => r.id));
+    log.push(...s.state().running.map((r) => r.job.id));
     assert.deepEqual(log, ['a2'], 'the pick agrees with the order shown');
   });
 

@@ -134,6 +134,7 @@ describe('POST /jobs', () => {
       ['link-local IPv4 webhook', { json: { ...CHAT('hi'), state_webhook_url: 'http://169.254.169.254/latest' } }, 400, /link-local/],
       ['link-local IPv6 webhook', { json: { ...CHAT('hi'), state_webhook_url: 'http://[fe80::1]/hook' } }, 400, /link-local/],
       ['webhook not a URL', { json: { ...CHAT('hi'), state_webhook_url: 'not a url' } }, 400, /http or https/],
+      ['metadata nested 3,500 deep', raw(`{"model":"llama3.2","prompt":"hi","metadata":${'['.repeat(3500)}${']'.repeat(3500)}}`), 400, /nested deeper than 512/],
       ['metadata over 16 KiB', { json: { ...CHAT('hi'), metadata: { blob: 'x'.repeat(16 * 1024) } } }, 400, /metadata/],
       ['Idempotency-Key too long', { json: CHAT('hi'), headers: { 'idempotency-key': 'k'.repeat(256) } }, 400, /Idempotency-Key/],
     ];

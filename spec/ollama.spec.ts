@@ -178,6 +178,17 @@ describe('native surface: failures and bad input', () => {
     assert.equal(stack.sim.stats().requests['llama3.2:latest'], 1, 'only the valid request reached upstream');
   });
 
+  it('refuses JSON nested deeper than 512 levels with a 400, before it reaches upstream', async (t) => {
+    const stack = await startStack(t);
+    const deep = await stack.call('/api/chat', { method: 'POST', body: `{"model":"llama3.2","messages":[],"options":${'{"a":'.repeat(513)}1${'}'.repeat(513)}}` });
+    assert.equal(deep.status, 400);
+    assert.match((await deep.json()).error, /nested deeper than 512/);
+    const v1 = await stack.call('/v1/chat/completions', { method: 'POST', body: `{"model":"llama3.2","messages":${'['.repeat(600)}${']'.repeat(600)}}` });
+    assert.equal(v1.status, 400);
+    assert.match(JSON.stringify(await v1.json()), /nested deeper than 512/);
+    assert.equal(stack.sim.stats().requests['llama3.2:latest'] ?? 0, 0, 'nothing reached upstream');
+  });
+
   it("passes upstream's own status through, e.g. 404 for an unknown model", async (t) => {
     const stack = await startStack(t);
     const res = await stack.call('/api/chat', { json: chat('hi', { model: 'llama9' }) });

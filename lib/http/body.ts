@@ -1,10 +1,10 @@
 // Reading request bodies with a bound, and writing JSON answers and errors in
-// the shape of the surface the request came in on (Ollama or OpenAI).
+// the shape of the surface the request came in on (Ollama, OpenAI or Anthropic).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { badRequest, ollamaErrorBody, openaiErrorBody, payloadTooLarge, type HttpError } from '../errors.js';
+import { anthropicErrorBody, badRequest, ollamaErrorBody, openaiErrorBody, payloadTooLarge, type HttpError } from '../errors.js';
 
-export type Surface = 'ollama' | 'openai';
+export type Surface = 'ollama' | 'openai' | 'anthropic';
 
 /** Reads the whole body, refusing (413) as soon as it passes maxBytes. Events, not an async iterator: this is on every request's path. */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
@@ -41,14 +41,40 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
   });
 }
 
-/** JSON whatever the Content-Type (curl -d sends a form type; Ollama ignores it). */
+/** SPEC §8: deeper JSON is a 400. Deep values parse fine but overflow the stack of every later JSON.stringify or structuredClone. */
+export const MAX_JSON_DEPTH = 512;
+
+/**
+ * Nesting depth of a parsed value, counting each array or object as one level, capped: the walk
+ * stops once it passes `limit`, so a hostile value costs at most `limit` frames. Walking the
+ * parsed value (not the bytes) costs one step per node: a 60 MB base64 image is one string.
+ */
+export function jsonDepthExceeds(value: unknown, limit = MAX_JSON_DEPTH): boolean {
+  const walk = (v: unknown, depth: number): boolean => {
+    if (v === null || typeof v !== 'object') return false;
+    if (depth > limit) return true;
+    if (Array.isArray(v)) {
+      for (const item of v) if (walk(item, depth + 1)) return true;
+    } else {
+      for (const key in v) if (walk((v as Record<string, unknown>)[key], depth + 1)) return true;
+    }
+    return false;
+  };
+  return walk(value, 1);
+}
+
+/** JSON whatever the Content-Type (curl -d sends a form type; Ollama ignores it); at most MAX_JSON_DEPTH deep. */
 export function parseJsonBody(raw: Buffer): unknown {
   if (raw.length === 0) throw badRequest('missing request body');
+  let value: unknown;
   try {
-    return JSON.parse(raw.toString('utf8'));
+    // V8's JSON.parse is iterative: any depth parses; the walk below decides.
+    value = JSON.parse(raw.toString('utf8'));
   } catch (err) {
     throw badRequest(`invalid JSON: ${(err as Error).message}`);
   }
+  if (jsonDepthExceeds(value)) throw badRequest(`invalid JSON: nested deeper than ${MAX_JSON_DEPTH} levels`);
+  return value;
 }
 
 export function parseJsonObject(raw: Buffer): Record<string, unknown> {
@@ -80,9 +106,9 @@ export function sendError(res: ServerResponse, err: HttpError, surface: Surface)
     res.destroy();
     return;
   }
-  const body = surface === 'openai' ? openaiErrorBody(err) : ollamaErrorBody(err);
+  const body = surface === 'openai' ? openaiErrorBody(err) : surface === 'anthropic' ? anthropicErrorBody(err) : ollamaErrorBody(err);
   res.writeHead(err.status, {
-    'content-type': surface === 'openai' ? 'application/json' : 'application/json; charset=utf-8',
+    'content-type': surface === 'ollama' ? 'application/json; charset=utf-8' : 'application/json',
     'content-length': Buffer.byteLength(body),
     ...err.headers,
   });

@@ -26,6 +26,8 @@ export interface RelayOptions {
   signal: AbortSignal;
   /** Renders the one error unit written when upstream fails mid-stream. */
   renderError?: (message: string) => Uint8Array;
+  /** Whether the last unit ends the stream properly, for surfaces whose end is not NDJSON done or SSE [DONE]. */
+  endsStream?: (last: Uint8Array) => boolean;
   now?: () => number;
 }
 
@@ -140,7 +142,8 @@ export async function relayBody(upstream: UpstreamResponse, res: ServerResponse,
     const tail = splitter?.flush();
     if (tail && (!emit(tail) || !(await drained()))) return gone();
     result.lastData = result.last !== null && isSseDone(result.last) ? previous : result.last;
-    if (!endedProperly(options.framing, result.last)) await fail('upstream ended the stream early');
+    const ended = options.endsStream && result.last ? options.endsStream(result.last) : endedProperly(options.framing, result.last);
+    if (!ended) await fail('upstream ended the stream early');
   } catch (err) {
     if (options.signal.aborted || res.destroyed) return gone();
     await fail(`upstream failed mid-stream: ${upstream.failureReason() ?? describeNetworkError(err)}`);

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import type { Route } from './server.js';
 import { badRequest } from '../errors.js';
-import { validateGeneration, parsePriority } from './requests.js';
+import { validateGeneration } from './generation-request.js';
+import { parsePriority } from './priority.js';
 import { checkWebhookUrl } from '../webhooks/dispatcher.js';
 import type { JobService } from '../jobs/service.js';
 import type { JobState } from '../jobs/records.js';

@@ -6,10 +6,11 @@ import type { Route } from './server.js';
 import type { Upstream } from '../upstream.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import type { Limiter } from '../sched/limiter.js';
-import { validateGeneration, type GenerationKind } from './requests.js';
+import { validateGeneration, type GenerationKind } from './generation-request.js';
 import { parseJsonObject, readBody } from './body.js';
 import { abortOnClientClose, passthrough } from './passthrough.js';
 import { serveSyncJob, type SyncJobDeps } from './sync-job.js';
+import { applyAlias } from './aliases.js';
 
 export interface OllamaRouteDeps extends SyncJobDeps {
   upstream: Upstream;
@@ -42,8 +43,9 @@ export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
     method: 'POST',
     path: upstreamPath,
     handler: async (ctx) => {
-      const raw = await readBody(ctx.req, deps.maxBody);
-      const request = validateGeneration(parseJsonObject(raw), kind);
+      const plain = await readBody(ctx.req, deps.maxBody);
+      const body = parseJsonObject(plain);
+      const { raw, request } = applyAlias(deps.aliasOf, body, plain, validateGeneration(body, kind), ctx.logFields);
       if (request.isLoadOnly && request.keepAliveZero) {
         // An unload answers at once in Ollama and must not wait behind the queue.
         ctx.logFields.model = request.model;

@@ -4,11 +4,12 @@
 // in server.ts (surfaceOf), mid-stream ones in sync-job.ts (errorUnit).
 
 import type { Route } from './server.js';
-import type { GenerationKind } from './requests.js';
-import { validateGeneration } from './requests.js';
+import type { GenerationKind } from './generation-request.js';
+import { validateGeneration } from './generation-request.js';
 import { parseJsonObject, readBody } from './body.js';
 import { passthrough } from './passthrough.js';
 import { serveSyncJob } from './sync-job.js';
+import { applyAlias } from './aliases.js';
 import { embeddingRoute, type OllamaRouteDeps } from './routes-ollama.js';
 
 export function openaiRoutes(deps: OllamaRouteDeps): Route[] {
@@ -16,8 +17,9 @@ export function openaiRoutes(deps: OllamaRouteDeps): Route[] {
     method: 'POST',
     path,
     handler: async (ctx) => {
-      const raw = await readBody(ctx.req, deps.maxBody);
-      const request = validateGeneration(parseJsonObject(raw), kind);
+      const plain = await readBody(ctx.req, deps.maxBody);
+      const body = parseJsonObject(plain);
+      const { raw, request } = applyAlias(deps.aliasOf, body, plain, validateGeneration(body, kind), ctx.logFields);
       // Ollama's /v1 request types have no `options` field, so an `options` sent
       // here never reaches the runner and must not split the model's group:
       // /v1 and a plain native request for the same model drain together.

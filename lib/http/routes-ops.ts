@@ -3,7 +3,7 @@
 
 import type { Route } from './server.js';
 import { sendJson, sendText } from './body.js';
-import type { QueueSnapshot } from '../sched/snapshot.js';
+import type { QueueSnapshot } from '../ops/queue-view.js';
 import { uiPageHeaders } from '../ops/ui-page.js';
 
 export interface HealthReport {

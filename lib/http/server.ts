@@ -1,7 +1,7 @@
-// node:http server: the route table, Bearer auth, error rendering per surface,
+// node:http server: the route table, token auth (Bearer or x-api-key), error rendering per surface,
 // one log line per request. Routes own parsing and answers; this file owns the edges.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { badRequest, methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -58,16 +58,27 @@ function compile(route: Route): CompiledRoute {
   };
 }
 
+/**
+ * The token a caller presents: `Authorization: Bearer …`, or `x-api-key: …` as
+ * Anthropic clients send it (SPEC §8). Bearer wins when both are there.
+ */
+export function presentedToken(headers: IncomingHttpHeaders): string | null {
+  const m = /^Bearer\s+(.+)$/i.exec(headers.authorization ?? '');
+  if (m) return m[1]!.trim();
+  const key = headers['x-api-key'];
+  return typeof key === 'string' && key.trim() !== '' ? key.trim() : null;
+}
+
 /** Constant-time check against every configured token (hashing first makes the lengths equal). */
-export function createTokenCheck(tokens: readonly string[]): (header: string | undefined) => boolean {
+export function createTokenCheck(tokens: readonly string[]): (headers: IncomingHttpHeaders) => boolean {
   const digests = tokens.map((t) => createHash('sha256').update(t).digest());
-  return (header) => {
+  return (headers) => {
     if (digests.length === 0) return true;
-    const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
-    const given = createHash('sha256').update(m ? m[1]!.trim() : '').digest();
+    const token = presentedToken(headers);
+    const given = createHash('sha256').update(token ?? '').digest();
     let ok = false;
     for (const d of digests) ok = timingSafeEqual(d, given) || ok;
-    return ok && m !== null;
+    return ok && token !== null;
   };
 }
 
@@ -85,7 +96,9 @@ const CLIENT_LEFT = 499;
 /** A request (headers and body) must arrive within this; the answer may take as long as the queue does. */
 const REQUEST_TIMEOUT_MS = 5 * 60_000;
 
+/** Whose error shape a path answers in: Anthropic's under /v1/messages, OpenAI's elsewhere under /v1. */
 export function surfaceOf(pathname: string): Surface {
+  if (pathname === '/v1/messages' || pathname.startsWith('/v1/messages/')) return 'anthropic';
   return pathname.startsWith('/v1/') ? 'openai' : 'ollama';
 }
 
@@ -129,13 +142,15 @@ export function createHttpServer(options: ServerOptions): Server {
         if (!r.wildcard) exactPathMatched = true;
       }
       if (!route || !match) {
+        // Without a good token a caller learns nothing about which paths exist (SPEC §8).
+        if (!isAuthorized(req.headers)) throw unauthorized();
         if (pathMatched) {
           const allowed = routes.filter((r) => !r.wildcard && r.pattern.test(url.pathname)).flatMap((r) => r.methods);
           throw methodNotAllowed([...new Set(allowed)]);
         }
         throw notFound(`404 page not found`);
       }
-      if (route.auth && !isAuthorized(req.headers.authorization)) throw unauthorized();
+      if (route.auth && !isAuthorized(req.headers)) throw unauthorized();
       const params: Record<string, string> = {};
       route.names.forEach((name, i) => (params[name] = safeDecode(match![i + 1]!)));
       await route.handler({ req, res, url, params, surface, logFields });

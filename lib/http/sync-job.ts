@@ -2,14 +2,17 @@
 // job starts, upstream's status, headers and body reach it unchanged, one line
 // or event per write (SPEC §2, §7). Shared by the native and /v1 surfaces.
 
-import { describeNetworkError, internal, isHttpError, shuttingDown, upstreamUnreachable, type HttpError } from '../errors.js';
+import { describeNetworkError, internal, isHttpError, shuttingDown, StopReason, upstreamUnreachable, type HttpError } from '../errors.js';
 import { groupKey } from '../sched/model-group.js';
-import { newJobId, parsePriority, type GenerationKind, type GenerationRequest } from './requests.js';
+import { newJobId } from '../jobs/ids.js';
+import { parsePriority } from './priority.js';
+import type { GenerationKind, GenerationRequest } from './generation-request.js';
 import { forwardableHeaders, readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
 import type { FinishState, RunContext, Scheduler } from '../sched/scheduler.js';
 import { relayBody, writeUnit, type Framing, type RelayResult } from './proxy.js';
 import { copyResponseHeaders } from './passthrough.js';
-import { sendError, type Surface } from './body.js';
+import { sendError } from './body.js';
+import { endOfStream, errorUnit, heartbeatUnit, isSseKind } from './stream-units.js';
 import type { RequestContext } from './server.js';
 
 export interface SyncJobDeps {
@@ -17,6 +20,8 @@ export interface SyncJobDeps {
   upstream: Upstream;
   syncPriority: number;
   heartbeatMs: number;
+  /** Model aliases (SPEC §7): the target for a requested name, or null. */
+  aliasOf?: (model: string) => string | null;
   /** Called once per finished stream with what the relay saw (metrics). */
   observe?: (info: { model: string; kind: GenerationKind; relay: RelayResult | null; ttftMs: number | null }) => void;
 }
@@ -31,23 +36,6 @@ export interface SyncJobRequest {
 const NDJSON = 'application/x-ndjson';
 const SSE = 'text/event-stream';
 
-export function errorUnit(surface: Surface, message: string): Uint8Array {
-  if (surface === 'openai') {
-    return Buffer.from(`data: ${JSON.stringify({ error: { message, type: 'api_error', param: null, code: null } })}\n\n`);
-  }
-  return Buffer.from(JSON.stringify({ error: message }) + '\n');
-}
-
-/** A chunk that the official clients read as "nothing yet" (SPEC §2 long waits); a blank line would break them. */
-function heartbeatUnit(kind: GenerationKind, model: string): Uint8Array {
-  if (kind === 'openai-chat' || kind === 'openai-completion') return Buffer.from(': waiting in foreman queue\n\n');
-  const created_at = new Date().toISOString();
-  const body = kind === 'chat'
-    ? { model, created_at, message: { role: 'assistant', content: '' }, done: false }
-    : { model, created_at, response: '', done: false };
-  return Buffer.from(JSON.stringify(body) + '\n');
-}
-
 function framingOf(contentType: string | null): Framing {
   if (!contentType) return 'raw';
   if (contentType.includes(NDJSON)) return 'ndjson';
@@ -58,6 +46,7 @@ function framingOf(contentType: string | null): Framing {
 
 export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: SyncJobRequest): Promise<void> {
   const { req, res, surface } = ctx;
+  const kind = job.kind;
   const priority = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority') ?? deps.syncPriority;
   const id = newJobId('s_');
   const model = job.request.model; // as sent; the group key normalises
@@ -78,7 +67,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   const fail = async (err: HttpError) => {
     if (!res.headersSent) sendError(res, err, surface);
     else {
-      await writeUnit(res, errorUnit(surface, err.message));
+      await writeUnit(res, errorUnit(kind, err.message));
       res.end();
     }
   };
@@ -86,7 +75,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   const onClose = () => {
     if (res.writableFinished) return;
     stopHeartbeat();
-    deps.scheduler.cancel(id, 'client closed the connection');
+    deps.scheduler.cancel(id, new StopReason('client_gone', 'client closed the connection'));
   };
   res.once('close', onClose);
 
@@ -110,7 +99,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     const foremanHeaders = { 'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)) };
     if (heartbeatStarted) {
       if (!upstreamRes.ok) {
-        await writeUnit(res, errorUnit(surface, await readUpstreamError(upstreamRes)));
+        await writeUnit(res, errorUnit(kind, await readUpstreamError(upstreamRes)));
         res.end();
         return 'failed';
       }
@@ -120,7 +109,8 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     const framing = upstreamRes.ok ? framingOf(upstreamRes.headers.get('content-type')) : 'raw';
     const started = performance.now();
     const relay = await relayBody(upstreamRes, res, {
-      framing, signal: rc.signal, renderError: framing === 'raw' ? undefined : (m) => errorUnit(surface, m),
+      framing, signal: rc.signal, renderError: framing === 'raw' ? undefined : (m) => errorUnit(kind, m),
+      endsStream: framing === 'sse' ? endOfStream(kind) : undefined,
     });
     // A whole-body answer cut short cannot carry an error line: close so the client sees the failure.
     if (relay.outcome === 'upstream_error' && framing === 'raw') res.destroy();
@@ -139,12 +129,12 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
       if (!heartbeatStarted) {
         heartbeatStarted = true;
         res.writeHead(200, {
-          'content-type': surface === 'openai' ? SSE : NDJSON,
+          'content-type': isSseKind(kind) ? SSE : NDJSON,
           'x-foreman-job-id': id,
         });
         heartbeat = setInterval(beat, deps.heartbeatMs);
       }
-      void writeUnit(res, heartbeatUnit(job.kind, job.request.model));
+      void writeUnit(res, heartbeatUnit(kind, job.request.model));
     }, deps.heartbeatMs);
   }
   try {

@@ -2,12 +2,13 @@
 // group; a switch waits for the old group's running jobs, then unloads the old
 // model (SPEC §1). It knows no HTTP: a job is a run(signal) callback.
 
-import { busy, shuttingDown } from '../errors.js';
-import { createDrainQueue, type DrainQueue } from './queue.js';
+import { closing, keyQueueFull, queueFull, StopReason } from '../errors.js';
+import { createDrainQueue, type DrainQueue, type GroupInfo } from './queue.js';
 import { modelKey, modelOfGroup, sameModel } from './model-group.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Upstream } from '../upstream.js';
-import type { GroupView, JobOrigin, RecentJobView, RunningView, SwitchView } from './snapshot.js';
+
+export type JobOrigin = 'sync' | 'async';
 
 export interface RunContext {
   readonly signal: AbortSignal;
@@ -26,6 +27,8 @@ export interface SchedulerJob {
   readonly priority: number;
   readonly origin: JobOrigin;
   readonly kind: string;
+  /** The name of the key that made it (SPEC §15): fair share, caps and usage are per key. */
+  readonly key?: string | null;
   /** Runs the job to its end; the returned state is what the books record. */
   run(ctx: RunContext): Promise<FinishState>;
   /** The job left the queue without running. */
@@ -37,8 +40,21 @@ interface Entry {
   readonly group: string;
   readonly priority: number;
   readonly arrivalMs: number;
+  readonly owner: string;
   readonly job: SchedulerJob;
 }
+
+/** What the scheduler enforces per key; read at each use, so a reloaded keys file applies at once. */
+export interface KeyPolicy {
+  /** fair-share weight (SPEC §15), > 0 */
+  weight: number;
+  /** jobs of the key that may run at once; null: no cap */
+  maxRunning: number | null;
+  /** jobs of the key that may wait at once; null: no cap (max_queue still applies) */
+  maxQueued: number | null;
+}
+
+const NO_POLICY: KeyPolicy = { weight: 1, maxRunning: null, maxQueued: null };
 
 interface Running {
   readonly job: SchedulerJob;
@@ -62,8 +78,39 @@ export interface SchedulerOptions {
   log?: Logger;
   now?: () => number;
   events?: SchedulerEvents;
+  /** Limits per key name; absent, every key is equal and unlimited. */
+  keyPolicy?: (key: string) => KeyPolicy;
   /** Time a switch's upstream calls may take together (default 10 s); tests shorten it. */
   switchBudgetMs?: number;
+}
+
+/** A model switch as the scheduler saw it; loadMs stays null until the new group's first answer. */
+export interface SwitchRecord {
+  readonly atMs: number;
+  readonly from: string | null;
+  readonly to: string;
+  loadMs: number | null;
+}
+
+export interface FinishedRecord {
+  readonly id: string;
+  readonly model: string;
+  readonly origin: JobOrigin;
+  readonly state: FinishState;
+  readonly queueMs: number;
+  readonly runMs: number;
+  readonly finishedMs: number;
+}
+
+/** Plain state for whoever shows it (ops/queue-view.ts builds GET /queue from this). */
+export interface SchedulerState {
+  readonly loadedGroup: string | null;
+  readonly running: ReadonlyArray<{ readonly job: SchedulerJob; readonly startedMs: number; readonly queueMs: number }>;
+  readonly groups: readonly GroupInfo[];
+  readonly waiting: number;
+  readonly counts: Readonly<Record<FinishState | 'switches', number>>;
+  readonly switches: readonly SwitchRecord[];
+  readonly recent: readonly FinishedRecord[];
 }
 
 const RECENT_LIMIT = 50;
@@ -81,21 +128,24 @@ export class Scheduler {
   #loadedGroup: string | null = null;
   #switching = false;
   #closing = false;
-  #pendingSwitch: { view: SwitchView; startedMs: number } | null = null;
+  #pendingSwitch: SwitchRecord | null = null;
   /** One /api/ps read at a time; a request during it asks for one more after it (the one in flight may predate the doubt). */
   #residencyRead: Promise<void> | null = null;
   #residencyAgain = false;
-  readonly #switches: SwitchView[] = [];
-  readonly #recent: RecentJobView[] = [];
+  readonly #switches: SwitchRecord[] = [];
+  readonly #recent: FinishedRecord[] = [];
   readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0, switches: 0 };
   readonly #embeddingModels = new Map<string, boolean>();
   #idleWaiters: Array<() => void> = [];
+  readonly #runningByKey = new Map<string, number>();
+  readonly #policy: (key: string) => KeyPolicy;
 
   constructor(options: SchedulerOptions) {
     this.#opts = options;
     this.#log = options.log ?? silentLogger;
     this.#now = options.now ?? Date.now;
-    this.#queue = createDrainQueue<Entry>({ agingMs: options.agingMs });
+    this.#policy = options.keyPolicy ?? (() => NO_POLICY);
+    this.#queue = createDrainQueue<Entry>({ agingMs: options.agingMs, weightOf: (key) => this.#policy(key).weight });
   }
 
   get loadedGroup(): string | null {
@@ -109,14 +159,19 @@ export class Scheduler {
   }
 
   /**
-   * Queues a job; 503 busy beyond max_queue. `arrivalMs` lets replayed async jobs keep their age;
+   * Queues a job; refuses ('queue_full') beyond max_queue. `arrivalMs` lets replayed async jobs keep their age;
    * `force` admits them past max_queue (they were acknowledged before the restart).
    */
   enqueue(job: SchedulerJob, options: { arrivalMs?: number; force?: boolean } = {}): void {
-    if (this.#closing) throw shuttingDown();
-    if (!options.force && this.#queue.size >= this.#opts.maxQueue) throw busy();
+    if (this.#closing) throw closing();
+    if (!options.force && this.#queue.size >= this.#opts.maxQueue) throw queueFull(`max_queue ${this.#opts.maxQueue}`);
+    const owner = job.key ?? '';
+    if (!options.force) {
+      const { maxQueued } = this.#policy(owner);
+      if (maxQueued !== null && this.#queue.waitingOf(owner) >= maxQueued) throw keyQueueFull(owner, maxQueued);
+    }
     const arrivalMs = options.arrivalMs ?? this.#now();
-    this.#queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, job });
+    this.#queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, owner, job });
     this.#pump();
   }
 
@@ -125,7 +180,7 @@ export class Scheduler {
   }
 
   /** Cancels a queued job (it leaves the queue) or a running one (its upstream request is aborted). */
-  cancel(id: string, reason = 'cancelled'): boolean {
+  cancel(id: string, reason: StopReason = new StopReason('cancelled')): boolean {
     const entry = this.#queue.remove(id);
     if (entry) {
       entry.job.dropped('cancelled');
@@ -134,8 +189,31 @@ export class Scheduler {
     }
     const running = this.#running.get(id);
     if (!running) return false;
-    running.controller.abort(new Error(reason));
+    running.controller.abort(reason);
     return true;
+  }
+
+  /** Jobs of one key waiting now (running ones not counted). */
+  waitingOf(key: string): number {
+    return this.#queue.waitingOf(key);
+  }
+
+  /** Jobs of one key running now. */
+  runningOf(key: string): number {
+    return this.#runningByKey.get(key) ?? 0;
+  }
+
+  /** The key policies changed (a keys file reload): caps apply now, to jobs already waiting too. */
+  refreshKeys(): void {
+    const owners = new Set<string>(this.#runningByKey.keys());
+    for (const entry of this.#queue.values()) owners.add(entry.owner);
+    for (const owner of owners) this.#updateBlocked(owner);
+    this.#pump();
+  }
+
+  #updateBlocked(owner: string): void {
+    const { maxRunning } = this.#policy(owner);
+    this.#queue.setBlocked(owner, maxRunning !== null && this.runningOf(owner) >= maxRunning);
   }
 
   position(id: string): number | undefined {
@@ -221,7 +299,7 @@ export class Scheduler {
         }
         this.#recordSwitch(this.#loadedGroup, next.group, now);
       }
-      this.#queue.remove(next.id);
+      this.#queue.take(next.id);
       this.#start(next, now);
     }
     if (this.#running.size === 0 && this.#queue.size === 0) this.#notifyIdle();
@@ -248,12 +326,14 @@ export class Scheduler {
     // The switch is decided: start the target group's head, never the group just unloaded (a job of it that
     // arrived meanwhile would load it straight back). Only if the target emptied does the pick rule choose again.
     const now = this.#now();
-    const heads = this.#queue.groups(now, target);
-    const chosen = heads.find((g) => g.group === target) ?? heads.find((g) => g.group !== group) ?? heads[0];
-    const next = chosen ? this.#queue.get(chosen.headId) : undefined;
+    let next = this.#queue.peekGroup(target, now);
+    if (!next) {
+      const other = this.#queue.groups(now, null).find((g) => g.group !== group && this.#queue.peekGroup(g.group, now));
+      next = this.#queue.peekGroup(other?.group ?? group, now);
+    }
     if (next) {
       this.#recordSwitch(from, next.group, now);
-      this.#queue.remove(next.id);
+      this.#queue.take(next.id);
       this.#start(next, now);
     }
     this.#pump();
@@ -262,10 +342,10 @@ export class Scheduler {
   #recordSwitch(from: string | null, to: string, now: number): void {
     this.#loadedGroup = to;
     this.#counts.switches++;
-    const view: SwitchView = { at: new Date(now).toISOString(), from, to, load_ms: null };
-    this.#switches.unshift(view);
+    const record: SwitchRecord = { atMs: now, from, to, loadMs: null };
+    this.#switches.unshift(record);
     if (this.#switches.length > SWITCH_LIMIT) this.#switches.pop();
-    this.#pendingSwitch = { view, startedMs: now };
+    this.#pendingSwitch = record;
     this.#log.info('model switch', { from: from ?? 'none', to });
     this.#opts.events?.switched?.(from, to);
   }
@@ -275,6 +355,8 @@ export class Scheduler {
     const queueMs = Math.max(0, now - entry.arrivalMs);
     const running: Running = { job: entry.job, controller, startedMs: now, queueMs };
     this.#running.set(entry.id, running);
+    this.#runningByKey.set(entry.owner, this.runningOf(entry.owner) + 1);
+    this.#updateBlocked(entry.owner);
     this.#opts.events?.started?.(entry.job, queueMs);
     const pending = this.#pendingSwitch;
     const ctx: RunContext = {
@@ -282,7 +364,7 @@ export class Scheduler {
       queueMs,
       upstreamAnswered: () => {
         if (pending && this.#pendingSwitch === pending) {
-          pending.view.load_ms = this.#now() - pending.startedMs;
+          pending.loadMs = this.#now() - pending.atMs;
           this.#pendingSwitch = null;
         }
       },
@@ -299,10 +381,15 @@ export class Scheduler {
     this.#running.delete(entry.id);
     const now = this.#now();
     const runMs = now - running.startedMs;
+    this.#queue.finished(entry.id, runMs);
+    const left = this.runningOf(entry.owner) - 1;
+    if (left > 0) this.#runningByKey.set(entry.owner, left);
+    else this.#runningByKey.delete(entry.owner);
+    this.#updateBlocked(entry.owner);
     this.#counts[state]++;
     this.#recent.unshift({
       id: entry.id, model: entry.job.model, origin: entry.job.origin, state,
-      queue_ms: running.queueMs, run_ms: runMs, finished_at: new Date(now).toISOString(),
+      queueMs: running.queueMs, runMs, finishedMs: now,
     });
     if (this.#recent.length > RECENT_LIMIT) this.#recent.pop();
     this.#opts.events?.finished?.(entry.job, state, running.queueMs, runMs);
@@ -340,30 +427,22 @@ export class Scheduler {
     const result = await Promise.race([drained, expired]);
     clearTimeout(timer);
     if (result === 'expired') {
-      for (const r of this.#running.values()) r.controller.abort(new Error('shutdown'));
+      for (const r of this.#running.values()) r.controller.abort(new StopReason('shutdown'));
       await drained;
     }
   }
 
-  snapshot(now = this.#now()) {
-    const running: RunningView[] = [...this.#running.values()].map((r) => ({
-      id: r.job.id, model: r.job.model, group: r.job.group, origin: r.job.origin, kind: r.job.kind,
-      priority: r.job.priority, started_at: new Date(r.startedMs).toISOString(),
-      elapsed_ms: now - r.startedMs, queue_ms: r.queueMs,
-    }));
-    // In pick order, loaded-group tie included: groups[0] is what runs next (the page and `foreman status` say so).
-    const groups: GroupView[] = this.#queue.groups(now, this.#loadedGroup).map((g) => ({
-      group: g.group, model: modelOfGroup(g.group), count: g.count, head_priority: g.headPriority,
-      head_wait_ms: g.headWaitMs, head_effective_priority: g.headEffectivePriority,
-    }));
+  /** What is loaded, running, waiting and recently done, as plain data (copies). */
+  state(now = this.#now()): SchedulerState {
     return {
-      loaded_group: this.#loadedGroup,
-      loaded_model: this.#loadedGroup ? modelOfGroup(this.#loadedGroup) : null,
-      running,
-      groups,
+      loadedGroup: this.#loadedGroup,
+      running: [...this.#running.values()].map((r) => ({ job: r.job, startedMs: r.startedMs, queueMs: r.queueMs })),
+      // In pick order, loaded-group tie included: groups[0] is what runs next (the page and `foreman status` say so).
+      groups: this.#queue.groups(now, this.#loadedGroup),
+      waiting: this.#queue.size,
       counts: { ...this.#counts },
       switches: this.#switches.map((s) => ({ ...s })),
-      recent: this.#recent.map((r) => ({ ...r })),
+      recent: [...this.#recent],
     };
   }
 }
