@@ -5,9 +5,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
-import { createUpstream, type Upstream } from './upstream.js';
+import type { Upstream } from './upstream.js';
+import { HostPool } from './hosts/pool.js';
+import { resolveHosts } from './hosts/specs.js';
+import { compareVersions } from './http/hosts-routing.js';
 import { Scheduler } from './sched/scheduler.js';
-import { createLimiter } from './sched/limiter.js';
 import { createHttpServer, type Route } from './http/server.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
@@ -30,6 +32,7 @@ export interface Foreman {
   readonly url: string;
   readonly scheduler: Scheduler;
   readonly upstream: Upstream;
+  readonly hosts: HostPool;
   readonly jobs: JobService;
   readonly journal: Journal;
   snapshot(): QueueSnapshot;
@@ -48,14 +51,18 @@ export interface ForemanDeps {
   webhookTimeoutMs?: number;
   /** Silence after which an upstream request is abandoned; tests shorten it. */
   upstreamIdleMs?: number;
+  /** Host health probe interval (SPEC §17: 5 s); tests shorten it. */
+  hostProbeMs?: number;
 }
 
 export async function createForeman(config: Readonly<Config>, deps: ForemanDeps = {}): Promise<Foreman> {
   const log = deps.log ?? createLogger(config.log_format);
   const now = deps.now ?? Date.now;
   const startedAt = now();
-  const upstream = createUpstream(config.upstream, config.upstream_token, deps.upstreamIdleMs);
-  const embeddings = createLimiter(config.embed_parallel, config.max_queue);
+  const hosts = new HostPool(resolveHosts(config), {
+    log, idleMs: deps.upstreamIdleMs, maxWaiting: config.max_queue, probeMs: deps.hostProbeMs,
+  });
+  const upstream = hosts.first.upstream;
   let snapshot: () => QueueSnapshot = () => { throw new Error('not wired'); };
   const metrics = createForemanMetrics(() => snapshot());
   // The journal first: a second foreman on the same data dir must fail before it binds a port.
@@ -102,23 +109,41 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
 
   snapshot = () =>
     buildQueueView(scheduler.state(now()), {
-      nowMs: now(), upstream: config.upstream, maxQueue: config.max_queue, parallel: config.parallel, embeddings,
+      nowMs: now(), upstream: config.upstream, maxQueue: config.max_queue, parallel: config.parallel,
+      embeddings: {
+        active: hosts.hosts.reduce((a, h) => a + h.embeddings.active, 0),
+        max: hosts.hosts.reduce((a, h) => a + h.embeddings.max, 0),
+      },
     });
 
-  // At most one upstream call per second however often /health is polled (SPEC §9).
+  // One host: at most one upstream call per second however often /health is polled (SPEC §9).
   const probeUpstream = cachedProbe(async () => {
     try {
-      return { reachable: true, version: await upstream.version(AbortSignal.timeout(2_000)), error: undefined };
+      return { reachable: true, version: await upstream.version(AbortSignal.timeout(2_000)) as string | null, error: undefined as string | undefined };
     } catch (err) {
       return { reachable: false, version: null, error: (err as Error).message };
     }
   }, HEALTH_MAX_AGE_MS, now);
 
   const health = async (): Promise<HealthReport> => {
-    const { reachable, version, error } = await probeUpstream();
+    let reachable = false;
+    let version: string | null = null;
+    let error: string | undefined;
+    let hostsDown = false;
+    if (hosts.multi) {
+      // The probes keep each host's state (SPEC §17); /health reads it and costs the hosts nothing.
+      const up = hosts.hosts.filter((h) => h.state === 'up');
+      reachable = up.length > 0;
+      hostsDown = up.length < hosts.hosts.length;
+      version = up.map((h) => h.version).filter((v): v is string => v !== null).sort(compareVersions)[0] ?? null;
+      if (hostsDown) error = hosts.hosts.filter((h) => h.state === 'down').map((h) => `host ${h.name} down: ${h.error ?? 'unreachable'}`).join('; ');
+    } else {
+      ({ reachable, version, error } = await probeUpstream());
+    }
     return {
-      status: reachable && !journal.replay.tornTail && journal.replay.badLines === 0 ? 'ok' : 'degraded',
+      status: reachable && !hostsDown && !journal.replay.tornTail && journal.replay.badLines === 0 ? 'ok' : 'degraded',
       upstream: { url: config.upstream, reachable, version, ...(error ? { error } : {}) },
+      ...(hosts.multi ? { hosts: hosts.hosts.map((h) => ({ name: h.name, url: h.url, state: h.state, version: h.version, error: h.error })) } : {}),
       version: VERSION,
       uptime_s: Math.floor((now() - startedAt) / 1000),
       journal: {
@@ -135,7 +160,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   const generationDeps: OllamaRouteDeps = {
     upstream,
     scheduler,
-    embeddings,
+    hosts,
     maxBody: config.max_body,
     syncPriority: config.sync_priority,
     heartbeatMs: config.stream_heartbeat_ms,
@@ -177,6 +202,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   const url = `http://${host}:${address.port}`;
   log.info('listening', { url, upstream: config.upstream, parallel: config.parallel, auth: config.tokens.length > 0 });
   void scheduler.refreshResidency(AbortSignal.timeout(5_000));
+  hosts.start();
 
   let closing: Promise<void> | null = null;
   const close = () =>
@@ -189,9 +215,9 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       await serverClosed;
       await jobs.close();
       await journal.close();
-      upstream.close();
+      hosts.close();
       log.info('stopped');
     })());
 
-  return { server, url, scheduler, upstream, jobs, journal, snapshot, close };
+  return { server, url, scheduler, upstream, hosts, jobs, journal, snapshot, close };
 }

@@ -11,6 +11,7 @@ import { passthrough } from './passthrough.js';
 import { serveSyncJob } from './sync-job.js';
 import { applyAlias } from './aliases.js';
 import { embeddingRoute, type OllamaRouteDeps } from './routes-ollama.js';
+import { serveListing } from './hosts-routing.js';
 
 export function openaiRoutes(deps: OllamaRouteDeps): Route[] {
   const generation = (kind: GenerationKind, path: string): Route => ({
@@ -30,7 +31,7 @@ export function openaiRoutes(deps: OllamaRouteDeps): Route[] {
   const proxied = (path: string): Route => ({
     method: 'GET',
     path,
-    handler: (ctx) => passthrough(ctx, { upstream: deps.upstream, maxBody: deps.maxBody }),
+    handler: (ctx) => passthrough(ctx, { upstream: deps.hosts.candidates(ctx.params.id ?? '')[0]?.upstream ?? deps.hosts.first.upstream, maxBody: deps.maxBody }),
   });
 
   return [
@@ -38,7 +39,7 @@ export function openaiRoutes(deps: OllamaRouteDeps): Route[] {
     generation('openai-completion', '/v1/completions'),
     // Embeddings bypass the queue with their own limit (SPEC §3), as on /api/embed.
     embeddingRoute('/v1/embeddings', deps),
-    proxied('/v1/models'),
+    { method: 'GET', path: '/v1/models', handler: (ctx) => serveListing(ctx, deps.hosts, 'v1models', deps.maxBody) },
     proxied('/v1/models/:id'),
   ];
 }

@@ -9,6 +9,8 @@ import { uiPageHeaders } from '../ops/ui-page.js';
 export interface HealthReport {
   status: 'ok' | 'degraded';
   upstream: { url: string; reachable: boolean; version: string | null; error?: string };
+  /** with several hosts (SPEC §17): each one's state */
+  hosts?: Array<{ name: string; url: string; state: 'up' | 'down'; version: string | null; error: string | null }>;
   version: string;
   uptime_s: number;
   journal?: unknown;

@@ -267,8 +267,13 @@ export class Scheduler {
     }
   }
 
+  /** Names of the hosts whose lane has this model loaded. */
+  hostsWithModel(model: string): string[] {
+    return this.#loadedGroup && sameModel(modelOfGroup(this.#loadedGroup), model) ? [''] : [];
+  }
+
   /** Forget the loaded model (e.g. a caller unloaded it); the next pick has no tie to prefer. */
-  markUnloaded(model: string): void {
+  markUnloaded(model: string, _host?: string): void {
     if (this.#loadedGroup && sameModel(modelOfGroup(this.#loadedGroup), model) && this.#running.size === 0) {
       this.#loadedGroup = null;
     }
