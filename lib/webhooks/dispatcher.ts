@@ -1,3 +1,5 @@
+// webhooks/ owns telling others: signing, which targets are allowed, delivery with retries.
+//
 // Webhook delivery (SPEC §5): per-job ordered chains, queued per receiver (scheme, host, port) so a
 // hanging receiver holds only its own queue; timeouts, retries. Knows only the event envelope; the
 // POST itself is transport.ts (checked addresses), injected like time.
