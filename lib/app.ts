@@ -25,7 +25,7 @@ import { VERSION } from './version.js';
 import { openJournal, type Journal } from './journal/journal.js';
 import { JobService } from './jobs/service.js';
 import { jobRoutes } from './http/routes-jobs.js';
-import { createWebhookTransport, type Resolver } from './webhooks/transport.js';
+import { createWebhookTransport, type Resolver } from './http/webhook-transport.js';
 import type { TargetPolicy } from './webhooks/targets.js';
 
 export interface Foreman {

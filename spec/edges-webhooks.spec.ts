@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { classifyAddress, refusalFor, badAllowEntries, OPEN_POLICY, type TargetPolicy } from '../lib/webhooks/targets.js';
-import { createWebhookTransport, type Resolver } from '../lib/webhooks/transport.js';
+import { createWebhookTransport, type Resolver } from '../lib/http/webhook-transport.js';
 import { checkWebhookUrl, createWebhookDispatcher, type DeliveryProgress, type WebhookEvent } from '../lib/webhooks/dispatcher.js';
 import { startStack } from './support/stack.js';
 import { parseConfig } from '../lib/config.js';

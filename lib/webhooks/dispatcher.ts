@@ -6,16 +6,15 @@
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { Outcome } from './policy.js';
-import { nextDelay, parseRetryAfter, RETRY_SCHEDULE_MS } from './policy.js';
+import { errorInWords, nextDelay, parseRetryAfter, RETRY_SCHEDULE_MS, type WebhookSend } from './policy.js';
 import { decodeSecret, signWithKey } from './signing.js';
-import { createWebhookTransport, type WebhookSend } from './transport.js';
 
 export type { Decision, NextDelayOptions, Outcome } from './policy.js';
 export { JITTER_RATIO, nextDelay, parseRetryAfter, RETRY_SCHEDULE_MS } from './policy.js';
 export type { SignatureHeaders, VerifyOptions } from './signing.js';
 export { signPayload, verifySignature } from './signing.js';
 export { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH } from './url.js';
-export type { SendRequest, SendResult, WebhookSend } from './transport.js';
+export type { SendRequest, SendResult, WebhookSend } from './policy.js';
 
 /** Deliveries in flight to one receiver at once: its jobs' chains share them. */
 export const DEFAULT_PER_RECEIVER = 4;
@@ -42,7 +41,7 @@ export interface DeliveryProgress {
 export type Timer = { cancel(): void };
 export interface WebhookDispatcherOptions {
   secret?: string; // no secret → no webhook-signature (webhook-id and webhook-timestamp still sent)
-  /** The POST; defaults to transport.ts with the open policy (tests and library use). */
+  /** The POST. foreman passes http/webhook-transport.ts (checked addresses); the default is plain fetch, unchecked. */
   send?: WebhookSend;
   timeoutMs?: number;
   schedule?: readonly number[];
@@ -113,7 +112,7 @@ class Dispatcher implements WebhookDispatcher {
 
   constructor(o: WebhookDispatcherOptions) {
     this.#key = o.secret === undefined ? null : decodeSecret(o.secret);
-    this.#send = o.send ?? createWebhookTransport();
+    this.#send = o.send ?? fetchSend;
     this.#timeoutMs = positive('timeoutMs', o.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     this.#schedule = o.schedule ?? RETRY_SCHEDULE_MS;
     this.#maxConcurrent = positive('maxConcurrent', o.maxConcurrent ?? DEFAULT_MAX_CONCURRENT);
@@ -360,3 +359,15 @@ function receiverKey(url: string): string {
     return url;
   }
 }
+
+/** The default transport: fetch, not following redirects, body unread; failures in the same words. */
+const fetchSend: WebhookSend = async ({ url, headers, body, signal }) => {
+  try {
+    const res = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal });
+    res.body?.cancel().catch(() => {});
+    return { kind: 'status', status: res.status, retryAfter: res.headers.get('retry-after') };
+  } catch (err) {
+    const cause = (err as { cause?: { code?: unknown } }).cause;
+    return { kind: 'error', message: errorInWords(typeof cause?.code === 'string' ? cause.code : undefined) };
+  }
+};

@@ -1,22 +1,15 @@
-// One webhook POST over node:http(s), to an address checked after DNS resolution (SPEC §5, ADR 0021):
+// One webhook POST over node:http(s), to an address checked after DNS resolution (SPEC §5, ADR 0021).
+// It lives in http/ because the core (webhooks/) knows no node:http; app.ts hands it to the dispatcher:
 // the lookup keeps only addresses the target policy allows, and the socket's remote address is checked
 // again once connected. The Host header and TLS name stay the URL's. Failures come back in words.
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import type { LookupFunction } from 'node:net';
-import { describeRefusal, OPEN_POLICY, refusalFor, refusalForHost, type Refusal, type TargetPolicy } from './targets.js';
+import { describeRefusal, OPEN_POLICY, refusalFor, refusalForHost, type Refusal, type TargetPolicy } from '../webhooks/targets.js';
+import { errorInWords, type SendResult, type WebhookSend } from '../webhooks/policy.js';
 
-export interface SendRequest {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-  signal: AbortSignal;
-}
-
-/** A status, or what went wrong in words a job's owner can use (`could not connect`, `refused: private address`). */
-export type SendResult = { kind: 'status'; status: number; retryAfter: string | null } | { kind: 'error'; message: string };
-export type WebhookSend = (request: SendRequest) => Promise<SendResult>;
+export type { SendRequest, SendResult, WebhookSend } from '../webhooks/policy.js';
 
 export type Resolver = (hostname: string) => Promise<Array<{ address: string; family: number }>>;
 
@@ -94,21 +87,8 @@ export function createWebhookTransport(options: TransportOptions = {}): WebhookS
         done({ kind: 'status', status: res.statusCode ?? 0, retryAfter: typeof retryAfter === 'string' ? retryAfter : null });
       });
       req.once('error', (err: NodeJS.ErrnoException) => {
-        done({ kind: 'error', message: refused ? describeRefusal(refused) : inWords(err) });
+        done({ kind: 'error', message: refused ? describeRefusal(refused) : errorInWords(err.code) });
       });
       req.end(r.body);
     });
-}
-
-const TLS_CODES = /^(CERT_|ERR_TLS_CERT|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED|SELF_SIGNED_CERT)/;
-
-/**
- * Never the raw socket error: which of refused, reset or unreachable a port gave is a port scanner's
- * answer, and no help to a job's owner. Name resolution and certificates are said apart: an owner can act on them.
- */
-function inWords(err: NodeJS.ErrnoException): string {
-  const code = err.code ?? '';
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') return 'could not resolve the host name';
-  if (TLS_CODES.test(code)) return 'TLS certificate not accepted';
-  return 'could not connect';
 }
