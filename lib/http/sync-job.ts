@@ -134,7 +134,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
         });
         heartbeat = setInterval(beat, deps.heartbeatMs);
       }
-      void writeUnit(res, heartbeatUnit(kind, job.request.model));
+      void writeUnit(res, heartbeatUnit(kind, job.request.model, req.headers));
     }, deps.heartbeatMs);
   }
   try {
