@@ -3,7 +3,7 @@
 // or event per write (SPEC §2, §7). Shared by the native and /v1 surfaces.
 
 import { describeNetworkError, internal, isHttpError, shuttingDown, StopReason, upstreamUnreachable, type HttpError } from '../errors.js';
-import { normalizeModel, groupKey } from '../sched/model-group.js';
+import { groupKey } from '../sched/model-group.js';
 import { newJobId } from '../jobs/ids.js';
 import { parsePriority } from './priority.js';
 import type { GenerationKind, GenerationRequest } from './generation-request.js';
@@ -11,6 +11,7 @@ import { forwardableHeaders, readUpstreamError, type Upstream, type UpstreamResp
 import type { FinishState, RunContext, Scheduler } from '../sched/scheduler.js';
 import { relayBody, writeUnit, type Framing, type RelayResult } from './proxy.js';
 import { copyResponseHeaders } from './passthrough.js';
+import { writeIfRoom } from './unit-writer.js';
 import { sendError } from './body.js';
 import { endOfStream, errorUnit, heartbeatUnit, isSseKind } from './stream-units.js';
 import type { RequestContext } from './server.js';
@@ -49,7 +50,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   const kind = job.kind;
   const priority = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority') ?? deps.syncPriority;
   const id = newJobId('s_');
-  const model = normalizeModel(job.request.model);
+  const model = job.request.model; // as sent; the group key normalises
   const streamed = job.request.stream && !job.request.isLoadOnly;
   ctx.logFields.job = id;
   ctx.logFields.model = model;
@@ -103,10 +104,14 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
         res.end();
         return 'failed';
       }
-    } else {
-      res.writeHead(upstreamRes.status, copyResponseHeaders(upstreamRes, foremanHeaders));
     }
     const framing = upstreamRes.ok ? framingOf(upstreamRes.headers.get('content-type')) : 'raw';
+    if (!heartbeatStarted) {
+      // A relayed stream may end with an error line of foreman's own: upstream's length would cut it off.
+      const headers = copyResponseHeaders(upstreamRes, foremanHeaders);
+      if (framing !== 'raw') delete headers['content-length'];
+      res.writeHead(upstreamRes.status, headers);
+    }
     const started = performance.now();
     const relay = await relayBody(upstreamRes, res, {
       framing, signal: rc.signal, renderError: framing === 'raw' ? undefined : (m) => errorUnit(kind, m),
@@ -134,7 +139,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
         });
         heartbeat = setInterval(beat, deps.heartbeatMs);
       }
-      void writeUnit(res, heartbeatUnit(kind, job.request.model, req.headers));
+      writeIfRoom(res, heartbeatUnit(kind, job.request.model, req.headers));
     }, deps.heartbeatMs);
   }
   try {
