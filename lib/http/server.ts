@@ -1,3 +1,6 @@
+// http/ owns the wire: routes per surface, request validation, relaying upstream answers,
+// HTTP statuses and error bodies. The only folder that serves clients over node:http.
+//
 // node:http server: the route table, token auth (Bearer or x-api-key), error rendering per surface,
 // one log line per request. Routes own parsing and answers; this file owns the edges.
 
