@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { LogFormat } from './log.js';
+import { KeysFileError, parseKeysFile } from './keys/keys-file.js';
 
 export interface Config {
   listen: { host: string; port: number };
@@ -249,11 +250,21 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
     if (eq <= 0 || eq === item.length - 1) problems.push(`aliases: expected pattern=model, got '${item}'`);
     else aliases.push({ pattern: item.slice(0, eq).trim(), target: item.slice(eq + 1).trim() });
   }
+  // Checked here so a bad keys file stops the start with the other problems; the server reads it again.
+  let fileKeys = 0;
+  if (typeof values.keys_file === 'string') {
+    try {
+      fileKeys = parseKeysFile(readFileSync(values.keys_file, 'utf8')).length;
+    } catch (err) {
+      const reasons = err instanceof KeysFileError ? err.problems : [(err as Error).message];
+      for (const r of reasons) problems.push(`keys_file '${values.keys_file}': ${r}`);
+    }
+  }
   const listen = values.listen as Config['listen'] | undefined;
-  if (listen && tokens.size === 0 && !isLoopbackHost(listen.host) && !values.insecure) {
+  if (listen && tokens.size === 0 && fileKeys === 0 && !isLoopbackHost(listen.host) && !values.insecure) {
     problems.push(
       `listen ${listen.host}:${listen.port} is not a loopback address and no token is configured; ` +
-        `set --tokens or --token-file, or pass --insecure to accept anyone on the network`,
+        `set --tokens, --token-file or --keys-file, or pass --insecure to accept anyone on the network`,
     );
   }
   if (problems.length) throw new ConfigError(problems);

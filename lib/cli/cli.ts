@@ -120,6 +120,8 @@ async function serve(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo)
       stopping = true;
       started.close().then(resolve, resolve);
     };
+    // SIGHUP reads keys_file again (SPEC §15); connections and queued jobs are kept.
+    process.on('SIGHUP', () => void started.reloadKeys('SIGHUP'));
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });

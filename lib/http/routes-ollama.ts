@@ -10,7 +10,8 @@ import { validateGeneration, type GenerationKind } from './requests.js';
 import { normalizeModel } from '../sched/model-group.js';
 import { parseJsonObject, readBody } from './body.js';
 import { abortOnClientClose, passthrough } from './passthrough.js';
-import { serveSyncJob, type SyncJobDeps } from './sync-job.js';
+import { checkModel, serveSyncJob, type SyncJobDeps } from './sync-job.js';
+import { ANONYMOUS } from '../keys/keys-file.js';
 
 export interface OllamaRouteDeps extends SyncJobDeps {
   upstream: Upstream;
@@ -28,7 +29,8 @@ export function embeddingRoute(path: string, deps: OllamaRouteDeps): Route {
     path,
     handler: async (ctx) => {
       const raw = await readBody(ctx.req, deps.maxBody);
-      parseJsonObject(raw); // bad JSON is foreman's 400, not a wasted upstream round trip
+      const body = parseJsonObject(raw); // bad JSON is foreman's 400, not a wasted upstream round trip
+      if (typeof body.model === 'string') checkModel(ctx.key ?? ANONYMOUS, body.model);
       const controller = abortOnClientClose(ctx);
       await deps.embeddings.run(
         () => passthrough(ctx, { upstream: deps.upstream, maxBody: deps.maxBody, body: raw, signal: controller.signal }),
@@ -46,6 +48,7 @@ export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
       const raw = await readBody(ctx.req, deps.maxBody);
       const request = validateGeneration(parseJsonObject(raw), kind);
       if (request.isLoadOnly && request.keepAliveZero) {
+        checkModel(ctx.key ?? ANONYMOUS, request.model);
         // An unload answers at once in Ollama and must not wait behind the queue.
         ctx.logFields.model = normalizeModel(request.model);
         await passthrough(ctx, { upstream: deps.upstream, maxBody: deps.maxBody, body: raw });

@@ -1,11 +1,11 @@
-// node:http server: the route table, Bearer auth, error rendering per surface,
-// one log line per request. Routes own parsing and answers; this file owns the edges.
+// node:http server: the route table, auth by key (Bearer or x-api-key), error rendering per
+// surface, one log line per request. Routes own parsing and answers; this file owns the edges.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sendError, type Surface } from './body.js';
+import type { Key } from '../keys/keys-file.js';
 
 export interface RequestContext {
   readonly req: IncomingMessage;
@@ -13,6 +13,8 @@ export interface RequestContext {
   readonly url: URL;
   readonly params: Readonly<Record<string, string>>;
   readonly surface: Surface;
+  /** The key the caller presented (SPEC §15); null only on routes without auth when none was sent. */
+  readonly key: Key | null;
   /** Extra fields for the request's log line (model, job, queue_ms …); never prompts or tokens. */
   readonly logFields: Record<string, string | number | undefined>;
 }
@@ -57,22 +59,12 @@ function compile(route: Route): CompiledRoute {
   };
 }
 
-/** Constant-time check against every configured token (hashing first makes the lengths equal). */
-export function createTokenCheck(tokens: readonly string[]): (header: string | undefined) => boolean {
-  const digests = tokens.map((t) => createHash('sha256').update(t).digest());
-  return (header) => {
-    if (digests.length === 0) return true;
-    const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
-    const given = createHash('sha256').update(m ? m[1]!.trim() : '').digest();
-    let ok = false;
-    for (const d of digests) ok = timingSafeEqual(d, given) || ok;
-    return ok && m !== null;
-  };
-}
-
 export interface ServerOptions {
   routes: readonly Route[];
-  tokens: readonly string[];
+  /** The key a request's headers present, or null (KeyRegistry.authenticate). */
+  authenticate(headers: IncomingMessage['headers']): Key | null;
+  /** An authenticated request arrived (usage per key and surface). */
+  onRequest?(key: Key, path: string): void;
   log: Logger;
 }
 
@@ -85,7 +77,6 @@ export function surfaceOf(pathname: string): Surface {
 
 export function createHttpServer(options: ServerOptions): Server {
   const routes = options.routes.map(compile);
-  const isAuthorized = createTokenCheck(options.tokens);
   const log = options.log;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -122,17 +113,24 @@ export function createHttpServer(options: ServerOptions): Server {
         }
         if (!r.wildcard) exactPathMatched = true;
       }
+      const key = options.authenticate(req.headers);
       if (!route || !match) {
+        // Without a good token, an unknown path is 401: what exists is no stranger's business (SPEC §8).
+        if (key === null) throw unauthorized();
         if (pathMatched) {
           const allowed = routes.filter((r) => !r.wildcard && r.pattern.test(url.pathname)).flatMap((r) => r.methods);
           throw methodNotAllowed([...new Set(allowed)]);
         }
         throw notFound(`404 page not found`);
       }
-      if (route.auth && !isAuthorized(req.headers.authorization)) throw unauthorized();
+      if (route.auth) {
+        if (key === null) throw unauthorized();
+        logFields.key = key.name;
+        options.onRequest?.(key, url.pathname);
+      }
       const params: Record<string, string> = {};
       route.names.forEach((name, i) => (params[name] = safeDecode(match![i + 1]!)));
-      await route.handler({ req, res, url, params, surface, logFields });
+      await route.handler({ req, res, url, params, surface, key, logFields });
     } catch (err) {
       const httpErr: HttpError = toHttpError(err);
       if (httpErr.status === 500) log.error('internal error', { path: url.pathname, error: (err as Error)?.stack ?? String(err) });

@@ -2,7 +2,7 @@
 // job starts, upstream's status, headers and body reach it unchanged, one line
 // or event per write (SPEC §2, §7). Shared by the native and /v1 surfaces.
 
-import { describeNetworkError, internal, isHttpError, shuttingDown, upstreamUnreachable, type HttpError } from '../errors.js';
+import { describeNetworkError, forbidden, internal, isHttpError, shuttingDown, upstreamUnreachable, type HttpError } from '../errors.js';
 import { normalizeModel, groupKey } from '../sched/model-group.js';
 import { newJobId, parsePriority, type GenerationKind, type GenerationRequest } from './requests.js';
 import { forwardableHeaders, readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
@@ -11,6 +11,7 @@ import { relayBody, writeUnit, type Framing, type RelayResult } from './proxy.js
 import { copyResponseHeaders } from './passthrough.js';
 import { sendError, type Surface } from './body.js';
 import type { RequestContext } from './server.js';
+import { ANONYMOUS, mayUseModel, priorityFor, type Key } from '../keys/keys-file.js';
 
 export interface SyncJobDeps {
   scheduler: Scheduler;
@@ -18,7 +19,12 @@ export interface SyncJobDeps {
   syncPriority: number;
   heartbeatMs: number;
   /** Called once per finished stream with what the relay saw (metrics). */
-  observe?: (info: { model: string; kind: GenerationKind; relay: RelayResult | null; ttftMs: number | null }) => void;
+  observe?: (info: { model: string; kind: GenerationKind; key: string; relay: RelayResult | null; ttftMs: number | null }) => void;
+}
+
+/** 403 unless the key may use the model (SPEC §15 `models`). */
+export function checkModel(key: Key, model: string): void {
+  if (!mayUseModel(key, model)) throw forbidden(`key '${key.name}' may not use model '${model}'`);
 }
 
 export interface SyncJobRequest {
@@ -58,7 +64,10 @@ function framingOf(contentType: string | null): Framing {
 
 export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: SyncJobRequest): Promise<void> {
   const { req, res, surface } = ctx;
-  const priority = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority') ?? deps.syncPriority;
+  const key = ctx.key ?? ANONYMOUS;
+  checkModel(key, job.request.model);
+  const asked = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority');
+  const priority = priorityFor(key, asked, key.syncPriority ?? deps.syncPriority);
   const id = newJobId('s_');
   const model = normalizeModel(job.request.model);
   const streamed = job.request.stream && !job.request.isLoadOnly;
@@ -107,7 +116,9 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
       return 'failed';
     }
     rc.upstreamAnswered();
-    const foremanHeaders = { 'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)) };
+    const foremanHeaders = {
+      'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)), 'x-foreman-priority': String(priority),
+    };
     if (heartbeatStarted) {
       if (!upstreamRes.ok) {
         await writeUnit(res, errorUnit(surface, await readUpstreamError(upstreamRes)));
@@ -127,7 +138,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     else res.end();
     // Time to first token means a streamed chunk; a whole JSON answer has no first token to time.
     const ttftMs = relay.firstUnitMs === null || framing === 'raw' ? null : started - runStarted + relay.firstUnitMs;
-    deps.observe?.({ model, kind: job.kind, relay, ttftMs });
+    deps.observe?.({ model, kind: job.kind, key: key.name, relay, ttftMs });
     if (relay.outcome === 'client_gone' || rc.signal.aborted) return 'cancelled';
     return relay.outcome === 'done' && upstreamRes.ok ? 'completed' : 'failed';
   };
@@ -141,6 +152,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
         res.writeHead(200, {
           'content-type': surface === 'openai' ? SSE : NDJSON,
           'x-foreman-job-id': id,
+          'x-foreman-priority': String(priority),
         });
         heartbeat = setInterval(beat, deps.heartbeatMs);
       }
@@ -149,7 +161,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   }
   try {
     deps.scheduler.enqueue({
-      id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind,
+      id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind, key: key.name,
       run: (rc) =>
         run(rc)
           .catch((err) => {

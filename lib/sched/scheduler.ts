@@ -318,7 +318,7 @@ export class Scheduler {
     this.#updateBlocked(entry.owner);
     this.#counts[state]++;
     this.#recent.unshift({
-      id: entry.id, model: entry.job.model, origin: entry.job.origin, state,
+      id: entry.id, model: entry.job.model, origin: entry.job.origin, key: entry.job.key ?? null, state,
       queue_ms: running.queueMs, run_ms: runMs, finished_at: new Date(now).toISOString(),
     });
     if (this.#recent.length > RECENT_LIMIT) this.#recent.pop();
@@ -365,7 +365,7 @@ export class Scheduler {
   snapshot(now = this.#now()) {
     const running: RunningView[] = [...this.#running.values()].map((r) => ({
       id: r.job.id, model: r.job.model, group: r.job.group, origin: r.job.origin, kind: r.job.kind,
-      priority: r.job.priority, started_at: new Date(r.startedMs).toISOString(),
+      priority: r.job.priority, key: r.job.key ?? null, started_at: new Date(r.startedMs).toISOString(),
       elapsed_ms: now - r.startedMs, queue_ms: r.queueMs,
     }));
     const groups: GroupView[] = this.#queue.groups(now).map((g) => ({

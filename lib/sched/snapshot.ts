@@ -11,6 +11,8 @@ export interface RunningView {
   /** chat | generate | openai-chat | openai-completion */
   kind: string;
   priority: number;
+  /** the key that made it (SPEC §15) */
+  key?: string | null;
   started_at: string;
   elapsed_ms: number;
   queue_ms: number;
@@ -38,6 +40,7 @@ export interface RecentJobView {
   id: string;
   model: string;
   origin: JobOrigin;
+  key?: string | null;
   state: 'completed' | 'failed' | 'cancelled' | 'requeued';
   queue_ms: number;
   run_ms: number;
@@ -67,4 +70,9 @@ export interface QueueSnapshot {
   switches: SwitchView[];
   recent: RecentJobView[];
   embeddings: { in_flight: number; max: number };
+  /**
+   * The caller's key (SPEC §15). For a key that is not admin, `running` and `recent` hold its own
+   * jobs only; groups and totals stay as aggregate counts.
+   */
+  key?: { name: string; admin: boolean; waiting: number; running: number };
 }
