@@ -5,17 +5,21 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
-import { createUpstream, type Upstream } from './upstream.js';
+import type { Upstream } from './upstream.js';
+import { HostPool } from './hosts/pool.js';
+import { resolveHosts } from './hosts/specs.js';
+import { compareVersions } from './http/hosts-routing.js';
 import { Scheduler } from './sched/scheduler.js';
-import { createLimiter } from './sched/limiter.js';
 import { createHttpServer, type Route } from './http/server.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
+import { agentRoutes } from './http/routes-agents.js';
+import { createAliasResolver } from './http/aliases.js';
 import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
 import { renderUiPage } from './ops/ui-page.js';
-import type { QueueSnapshot } from './sched/snapshot.js';
+import { buildQueueView, type QueueSnapshot } from './ops/queue-view.js';
 import { VERSION } from './version.js';
 import { openJournal, type Journal } from './journal/journal.js';
 import { JobService } from './jobs/service.js';
@@ -32,6 +36,7 @@ export interface Foreman {
   readonly url: string;
   readonly scheduler: Scheduler;
   readonly upstream: Upstream;
+  readonly hosts: HostPool;
   readonly jobs: JobService;
   readonly journal: Journal;
   readonly keys: KeyRegistry;
@@ -52,14 +57,18 @@ export interface ForemanDeps {
   webhookTimeoutMs?: number;
   /** Silence after which an upstream request is abandoned; tests shorten it. */
   upstreamIdleMs?: number;
+  /** Host health probe interval (SPEC §17: 5 s); tests shorten it. */
+  hostProbeMs?: number;
 }
 
 export async function createForeman(config: Readonly<Config>, deps: ForemanDeps = {}): Promise<Foreman> {
   const log = deps.log ?? createLogger(config.log_format);
   const now = deps.now ?? Date.now;
   const startedAt = now();
-  const upstream = createUpstream(config.upstream, config.upstream_token, deps.upstreamIdleMs);
-  const embeddings = createLimiter(config.embed_parallel, config.max_queue);
+  const hosts = new HostPool(resolveHosts(config), {
+    log, idleMs: deps.upstreamIdleMs, maxWaiting: config.max_queue, probeMs: deps.hostProbeMs,
+  });
+  const upstream = hosts.first.upstream;
   let keys: KeyRegistry;
   try {
     keys = new KeyRegistry({ tokens: config.tokens, keysFile: config.keys_file, log });
@@ -130,27 +139,14 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     runningOf: (k) => scheduler.runningOf(k),
   });
 
-  snapshot = () => {
-    const s = scheduler.snapshot(now());
-    return {
-      at: new Date(now()).toISOString(),
-      upstream: config.upstream,
-      loaded_group: s.loaded_group,
-      loaded_model: s.loaded_model,
-      running: s.running,
-      groups: s.groups,
-      totals: {
-        waiting: scheduler.waiting,
-        running: s.running.length,
-        max_queue: config.max_queue,
-        parallel: config.parallel,
-        ...s.counts,
+  snapshot = () =>
+    buildQueueView(scheduler.state(now()), {
+      nowMs: now(), upstream: config.upstream, maxQueue: config.max_queue, parallel: config.parallel,
+      embeddings: {
+        active: hosts.hosts.reduce((a, h) => a + h.embeddings.active, 0),
+        max: hosts.hosts.reduce((a, h) => a + h.embeddings.max, 0),
       },
-      switches: s.switches,
-      recent: s.recent,
-      embeddings: { in_flight: embeddings.active, max: embeddings.max },
-    };
-  };
+    });
 
   // SPEC §15: a key that is not admin sees its own jobs and the aggregate counts.
   const queueFor = (key: Key): QueueSnapshot => {
@@ -169,15 +165,26 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     let reachable = false;
     let version: string | null = null;
     let error: string | undefined;
-    try {
-      version = await upstream.version(AbortSignal.timeout(2_000));
-      reachable = true;
-    } catch (err) {
-      error = (err as Error).message;
+    let hostsDown = false;
+    if (hosts.multi) {
+      // The probes keep each host's state (SPEC §17); /health reads it and costs the hosts nothing.
+      const up = hosts.hosts.filter((h) => h.state === 'up');
+      reachable = up.length > 0;
+      hostsDown = up.length < hosts.hosts.length;
+      version = up.map((h) => h.version).filter((v): v is string => v !== null).sort(compareVersions)[0] ?? null;
+      if (hostsDown) error = hosts.hosts.filter((h) => h.state === 'down').map((h) => `host ${h.name} down: ${h.error ?? 'unreachable'}`).join('; ');
+    } else {
+      try {
+        version = await upstream.version(AbortSignal.timeout(2_000));
+        reachable = true;
+      } catch (err) {
+        error = (err as Error).message;
+      }
     }
     return {
-      status: reachable && !journal.replay.tornTail && journal.replay.badLines === 0 ? 'ok' : 'degraded',
+      status: reachable && !hostsDown && !journal.replay.tornTail && journal.replay.badLines === 0 ? 'ok' : 'degraded',
       upstream: { url: config.upstream, reachable, version, ...(error ? { error } : {}) },
+      ...(hosts.multi ? { hosts: hosts.hosts.map((h) => ({ name: h.name, url: h.url, state: h.state, version: h.version, error: h.error })) } : {}),
       version: VERSION,
       uptime_s: Math.floor((now() - startedAt) / 1000),
       journal: {
@@ -194,10 +201,11 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   const generationDeps: OllamaRouteDeps = {
     upstream,
     scheduler,
-    embeddings,
+    hosts,
     maxBody: config.max_body,
     syncPriority: config.sync_priority,
     heartbeatMs: config.stream_heartbeat_ms,
+    aliasOf: createAliasResolver(config.aliases),
     observe: ({ model, key, relay, ttftMs }) => {
       metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.lastData ?? null));
       const last = relay?.lastData;
@@ -220,6 +228,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     ...keyRoutes({ registry: keys, usage, waitingOf: (k) => scheduler.waitingOf(k), runningOf: (k) => scheduler.runningOf(k) }),
     ...ollamaRoutes(generationDeps),
     ...openaiRoutes(generationDeps),
+    ...agentRoutes(generationDeps),
   ];
 
   const server = createHttpServer({
@@ -247,6 +256,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   log.info('listening', { url, upstream: config.upstream, parallel: config.parallel, auth: keys.enabled, keys: keys.list().length });
   keys.watch();
   void scheduler.refreshResidency(AbortSignal.timeout(5_000));
+  hosts.start();
 
   let closing: Promise<void> | null = null;
   const close = () =>
@@ -260,10 +270,10 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       await serverClosed;
       await jobs.close();
       await journal.close();
-      upstream.close();
+      hosts.close();
       log.info('stopped');
     })());
 
   const reloadKeys = (reason = 'reload') => keys.reload(reason);
-  return { server, url, scheduler, upstream, jobs, journal, keys, usage, snapshot, reloadKeys, close };
+  return { server, url, scheduler, upstream, hosts, jobs, journal, keys, usage, snapshot, reloadKeys, close };
 }

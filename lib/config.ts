@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { LogFormat } from './log.js';
 import { KeysFileError, parseKeysFile } from './keys/keys-file.js';
+import { collectHosts, parseUpstreamList } from './hosts/specs.js';
 
 export interface Config {
   listen: { host: string; port: number };
@@ -43,7 +44,7 @@ export interface Config {
   insecure: boolean;
 }
 
-type Kind = 'string' | 'int' | 'bool' | 'size' | 'duration' | 'ms' | 'listen' | 'url' | 'enum';
+type Kind = 'string' | 'int' | 'bool' | 'size' | 'duration' | 'ms' | 'listen' | 'urls' | 'enum';
 
 interface KeySpec {
   key: string;
@@ -58,7 +59,7 @@ interface KeySpec {
 /** The configuration table; `--help` and the README are generated from the same rows. */
 export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: 'listen', kind: 'listen', default: '127.0.0.1:11435', help: 'address to listen on (host:port)' },
-  { key: 'upstream', kind: 'url', default: 'http://127.0.0.1:11434', help: 'the Ollama server foreman fronts' },
+  { key: 'upstream', kind: 'urls', default: 'http://127.0.0.1:11434', help: 'the Ollama server foreman fronts; a comma list for several hosts' },
   { key: 'hosts_file', kind: 'string', default: undefined, help: 'JSON file listing several Ollama hosts ({"hosts":[{name,url,token,parallel,embed_parallel}]})' },
   { key: 'upstream_token', kind: 'string', default: undefined, help: 'Bearer token sent upstream (callers\' tokens never are)' },
   { key: 'tokens', kind: 'string', default: undefined, help: 'comma-separated Bearer tokens callers must present' },
@@ -211,14 +212,11 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
         values[spec.key] = l;
         break;
       }
-      case 'url': {
-        let ok = false;
-        try {
-          const u = new URL(text);
-          ok = u.protocol === 'http:' || u.protocol === 'https:';
-        } catch {}
-        if (!ok) bad('an http(s) URL');
-        values[spec.key] = text.replace(/\/+$/, '');
+      case 'urls': {
+        const sub: string[] = [];
+        const urls = parseUpstreamList(text, sub, where);
+        problems.push(...sub);
+        values[spec.key] = urls.join(',');
         break;
       }
       case 'enum':
@@ -259,6 +257,14 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
       const reasons = err instanceof KeysFileError ? err.problems : [(err as Error).message];
       for (const r of reasons) problems.push(`keys_file '${values.keys_file}': ${r}`);
     }
+  }
+  if (typeof values.hosts_file === 'string' || String(values.upstream ?? '').includes(',')) {
+    // Read and checked now so a bad hosts file stops the start with the others' problems.
+    collectHosts({
+      upstream: String(values.upstream ?? ''), hosts_file: values.hosts_file as string | undefined,
+      upstream_token: values.upstream_token as string | undefined,
+      parallel: Number(values.parallel) || 1, embed_parallel: Number(values.embed_parallel) || 1,
+    }, problems);
   }
   const listen = values.listen as Config['listen'] | undefined;
   if (listen && tokens.size === 0 && fileKeys === 0 && !isLoopbackHost(listen.host) && !values.insecure) {

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Scheduler, type FinishState, type RunContext, type SchedulerJob } from '../lib/sched/scheduler.js';
-import { BUSY_MESSAGE, HttpError } from '../lib/errors.js';
+import { BUSY_MESSAGE, ForemanError, isForemanError, stopCodeOf, toHttpError } from '../lib/errors.js';
+import { buildQueueView } from '../lib/ops/queue-view.js';
 
 /** An upstream stand-in that records what the scheduler asked of it (the scheduler's only I/O). */
 function fakeUpstream(loaded: string[] = [], embedding: string[] = [], unknown: string[] = []) {
@@ -78,7 +79,7 @@ describe('Scheduler', () => {
       await tick();
     }
     assert.deepEqual(log, ['a1', 'a2', 'a3', 'b1', 'b2']);
-    assert.equal(s.snapshot().counts.switches, 2);
+    assert.equal(s.state().counts.switches, 2);
   });
 
   it('switches to a waiting model once its head has aged a full interval beyond the loaded one', async () => {
@@ -166,7 +167,7 @@ describe('Scheduler', () => {
     bad.finish('failed');
   });
 
-  it("answers Ollama's exact busy error beyond max_queue", async () => {
+  it("refuses with code queue_full beyond max_queue, which http/ answers with Ollama's exact busy error", async () => {
     const { s } = scheduler({ maxQueue: 2 });
     const a1 = job('a1', 'A');
     s.enqueue(a1);
@@ -174,11 +175,13 @@ describe('Scheduler', () => {
     s.enqueue(job('a2', 'A'));
     s.enqueue(job('a3', 'A'));
     assert.throws(() => s.enqueue(job('a4', 'A')), (err: unknown) => {
-      assert.ok(err instanceof HttpError);
-      assert.equal(err.status, 503);
-      assert.equal(err.message, BUSY_MESSAGE);
-      assert.equal(err.message, 'server busy, please try again.  maximum pending requests exceeded');
-      assert.ok(err.headers['retry-after']);
+      assert.ok(err instanceof ForemanError);
+      assert.equal(err.code, 'queue_full');
+      const http = toHttpError(err);
+      assert.equal(http.status, 503);
+      assert.equal(http.message, BUSY_MESSAGE);
+      assert.equal(http.message, 'server busy, please try again.  maximum pending requests exceeded');
+      assert.ok(http.headers['retry-after']);
       return true;
     });
     assert.equal(s.waiting, 2);
@@ -198,6 +201,7 @@ describe('Scheduler', () => {
     assert.equal(a2.droppedWith, 'cancelled');
     assert.equal(s.cancel('a1'), true);
     assert.equal(rc.signal.aborted, true);
+    assert.equal(stopCodeOf(rc.signal), 'cancelled');
     await a3.started;
     a3.finish();
     await s.idle();
@@ -216,7 +220,7 @@ describe('Scheduler', () => {
     assert.equal(a2.droppedWith, 'shutdown');
     a1.finish();
     await done;
-    assert.throws(() => s.enqueue(job('a3', 'A')), (e: unknown) => (e as HttpError).status === 503);
+    assert.throws(() => s.enqueue(job('a3', 'A')), (e: unknown) => isForemanError(e, 'shutting_down'));
   });
 
   it('learns the resident generation model from /api/ps, ignoring embedding models', async () => {
@@ -239,7 +243,7 @@ describe('Scheduler', () => {
     assert.deepEqual(log, ['b', 'a']);
   });
 
-  it('reports queue groups and running jobs in its snapshot', async () => {
+  it('reports queue groups and running jobs in its state, which ops/ renders as the /queue view', async () => {
     const { s, advance } = scheduler();
     const a1 = job('a1', 'A');
     s.enqueue(a1);
@@ -247,7 +251,7 @@ describe('Scheduler', () => {
     s.enqueue(job('b1', 'B', 5));
     s.enqueue(job('b2', 'B', 5));
     advance(1500);
-    const snap = s.snapshot();
+    const snap = buildQueueView(s.state(), { nowMs: 1_000_000 + 1500, upstream: 'u', maxQueue: 9, parallel: 1, embeddings: { active: 0, max: 1 } });
     assert.equal(snap.running.length, 1);
     assert.equal(snap.running[0]!.id, 'a1');
     assert.equal(snap.running[0]!.elapsed_ms, 1500);

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { QueueSnapshot } from '../lib/sched/snapshot.js';
+import type { QueueSnapshot } from '../lib/ops/queue-view.js';
 import { formatDuration, renderStatus, renderWatchFrame, WATCH_FRAME_PREFIX } from '../lib/ops/status-render.js';
 
 const snapshot = (): QueueSnapshot => ({

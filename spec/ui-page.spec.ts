@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { QueueSnapshot } from '../lib/sched/snapshot.js';
+import type { QueueSnapshot } from '../lib/ops/queue-view.js';
 import { renderUiPage, UI_CONTENT_SECURITY_POLICY, uiPageHeaders } from '../lib/ops/ui-page.js';
 import { chromiumDumpDom } from './support/chromium.js';
 

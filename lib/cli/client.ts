@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { CliIo } from './cli.js';
 import { EXIT } from './cli.js';
-import type { QueueSnapshot } from '../sched/snapshot.js';
+import type { QueueSnapshot } from '../ops/queue-view.js';
 import { renderStatus, renderWatchFrame } from '../ops/status-render.js';
 
 interface Client {

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import type { RequestContext, Route } from './server.js';
 import { badRequest, notFound } from '../errors.js';
-import { validateGeneration, parsePriority } from './requests.js';
+import { validateGeneration } from './generation-request.js';
+import { parsePriority } from './priority.js';
 import { normalizeModel } from '../sched/model-group.js';
 import { checkWebhookUrl } from '../webhooks/dispatcher.js';
 import type { JobService } from '../jobs/service.js';

@@ -3,7 +3,7 @@
 
 import type { Route } from './server.js';
 import { sendJson, sendText } from './body.js';
-import type { QueueSnapshot } from '../sched/snapshot.js';
+import type { QueueSnapshot } from '../ops/queue-view.js';
 import { uiPageHeaders } from '../ops/ui-page.js';
 import { forbidden } from '../errors.js';
 import { ANONYMOUS, type Key } from '../keys/keys-file.js';
@@ -11,6 +11,8 @@ import { ANONYMOUS, type Key } from '../keys/keys-file.js';
 export interface HealthReport {
   status: 'ok' | 'degraded';
   upstream: { url: string; reachable: boolean; version: string | null; error?: string };
+  /** with several hosts (SPEC §17): each one's state */
+  hosts?: Array<{ name: string; url: string; state: 'up' | 'down'; version: string | null; error: string | null }>;
   version: string;
   uptime_s: number;
   journal?: unknown;

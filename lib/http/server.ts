@@ -71,7 +71,9 @@ export interface ServerOptions {
 /** A request (headers and body) must arrive within this; the answer may take as long as the queue does. */
 const REQUEST_TIMEOUT_MS = 5 * 60_000;
 
+/** Whose error shape a path answers in: Anthropic's under /v1/messages, OpenAI's elsewhere under /v1. */
 export function surfaceOf(pathname: string): Surface {
+  if (pathname === '/v1/messages' || pathname.startsWith('/v1/messages/')) return 'anthropic';
   return pathname.startsWith('/v1/') ? 'openai' : 'ollama';
 }
 

@@ -1,6 +1,7 @@
 // One run of an async job against upstream: stream the answer, merge it, and say how the
 // run ended. It changes no job state; jobs.ts turns the outcome into transitions.
 
+import { stopCodeOf } from '../errors.js';
 import { LineSplitter } from '../ndjson.js';
 import { StreamMerger } from './stream-merge.js';
 import { readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
@@ -33,7 +34,7 @@ export async function runOnce(
     }
     if (!failure && !merger.done) failure = { message: 'upstream ended the stream before done' };
   } catch (err) {
-    if (signal.aborted) return { kind: 'aborted', shutdown: (signal.reason as Error | undefined)?.message === 'shutdown' };
+    if (signal.aborted) return { kind: 'aborted', shutdown: stopCodeOf(signal) === 'shutdown' };
     const e = err as { status?: number; message?: string; code?: string };
     const message = res?.failureReason() ?? (res ? `upstream failed mid-stream: ${e.message}` : e.message ?? String(err));
     return { kind: 'failed', error: { message, ...(e.status ? { status: e.status } : {}) }, unreachable: e.code === 'upstream_unreachable' };

@@ -2,9 +2,9 @@
 // run's outcome does to a job (job-runner.ts does the run), webhook events, replay
 // after a crash, retries, retention and compaction (SPEC §4–§6). No HTTP here.
 
-import { busy, conflict, HttpError, notFound, tooManyQueued, unprocessable } from '../errors.js';
+import { ForemanError, keyQueueFull, queueFull, StopReason } from '../errors.js';
 import { normalizeModel, groupKey } from '../sched/model-group.js';
-import { newJobId } from '../http/requests.js';
+import { newJobId } from './ids.js';
 import { silentLogger, type Logger } from '../log.js';
 import { JournalError, type Journal } from '../journal/journal.js';
 import type { Upstream } from '../upstream.js';
@@ -148,7 +148,7 @@ export class JobService {
       const known = this.#idempotency.get(input.idempotency.key);
       if (known && now - known.at < IDEMPOTENCY_TTL_MS && this.#jobs.has(known.id)) {
         if (known.hash !== input.idempotency.hash) {
-          throw unprocessable('Idempotency-Key was already used with a different request body');
+          throw new ForemanError('idempotency_mismatch', 'Idempotency-Key was already used with a different request body');
         }
         // The first submit may still be waiting for its fsync: never acknowledge a job that is not durable.
         await this.#durable.get(known.id);
@@ -156,11 +156,11 @@ export class JobService {
       }
     }
     // Count submits still waiting for their fsync: they are admitted, and enqueue below cannot refuse them.
-    if (this.#o.scheduler.waiting + this.#admitting >= this.#o.maxQueue) throw busy();
+    if (this.#o.scheduler.waiting + this.#admitting >= this.#o.maxQueue) throw queueFull(`max_queue ${this.#o.maxQueue}`);
     const owner = input.key ?? '';
     const admittingOwn = this.#admittingByKey.get(owner) ?? 0;
     if (input.maxQueued != null && this.#o.scheduler.waitingOf(owner) + admittingOwn >= input.maxQueued) {
-      throw tooManyQueued(owner, input.maxQueued);
+      throw keyQueueFull(owner, input.maxQueued);
     }
     const record: Extract<JobRecord, { t: 'submit' }> = {
       t: 'submit', id: newJobId('job_'), at: now, model: input.model, kind: input.kind, priority: input.priority,
@@ -182,9 +182,9 @@ export class JobService {
       if (input.idempotency) this.#idempotency.delete(input.idempotency.key);
       // Nothing was acknowledged: say why in words a client can act on, not 'internal error'.
       if (err instanceof JournalError && err.code === 'JOURNAL_BACKLOG') {
-        throw new HttpError(503, 'journal_backlog', `journal is busy: ${err.message}`, { 'retry-after': '1' });
+        throw new ForemanError('journal_backlog', `journal is busy: ${err.message}`);
       }
-      if (err instanceof JournalError) throw new HttpError(503, 'journal_unavailable', `job not stored: ${err.message}`);
+      if (err instanceof JournalError) throw new ForemanError('journal_unavailable', `job not stored: ${err.message}`);
       throw err;
     } finally {
       this.#admitting--;
@@ -207,7 +207,7 @@ export class JobService {
 
   get(id: string): Job {
     const job = this.#jobs.get(id);
-    if (!job) throw notFound(`job '${id}' not found`);
+    if (!job) throw new ForemanError('not_found', `job '${id}' not found`);
     return job;
   }
 
@@ -240,8 +240,8 @@ export class JobService {
   /** Cancels a queued or working job; a terminal one is a 409. Resolves once the job is cancelled. */
   async cancel(id: string): Promise<Job> {
     const job = this.get(id);
-    if (isTerminal(job.state)) throw conflict(`job '${id}' is already ${job.state}`);
-    const found = this.#o.scheduler.cancel(id, 'cancelled by request');
+    if (isTerminal(job.state)) throw new ForemanError('conflict', `job '${id}' is already ${job.state}`);
+    const found = this.#o.scheduler.cancel(id, new StopReason('cancelled', 'cancelled by request'));
     const running = this.#running.get(id);
     if (running) await running;
     // Not in the scheduler (e.g. dropped from memory at shutdown) yet queued in the books: cancel it here.
@@ -278,7 +278,7 @@ export class JobService {
 
   artifact(id: string, name: string): Artifact {
     const found = artifactsOf(this.get(id)).find((a) => a.name === name);
-    if (!found) throw notFound(`job '${id}' has no artifact '${name}'`);
+    if (!found) throw new ForemanError('not_found', `job '${id}' has no artifact '${name}'`);
     return found;
   }
 

@@ -3,8 +3,8 @@
 // base units (seconds), _total for counters.
 
 import { createRegistry, DEFAULT_SECONDS_BUCKETS, type Registry, type Sample } from './metrics.js';
-import type { QueueSnapshot } from '../sched/snapshot.js';
-import type { JobOrigin } from '../sched/snapshot.js';
+import type { QueueSnapshot } from './queue-view.js';
+import type { JobOrigin } from './queue-view.js';
 
 export interface ForemanMetrics {
   readonly registry: Registry;

@@ -2,7 +2,7 @@
 // columns, ANSI colour only when asked. It knows the snapshot shape, not how it
 // was fetched nor whether stdout is a terminal (the CLI decides `color`).
 
-import type { QueueSnapshot } from '../sched/snapshot.js';
+import type { QueueSnapshot } from './queue-view.js';
 
 export interface StatusOptions {
   /** ANSI colours; the CLI passes true only for a TTY without NO_COLOR. */

@@ -2,12 +2,13 @@
 // group; a switch waits for the old group's running jobs, then unloads the old
 // model (SPEC §1). It knows no HTTP: a job is a run(signal) callback.
 
-import { busy, shuttingDown, tooManyQueued } from '../errors.js';
-import { createDrainQueue, type DrainQueue } from './queue.js';
+import { closing, keyQueueFull, queueFull, StopReason } from '../errors.js';
+import { createDrainQueue, type DrainQueue, type GroupInfo } from './queue.js';
 import { modelOfGroup } from './model-group.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Upstream } from '../upstream.js';
-import type { GroupView, JobOrigin, RecentJobView, RunningView, SwitchView } from './snapshot.js';
+
+export type JobOrigin = 'sync' | 'async';
 
 export interface RunContext {
   readonly signal: AbortSignal;
@@ -81,6 +82,36 @@ export interface SchedulerOptions {
   keyPolicy?: (key: string) => KeyPolicy;
 }
 
+/** A model switch as the scheduler saw it; loadMs stays null until the new group's first answer. */
+export interface SwitchRecord {
+  readonly atMs: number;
+  readonly from: string | null;
+  readonly to: string;
+  loadMs: number | null;
+}
+
+export interface FinishedRecord {
+  readonly id: string;
+  readonly model: string;
+  readonly origin: JobOrigin;
+  readonly key: string | null;
+  readonly state: FinishState;
+  readonly queueMs: number;
+  readonly runMs: number;
+  readonly finishedMs: number;
+}
+
+/** Plain state for whoever shows it (ops/queue-view.ts builds GET /queue from this). */
+export interface SchedulerState {
+  readonly loadedGroup: string | null;
+  readonly running: ReadonlyArray<{ readonly job: SchedulerJob; readonly startedMs: number; readonly queueMs: number }>;
+  readonly groups: readonly GroupInfo[];
+  readonly waiting: number;
+  readonly counts: Readonly<Record<FinishState | 'switches', number>>;
+  readonly switches: readonly SwitchRecord[];
+  readonly recent: readonly FinishedRecord[];
+}
+
 const RECENT_LIMIT = 50;
 const SWITCH_LIMIT = 20;
 const UNLOAD_TIMEOUT_MS = 60_000;
@@ -95,9 +126,9 @@ export class Scheduler {
   #loadedGroup: string | null = null;
   #switching = false;
   #closing = false;
-  #pendingSwitch: { view: SwitchView; startedMs: number } | null = null;
-  readonly #switches: SwitchView[] = [];
-  readonly #recent: RecentJobView[] = [];
+  #pendingSwitch: SwitchRecord | null = null;
+  readonly #switches: SwitchRecord[] = [];
+  readonly #recent: FinishedRecord[] = [];
   readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0, switches: 0 };
   readonly #embeddingModels = new Map<string, boolean>();
   #idleWaiters: Array<() => void> = [];
@@ -123,16 +154,16 @@ export class Scheduler {
   }
 
   /**
-   * Queues a job; 503 busy beyond max_queue. `arrivalMs` lets replayed async jobs keep their age;
+   * Queues a job; refuses ('queue_full') beyond max_queue. `arrivalMs` lets replayed async jobs keep their age;
    * `force` admits them past max_queue (they were acknowledged before the restart).
    */
   enqueue(job: SchedulerJob, options: { arrivalMs?: number; force?: boolean } = {}): void {
-    if (this.#closing) throw shuttingDown();
-    if (!options.force && this.#queue.size >= this.#opts.maxQueue) throw busy();
+    if (this.#closing) throw closing();
+    if (!options.force && this.#queue.size >= this.#opts.maxQueue) throw queueFull(`max_queue ${this.#opts.maxQueue}`);
     const owner = job.key ?? '';
     if (!options.force) {
       const { maxQueued } = this.#policy(owner);
-      if (maxQueued !== null && this.#queue.waitingOf(owner) >= maxQueued) throw tooManyQueued(owner, maxQueued);
+      if (maxQueued !== null && this.#queue.waitingOf(owner) >= maxQueued) throw keyQueueFull(owner, maxQueued);
     }
     const arrivalMs = options.arrivalMs ?? this.#now();
     this.#queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, owner, job });
@@ -144,7 +175,7 @@ export class Scheduler {
   }
 
   /** Cancels a queued job (it leaves the queue) or a running one (its upstream request is aborted). */
-  cancel(id: string, reason = 'cancelled'): boolean {
+  cancel(id: string, reason: StopReason = new StopReason('cancelled')): boolean {
     const entry = this.#queue.remove(id);
     if (entry) {
       entry.job.dropped('cancelled');
@@ -153,7 +184,7 @@ export class Scheduler {
     }
     const running = this.#running.get(id);
     if (!running) return false;
-    running.controller.abort(new Error(reason));
+    running.controller.abort(reason);
     return true;
   }
 
@@ -206,8 +237,13 @@ export class Scheduler {
     }
   }
 
+  /** Names of the hosts whose lane has this model loaded. */
+  hostsWithModel(model: string): string[] {
+    return this.#loadedGroup && modelOfGroup(this.#loadedGroup) === model ? [''] : [];
+  }
+
   /** Forget the loaded model (e.g. a caller unloaded it); the next pick has no tie to prefer. */
-  markUnloaded(model: string): void {
+  markUnloaded(model: string, _host?: string): void {
     if (this.#loadedGroup && modelOfGroup(this.#loadedGroup) === model && this.#running.size === 0) {
       this.#loadedGroup = null;
     }
@@ -272,10 +308,10 @@ export class Scheduler {
   #recordSwitch(from: string | null, to: string, now: number): void {
     this.#loadedGroup = to;
     this.#counts.switches++;
-    const view: SwitchView = { at: new Date(now).toISOString(), from, to, load_ms: null };
-    this.#switches.unshift(view);
+    const record: SwitchRecord = { atMs: now, from, to, loadMs: null };
+    this.#switches.unshift(record);
     if (this.#switches.length > SWITCH_LIMIT) this.#switches.pop();
-    this.#pendingSwitch = { view, startedMs: now };
+    this.#pendingSwitch = record;
     this.#log.info('model switch', { from: from ?? 'none', to });
     this.#opts.events?.switched?.(from, to);
   }
@@ -294,7 +330,7 @@ export class Scheduler {
       queueMs,
       upstreamAnswered: () => {
         if (pending && this.#pendingSwitch === pending) {
-          pending.view.load_ms = this.#now() - pending.startedMs;
+          pending.loadMs = this.#now() - pending.atMs;
           this.#pendingSwitch = null;
         }
       },
@@ -319,7 +355,7 @@ export class Scheduler {
     this.#counts[state]++;
     this.#recent.unshift({
       id: entry.id, model: entry.job.model, origin: entry.job.origin, key: entry.job.key ?? null, state,
-      queue_ms: running.queueMs, run_ms: runMs, finished_at: new Date(now).toISOString(),
+      queueMs: running.queueMs, runMs, finishedMs: now,
     });
     if (this.#recent.length > RECENT_LIMIT) this.#recent.pop();
     this.#opts.events?.finished?.(entry.job, state, running.queueMs, runMs);
@@ -357,29 +393,21 @@ export class Scheduler {
     const result = await Promise.race([drained, expired]);
     clearTimeout(timer);
     if (result === 'expired') {
-      for (const r of this.#running.values()) r.controller.abort(new Error('shutdown'));
+      for (const r of this.#running.values()) r.controller.abort(new StopReason('shutdown'));
       await drained;
     }
   }
 
-  snapshot(now = this.#now()) {
-    const running: RunningView[] = [...this.#running.values()].map((r) => ({
-      id: r.job.id, model: r.job.model, group: r.job.group, origin: r.job.origin, kind: r.job.kind,
-      priority: r.job.priority, key: r.job.key ?? null, started_at: new Date(r.startedMs).toISOString(),
-      elapsed_ms: now - r.startedMs, queue_ms: r.queueMs,
-    }));
-    const groups: GroupView[] = this.#queue.groups(now).map((g) => ({
-      group: g.group, model: modelOfGroup(g.group), count: g.count, head_priority: g.headPriority,
-      head_wait_ms: g.headWaitMs, head_effective_priority: g.headEffectivePriority,
-    }));
+  /** What is loaded, running, waiting and recently done, as plain data (copies). */
+  state(now = this.#now()): SchedulerState {
     return {
-      loaded_group: this.#loadedGroup,
-      loaded_model: this.#loadedGroup ? modelOfGroup(this.#loadedGroup) : null,
-      running,
-      groups,
+      loadedGroup: this.#loadedGroup,
+      running: [...this.#running.values()].map((r) => ({ job: r.job, startedMs: r.startedMs, queueMs: r.queueMs })),
+      groups: this.#queue.groups(now),
+      waiting: this.#queue.size,
       counts: { ...this.#counts },
       switches: this.#switches.map((s) => ({ ...s })),
-      recent: this.#recent.map((r) => ({ ...r })),
+      recent: [...this.#recent],
     };
   }
 }

@@ -14,6 +14,9 @@ import { handleEmbed, handleEmbeddings, handleOpenAiEmbeddings } from './routes-
 import * as models from './routes-models.js';
 import { handleChat, handleGenerate } from './routes-native.js';
 import { handleChatCompletions, handleCompletions } from './routes-openai.js';
+import { handleMessages } from './routes-anthropic.js';
+import { handleResponses } from './routes-responses.js';
+import { handleTranscription } from './routes-audio.js';
 import { SimError, goJson } from './wire.js';
 
 type Body = Record<string, unknown>;
@@ -23,6 +26,8 @@ interface Route {
   surface: Surface;
   /** Go type named in decode errors; routes without one take no body. */
   struct?: string;
+  /** The handler reads the body itself (multipart). */
+  ownBody?: boolean;
 }
 
 const ollama = (handler: Route['handler'], struct?: string): Route =>
@@ -54,6 +59,9 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
     ['/v1/completions', { POST: openai(handleCompletions, 'openai.CompletionRequest') }],
     ['/v1/embeddings', { POST: openai(handleOpenAiEmbeddings, 'openai.EmbedRequest') }],
     ['/v1/models', { GET: openai(models.handleOpenAiModels) }],
+    ['/v1/responses', { POST: openai(handleResponses, 'openai.ResponsesRequest') }],
+    ['/v1/audio/transcriptions', { POST: { handler: (ex) => handleTranscription(ex), surface: 'openai', ownBody: true } }],
+    ['/v1/messages', { POST: { handler: handleMessages, surface: 'anthropic', struct: 'anthropic.MessagesRequest' } }],
     ['/sim/stats', { GET: stats }],
     ['/sim/reset', { POST: reset }],
   ]);
@@ -102,7 +110,9 @@ export async function startServer(core: Core): Promise<SimServer> {
     }
     try {
       let body: Body = {};
-      if (route.struct === undefined) req.resume();
+      if (route.ownBody) {
+        // read by the handler
+      } else if (route.struct === undefined) req.resume();
       else {
         body = decodeBody(await readBody(req), route.struct);
         ex.directive = parseDirective(body);
