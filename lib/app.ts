@@ -92,6 +92,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     maxQueue: config.max_queue,
     agingMs: config.aging_ms,
     unloadOnSwitch: config.unload_on_switch,
+    cloudParallel: config.cloud_parallel,
     upstream,
     log,
     now,

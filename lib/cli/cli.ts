@@ -1,16 +1,12 @@
-// runCli(argv, env, io) -> exit code. Subcommands live in cli-*.ts; bin/foreman.js
+// runCli(argv, env, io) -> exit code. Subcommands live beside it in cli/; bin/foreman.js
 // only calls this, so every command is testable in-process.
 
 import { ConfigError, configHelp, parseConfig } from '../config.js';
 import { VERSION } from '../version.js';
 
-export interface CliIo {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
-  stderr: NodeJS.WritableStream;
-  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
-}
+import { EXIT, type CliIo } from './io.js';
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, unavailable: 3, notFound: 4, conflict: 5 } as const;
+export { EXIT, type CliIo };
 
 export function helpText(): string {
   return `foreman ${VERSION} — a queued, authenticated, durable front for one Ollama server

@@ -356,13 +356,15 @@ export class JobService {
   }
 
   /**
-   * Back to queued, and into the scheduler again after a backoff (2 s, 4 s, … at most 60 s).
+   * Back to queued, and into the scheduler again after a backoff (2 s, 4 s, … at most 60 s), or
+   * after the wait upstream asked for with its attempt given back (a 429, SPEC §12).
    * The wait is in memory only: after a restart the job is simply queued.
    */
-  #retryLater(job: Job, failure: JobError): void {
-    this.#transition(job, 'queued', job.attempts, failure);
-    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.max(0, job.attempts - 1));
-    this.#log.warn('job will retry', { job: job.id, attempts: job.attempts, retry_in_ms: delay, error: failure.message });
+  #retryLater(job: Job, failure: JobError, asked?: { delayMs: number; attempts: number }): void {
+    const attempts = asked?.attempts ?? job.attempts;
+    this.#transition(job, 'queued', attempts, failure);
+    const delay = asked?.delayMs ?? Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.max(0, job.attempts - 1));
+    this.#log.warn('job will retry', { job: job.id, attempts, retry_in_ms: delay, error: failure.message });
     const timer = setTimeout(() => {
       this.#retryTimers.delete(timer);
       if (job.state !== 'queued' || this.#o.scheduler.has(job.id)) return; // cancelled meanwhile
@@ -422,7 +424,7 @@ export class JobService {
 
   async #execute(job: Job, rc: RunContext): Promise<FinishState> {
     this.#transition(job, 'working', job.attempts + 1);
-    const outcome = await runOnce(this.#o.upstream, job.kind, job.body, rc.signal, () => rc.upstreamAnswered());
+    const outcome = await runOnce(this.#o.upstream, job.kind, job.body, rc.signal, () => rc.upstreamAnswered(), this.#now);
     switch (outcome.kind) {
       case 'aborted':
         // A job stopped by shutdown runs again at the next start; one stopped by a caller is cancelled.
@@ -433,6 +435,12 @@ export class JobService {
         this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
         return 'cancelled';
       case 'failed':
+        // A usage limit (429) is no fault of the job: it runs again when upstream said, without
+        // spending an attempt (SPEC §12). Its running attempt was counted when it started.
+        if (outcome.retryAfterMs !== undefined) {
+          this.#retryLater(job, outcome.error, { delayMs: outcome.retryAfterMs, attempts: Math.max(0, job.attempts - 1) });
+          return 'requeued';
+        }
         // Ollama restarting (or not up yet) is no reason to lose the job: try again later.
         if (outcome.unreachable && job.attempts < this.#o.maxAttempts) {
           this.#retryLater(job, outcome.error);

@@ -20,6 +20,8 @@ export interface RunningView {
   started_at: string;
   elapsed_ms: number;
   queue_ms: number;
+  /** the lane it runs in: `local` or `cloud` (SPEC §12); absent in older snapshots */
+  lane?: string;
 }
 
 export interface GroupView {
@@ -30,6 +32,8 @@ export interface GroupView {
   head_priority: number;
   head_wait_ms: number;
   head_effective_priority: number;
+  /** the lane whose queue holds it */
+  lane?: string;
 }
 
 export interface SwitchView {
@@ -49,6 +53,18 @@ export interface RecentJobView {
   queue_ms: number;
   run_ms: number;
   finished_at: string;
+  lane?: string;
+}
+
+/** One lane: the local model's (SPEC §1) or the cloud models' (SPEC §12). */
+export interface LaneView {
+  name: string;
+  kind: 'local' | 'cloud';
+  parallel: number;
+  running: number;
+  waiting: number;
+  /** the group the lane has loaded; null for none, and always for cloud */
+  loaded_group: string | null;
 }
 
 export interface QueueSnapshot {
@@ -59,6 +75,7 @@ export interface QueueSnapshot {
   loaded_model: string | null;
   running: RunningView[];
   groups: GroupView[];
+  lanes: LaneView[];
   totals: {
     waiting: number;
     running: number;
@@ -96,10 +113,14 @@ export function buildQueueView(s: SchedulerState, c: QueueViewContext): QueueSna
   const running: RunningView[] = s.running.map((r) => ({
     id: r.job.id, model: r.job.model, group: r.job.group, origin: r.job.origin, kind: r.job.kind,
     priority: r.job.priority, key: r.job.key ?? null, started_at: iso(r.startedMs), elapsed_ms: c.nowMs - r.startedMs, queue_ms: r.queueMs,
+    lane: r.lane,
   }));
   const groups: GroupView[] = s.groups.map((g) => ({
     group: g.group, model: modelOfGroup(g.group), count: g.count, head_priority: g.headPriority,
-    head_wait_ms: g.headWaitMs, head_effective_priority: g.headEffectivePriority,
+    head_wait_ms: g.headWaitMs, head_effective_priority: g.headEffectivePriority, lane: g.lane,
+  }));
+  const lanes: LaneView[] = s.lanes.map((l) => ({
+    name: l.name, kind: l.kind, parallel: l.parallel, running: l.running, waiting: l.waiting, loaded_group: l.loadedGroup,
   }));
   return {
     at: iso(c.nowMs),
@@ -108,6 +129,7 @@ export function buildQueueView(s: SchedulerState, c: QueueViewContext): QueueSna
     loaded_model: s.loadedGroup ? modelOfGroup(s.loadedGroup) : null,
     running,
     groups,
+    lanes,
     totals: {
       waiting: s.waiting,
       running: running.length,
@@ -118,6 +140,7 @@ export function buildQueueView(s: SchedulerState, c: QueueViewContext): QueueSna
     switches: s.switches.map((w) => ({ at: iso(w.atMs), from: w.from, to: w.to, load_ms: w.loadMs })),
     recent: s.recent.map((r) => ({
       id: r.id, model: r.model, origin: r.origin, key: r.key, state: r.state, queue_ms: r.queueMs, run_ms: r.runMs, finished_at: iso(r.finishedMs),
+      lane: r.lane,
     })),
     embeddings: { in_flight: c.embeddings.active, max: c.embeddings.max },
   };

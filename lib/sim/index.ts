@@ -33,7 +33,11 @@ export async function startSim(options: SimOptions = {}): Promise<Sim> {
     url,
     port: server.port,
     stats: () => core.snapshot(),
-    resetStats: () => core.stats.reset(),
+    resetStats: () => {
+      core.stats.reset();
+      core.cloud.reset();
+    },
+    limitCloud: (count, retryAfterS) => core.cloud.limit(count, retryAfterS),
     close: () => (closing ??= server.close()),
   };
 }

@@ -13,6 +13,7 @@ import { planReply } from './reply.js';
 import { checkCapabilities } from './routes-native.js';
 import { answeredByFault } from './serve.js';
 import { badRequest, notFoundGenerate } from './wire.js';
+import { echoedName } from './cloud.js';
 
 type Body = Record<string, unknown>;
 
@@ -52,7 +53,7 @@ export async function handleChatCompletions(ex: Exchange, body: Body): Promise<v
     defaultTokens: ex.core.settings.defaultTokens,
     overhead: 4 * messages.length + 1,
   });
-  const out = chatCompletionFormat(model, includeUsage(body), ex.core.requestRng());
+  const out = chatCompletionFormat(echoedName(model), includeUsage(body), ex.core.requestRng());
   await serveGeneration(ex, { entry, spec, reply, format: out, stream, surface: 'openai' });
 }
 
@@ -82,7 +83,7 @@ export async function handleCompletions(ex: Exchange, body: Body): Promise<void>
     defaultTokens: ex.core.settings.defaultTokens,
     overhead: 5,
   });
-  const out = completionFormat(model, includeUsage(body), ex.core.requestRng());
+  const out = completionFormat(echoedName(model), includeUsage(body), ex.core.requestRng());
   await serveGeneration(ex, { entry, spec, reply, format: out, stream, surface: 'openai' });
 }
 

@@ -40,6 +40,7 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
   const reset = ollama((ex) => {
     core.residency.unloadAll();
     core.stats.reset();
+    core.cloud.reset();
     ex.sendJson(200, goJson(core.snapshot()));
   });
   return new Map<string, Record<string, Route>>([
@@ -64,6 +65,11 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
     ['/v1/messages', { POST: { handler: handleMessages, surface: 'anthropic', struct: 'anthropic.MessagesRequest' } }],
     ['/sim/stats', { GET: stats }],
     ['/sim/reset', { POST: reset }],
+    // {"limit": N, "retry_after": S}: the next N cloud requests get 429 with Retry-After S.
+    ['/sim/cloud', { POST: ollama((ex, body) => {
+      core.cloud.limit(Number(body['limit'] ?? 0), Number(body['retry_after'] ?? 1));
+      ex.sendJson(200, goJson(core.cloud.snapshot()));
+    }, 'sim.CloudLimit') }],
   ]);
 }
 
