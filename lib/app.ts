@@ -19,6 +19,7 @@ import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
 import { renderUiPage } from './ops/ui-page.js';
+import { cachedProbe } from './ops/health-probe.js';
 import { buildQueueView, type QueueSnapshot } from './ops/queue-view.js';
 import { VERSION } from './version.js';
 import { openJournal, type Journal } from './journal/journal.js';
@@ -48,6 +49,9 @@ export interface Foreman {
   /** Graceful stop (SPEC §9): stop accepting, 503 to waiting sync callers, running jobs get shutdown_grace. */
   close(): Promise<void>;
 }
+
+/** How old the upstream part of /health may be. */
+const HEALTH_MAX_AGE_MS = 1_000;
 
 export interface ForemanDeps {
   log?: Logger;
@@ -149,6 +153,15 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       },
     });
 
+  // One host: at most one upstream call per second however often /health is polled (SPEC §9).
+  const probeUpstream = cachedProbe(async () => {
+    try {
+      return { reachable: true, version: await upstream.version(AbortSignal.timeout(2_000)) as string | null, error: undefined as string | undefined };
+    } catch (err) {
+      return { reachable: false, version: null, error: (err as Error).message };
+    }
+  }, HEALTH_MAX_AGE_MS, now);
+
   // SPEC §15: a key that is not admin sees its own jobs and the aggregate counts.
   const queueFor = (key: Key): QueueSnapshot => {
     const s = snapshot();
@@ -175,12 +188,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       version = up.map((h) => h.version).filter((v): v is string => v !== null).sort(compareVersions)[0] ?? null;
       if (hostsDown) error = hosts.hosts.filter((h) => h.state === 'down').map((h) => `host ${h.name} down: ${h.error ?? 'unreachable'}`).join('; ');
     } else {
-      try {
-        version = await upstream.version(AbortSignal.timeout(2_000));
-        reachable = true;
-      } catch (err) {
-        error = (err as Error).message;
-      }
+      ({ reachable, version, error } = await probeUpstream());
     }
     return {
       status: reachable && !hostsDown && !journal.replay.tornTail && journal.replay.badLines === 0 ? 'ok' : 'degraded',
@@ -233,7 +241,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   ];
 
   const server = createHttpServer({
-    routes, log,
+    routes, log, maxConnections: config.max_connections,
     authenticate: (headers) => keys.authenticate(headers),
     onRequest: (key, path) => usage.request(key.name, path),
   });

@@ -3,7 +3,7 @@
 // after a crash, retries, retention and compaction (SPEC §4–§6). No HTTP here.
 
 import { ForemanError, keyQueueFull, queueFull, StopReason } from '../errors.js';
-import { normalizeModel, groupKey } from '../sched/model-group.js';
+import { groupKey, modelKey } from '../sched/model-group.js';
 import { newJobId } from './ids.js';
 import { silentLogger, type Logger } from '../log.js';
 import { JournalError, type Journal } from '../journal/journal.js';
@@ -221,7 +221,7 @@ export class JobService {
 
   /** `key`: only that key's jobs (a key that is not admin lists its own, SPEC §15). */
   list(filter: { state?: JobState; model?: string; key?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
-    const model = filter.model ? normalizeModel(filter.model) : undefined;
+    const model = filter.model ? modelKey(filter.model) : undefined;
     // Newest first: start below the cursor (the last id of the previous page), or at the end.
     let i = (filter.cursor ? this.#order.lowerBound(filter.cursor) : this.#order.length) - 1;
     const out: Job[] = [];
@@ -229,7 +229,7 @@ export class JobService {
       const job = this.#jobs.get(this.#order.at(i)!);
       if (!job) continue;
       if (filter.state && job.state !== filter.state) continue;
-      if (model && job.model !== model) continue;
+      if (model && modelKey(job.model) !== model) continue;
       if (filter.key !== undefined && job.key !== filter.key) continue;
       out.push(job);
     }
