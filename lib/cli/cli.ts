@@ -1,3 +1,5 @@
+// cli/ owns the command line: subcommands, their help and exit codes, serve and demo.
+//
 // runCli(argv, env, io) -> exit code. Subcommands live beside it in cli/; bin/foreman.js
 // only calls this, so every command is testable in-process.
 

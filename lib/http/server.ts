@@ -1,5 +1,8 @@
-// node:http server: the route table, auth by key (Bearer or x-api-key), error rendering per
-// surface, one log line per request. Routes own parsing and answers; this file owns the edges.
+// http/ owns the wire: routes per surface, request validation, relaying upstream answers,
+// HTTP statuses and error bodies. The only folder that serves clients over node:http.
+//
+// node:http server: the route table, auth by key (Bearer or x-api-key), error rendering per surface,
+// one log line per request. Routes own parsing and answers; this file owns the edges.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { badRequest, methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';

@@ -1,3 +1,6 @@
+// jobs/ owns async jobs: records, ids, the state machine and each run; durable through
+// journal/, announced through webhooks/, run by sched/.
+//
 // Async jobs: submission (durable before acknowledged), the state machine, what a
 // run's outcome does to a job (job-runner.ts does the run), webhook events, replay
 // after a crash, retries, retention and compaction (SPEC §4–§6). No HTTP here.

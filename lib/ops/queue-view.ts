@@ -1,3 +1,6 @@
+// ops/ owns what operators see: the /queue view, /metrics, `foreman status` text, the
+// /ui page and the launchd plist. It reads sched/ state; nothing in the core reads ops/.
+//
 // The shape of GET /queue and the one function that builds it from the
 // scheduler's plain state. The /ui page, `foreman status`, /metrics and the
 // tests all read this one snake_case shape; the scheduler never sees it.

@@ -1,3 +1,6 @@
+// sched/ owns what runs when: the queue and its indexes, the lanes, the scheduler, the
+// embeddings limiter. Plain state and callbacks; no HTTP, no view shapes (ops/ builds those).
+//
 // Runs queued jobs through lanes (lane.ts): the local lane drains by model (SPEC §1),
 // the cloud lane runs cloud models beside it (SPEC §12). The scheduler owns the jobs
 // (start, finish, cancel, per-key caps, books, shutdown); each lane decides what it

@@ -1,3 +1,6 @@
+// sim/ owns the Ollama simulator behind `foreman sim`, `foreman demo` and the tests;
+// it shares only pure helpers with foreman.
+//
 // The Ollama simulator: a faithful stand-in for Ollama on a loopback port,
 // for foreman's tests, benchmarks and demos (SPEC §11, shared/ollama-wire.md).
 //
