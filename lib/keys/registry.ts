@@ -1,3 +1,5 @@
+// keys/ owns named keys (SPEC §15): the keys file, who a request is, what a key may do, and usage.
+//
 // The keys in force: built from `tokens`/`token_file` and `keys_file`, looked up by the token a
 // caller presents (Bearer or x-api-key, constant time), read again on SIGHUP and when the file
 // changes. A bad file keeps the keys in force and says why in the log (SPEC §15).
