@@ -27,6 +27,11 @@ import { JobService } from './jobs/service.js';
 import { jobRoutes } from './http/routes-jobs.js';
 import { createWebhookTransport, type Resolver } from './http/webhook-transport.js';
 import type { TargetPolicy } from './webhooks/targets.js';
+import { keyRoutes } from './http/routes-keys.js';
+import { KeyRegistry } from './keys/registry.js';
+import { KeysFileError, type Key } from './keys/keys-file.js';
+import { tokensOfText, UsageBook } from './keys/usage.js';
+import { registerKeyMetrics } from './ops/key-metrics.js';
 
 export interface Foreman {
   readonly server: Server;
@@ -37,7 +42,12 @@ export interface Foreman {
   readonly hosts: HostPool;
   readonly jobs: JobService;
   readonly journal: Journal;
+  readonly keys: KeyRegistry;
+  readonly usage: UsageBook;
+  /** The whole queue, as an admin sees it. */
   snapshot(): QueueSnapshot;
+  /** Reads keys_file again (SIGHUP does this); false when the file was refused or there is none. */
+  reloadKeys(reason?: string): boolean;
   /** Graceful stop (SPEC §9): stop accepting, 503 to waiting sync callers, running jobs get shutdown_grace. */
   close(): Promise<void>;
 }
@@ -67,6 +77,14 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     log, idleMs: deps.upstreamIdleMs, maxWaiting: config.max_queue, probeMs: deps.hostProbeMs,
   });
   const upstream = hosts.first.upstream;
+  let keys: KeyRegistry;
+  try {
+    keys = new KeyRegistry({ tokens: config.tokens, keysFile: config.keys_file, log });
+  } catch (err) {
+    if (err instanceof KeysFileError) throw new Error(`keys_file: ${err.message}`);
+    throw err;
+  }
+  const usage = new UsageBook();
   let snapshot: () => QueueSnapshot = () => { throw new Error('not wired'); };
   const metrics = createForemanMetrics(() => snapshot());
   // The journal first: a second foreman on the same data dir must fail before it binds a port.
@@ -86,6 +104,11 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     upstream,
     log,
     now,
+    keyPolicy: (name) => {
+      const key = keys.byName(name);
+      // A removed key's queued jobs stay and run, with no limits of their own and weight 1.
+      return { weight: key?.weight ?? 1, maxRunning: key?.maxRunning ?? null, maxQueued: key?.maxQueued ?? null };
+    },
     events: {
       started: (job, queueMs) => {
         metrics.jobStarted(job.origin, queueMs);
@@ -93,6 +116,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       },
       finished: (job, state, queueMs, runMs) => {
         metrics.jobFinished(job.origin, state, runMs);
+        if (job.key) usage.jobFinished(job.key, state, queueMs, runMs);
         if (job.origin === 'sync') log.info(`job ${state}`, { job: job.id, model: job.model, origin: job.origin, queue_ms: queueMs, run_ms: runMs });
       },
       switched: () => metrics.modelSwitched(),
@@ -114,7 +138,19 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     webhookTimeoutMs: deps.webhookTimeoutMs,
     webhookSend: createWebhookTransport({ policy: webhookPolicy, resolve: deps.webhookResolve }),
     onWebhook: (outcome) => metrics.webhookDelivery(outcome),
-    onTransition: (job, state) => log.info(`job ${state}`, { job: job.id, model: job.model, origin: 'async', attempts: job.attempts }),
+    onTransition: (job, state) => {
+      if (state === 'completed' && job.key && job.response) {
+        usage.tokens(job.key, Number(job.response.prompt_eval_count) || null, Number(job.response.eval_count) || null);
+      }
+      log.info(`job ${state}`, { job: job.id, model: job.model, origin: 'async', attempts: job.attempts });
+    },
+  });
+  keys.onReload(() => scheduler.refreshKeys());
+  registerKeyMetrics(metrics.registry, {
+    usage,
+    names: () => [...new Set([...keys.list().map((k) => k.name), ...usage.names()])],
+    waitingOf: (k) => scheduler.waitingOf(k),
+    runningOf: (k) => scheduler.runningOf(k),
   });
 
   snapshot = () =>
@@ -134,6 +170,19 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       return { reachable: false, version: null, error: (err as Error).message };
     }
   }, HEALTH_MAX_AGE_MS, now);
+
+  // SPEC §15: a key that is not admin sees its own jobs and the aggregate counts.
+  const queueFor = (key: Key): QueueSnapshot => {
+    const s = snapshot();
+    const mine = { name: key.name, admin: key.admin, waiting: scheduler.waitingOf(key.name), running: scheduler.runningOf(key.name) };
+    if (key.admin) return { ...s, key: mine };
+    return {
+      ...s,
+      running: s.running.filter((r) => r.key === key.name),
+      recent: s.recent.filter((r) => r.key === key.name),
+      key: mine,
+    };
+  };
 
   const health = async (): Promise<HealthReport> => {
     let reachable = false;
@@ -175,24 +224,36 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     syncPriority: config.sync_priority,
     heartbeatMs: config.stream_heartbeat_ms,
     aliasOf: createAliasResolver(config.aliases),
-    observe: ({ model, relay, ttftMs }) => metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.lastData ?? null)),
+    observe: ({ model, key, relay, ttftMs }) => {
+      metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.lastData ?? null));
+      const last = relay?.lastData;
+      if (last) {
+        const t = tokensOfText(Buffer.from(last.buffer, last.byteOffset, last.byteLength).toString('utf8'));
+        usage.tokens(key, t.prompt, t.completion);
+      }
+    },
   };
 
   const routes: Route[] = [
     ...opsRoutes({
       health,
-      queue: snapshot,
+      queue: queueFor,
       metrics: () => metrics.registry.render(),
       metricsContentType: METRICS_CONTENT_TYPE,
       uiPage: renderUiPage,
     }),
     ...jobRoutes({ jobs, maxBody: config.max_body, webhookPolicy }),
+    ...keyRoutes({ registry: keys, usage, waitingOf: (k) => scheduler.waitingOf(k), runningOf: (k) => scheduler.runningOf(k) }),
     ...ollamaRoutes(generationDeps),
     ...openaiRoutes(generationDeps),
     ...agentRoutes(generationDeps),
   ];
 
-  const server = createHttpServer({ routes, tokens: config.tokens, log, maxConnections: config.max_connections });
+  const server = createHttpServer({
+    routes, log, maxConnections: config.max_connections,
+    authenticate: (headers) => keys.authenticate(headers),
+    onRequest: (key, path) => usage.request(key.name, path),
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -210,7 +271,8 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
-  log.info('listening', { url, upstream: config.upstream, parallel: config.parallel, auth: config.tokens.length > 0 });
+  log.info('listening', { url, upstream: config.upstream, parallel: config.parallel, auth: keys.enabled, keys: keys.list().length });
+  keys.watch();
   void scheduler.refreshResidency(AbortSignal.timeout(5_000));
   hosts.start();
 
@@ -218,6 +280,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   const close = () =>
     (closing ??= (async () => {
       log.info('shutting down', { grace_ms: config.shutdown_grace_ms });
+      keys.close();
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await scheduler.shutdown(config.shutdown_grace_ms);
@@ -229,5 +292,6 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       log.info('stopped');
     })());
 
-  return { server, url, scheduler, upstream, hosts, jobs, journal, snapshot, close };
+  const reloadKeys = (reason = 'reload') => keys.reload(reason);
+  return { server, url, scheduler, upstream, hosts, jobs, journal, keys, usage, snapshot, reloadKeys, close };
 }

@@ -13,6 +13,7 @@ const LIB = fileURLToPath(new URL('../lib', import.meta.url));
 const LAYER: Record<string, number> = {
   leaves: 0, // errors, log, ndjson, upstream, version, token-estimate
   sched: 1, journal: 1, webhooks: 1,
+  keys: 1.5, // named keys: they use the queue's model names; ops and http read them
   jobs: 2, hosts: 2, ops: 2, sim: 2,
   config: 3, http: 3,
   app: 4,

@@ -18,6 +18,8 @@ export interface RunningView {
   /** chat | generate | openai-chat | openai-completion */
   kind: string;
   priority: number;
+  /** the key that made it (SPEC §15) */
+  key?: string | null;
   started_at: string;
   elapsed_ms: number;
   queue_ms: number;
@@ -49,6 +51,7 @@ export interface RecentJobView {
   id: string;
   model: string;
   origin: JobOrigin;
+  key?: string | null;
   state: 'completed' | 'failed' | 'cancelled' | 'requeued';
   queue_ms: number;
   run_ms: number;
@@ -91,6 +94,11 @@ export interface QueueSnapshot {
   switches: SwitchView[];
   recent: RecentJobView[];
   embeddings: { in_flight: number; max: number };
+  /**
+   * The caller's key (SPEC §15). For a key that is not admin, `running` and `recent` hold its own
+   * jobs only; groups and totals stay as aggregate counts.
+   */
+  key?: { name: string; admin: boolean; waiting: number; running: number };
 }
 
 /** What the view needs besides the scheduler's state. */
@@ -107,7 +115,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export function buildQueueView(s: SchedulerState, c: QueueViewContext): QueueSnapshot {
   const running: RunningView[] = s.running.map((r) => ({
     id: r.job.id, model: r.job.model, group: r.job.group, origin: r.job.origin, kind: r.job.kind,
-    priority: r.job.priority, started_at: iso(r.startedMs), elapsed_ms: c.nowMs - r.startedMs, queue_ms: r.queueMs,
+    priority: r.job.priority, key: r.job.key ?? null, started_at: iso(r.startedMs), elapsed_ms: c.nowMs - r.startedMs, queue_ms: r.queueMs,
     lane: r.lane,
   }));
   const groups: GroupView[] = s.groups.map((g) => ({
@@ -134,7 +142,7 @@ export function buildQueueView(s: SchedulerState, c: QueueViewContext): QueueSna
     },
     switches: s.switches.map((w) => ({ at: iso(w.atMs), from: w.from, to: w.to, load_ms: w.loadMs })),
     recent: s.recent.map((r) => ({
-      id: r.id, model: r.model, origin: r.origin, state: r.state, queue_ms: r.queueMs, run_ms: r.runMs, finished_at: iso(r.finishedMs),
+      id: r.id, model: r.model, origin: r.origin, key: r.key, state: r.state, queue_ms: r.queueMs, run_ms: r.runMs, finished_at: iso(r.finishedMs),
       lane: r.lane,
     })),
     embeddings: { in_flight: c.embeddings.active, max: c.embeddings.max },

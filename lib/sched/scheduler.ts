@@ -64,6 +64,7 @@ export interface FinishedRecord {
   readonly id: string;
   readonly model: string;
   readonly origin: JobOrigin;
+  readonly key: string | null;
   readonly state: FinishState;
   readonly queueMs: number;
   readonly runMs: number;
@@ -302,7 +303,7 @@ export class Scheduler {
     this.#updateBlocked(entry.owner);
     this.#counts[state]++;
     this.#recent.unshift({
-      id: entry.id, model: entry.job.model, origin: entry.job.origin, state,
+      id: entry.id, model: entry.job.model, origin: entry.job.origin, key: entry.job.key ?? null, state,
       queueMs: running.queueMs, runMs, finishedMs: now, lane: lane.name,
     });
     if (this.#recent.length > RECENT_LIMIT) this.#recent.pop();
