@@ -24,6 +24,10 @@ const snapshot: QueueSnapshot = {
     { group: 'qwen2.5:14b', model: 'qwen2.5:14b', count: 12, head_priority: 0, head_wait_ms: 125_000, head_effective_priority: 4.25 },
     { group: EVIL, model: EVIL, count: 5, head_priority: 3, head_wait_ms: 900, head_effective_priority: 3 },
   ],
+  lanes: [
+    { name: 'local', kind: 'local', parallel: 2, running: 1, waiting: 15, loaded_group: 'llama3.2:latest' },
+    { name: 'cloud', kind: 'cloud', parallel: 4, running: 0, waiting: 0, loaded_group: null },
+  ],
   totals: { waiting: 17, running: 1, max_queue: 1000, parallel: 2, completed: 40, failed: 2, cancelled: 1, requeued: 0, switches: 7 },
   switches: [{ at: '2025-01-02T09:59:30.000Z', from: 'qwen2.5:14b', to: 'llama3.2', load_ms: 2_500 }],
   recent: [{ id: 'j_done1', model: 'qwen2.5:14b', origin: 'async', state: 'failed', queue_ms: 3_000, run_ms: 450,

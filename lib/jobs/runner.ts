@@ -4,26 +4,34 @@
 import { stopCodeOf } from '../errors.js';
 import { LineSplitter } from '../ndjson.js';
 import { StreamMerger } from './stream-merge.js';
-import { readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
+import { parseRetryAfter, readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
 import type { JobError, JobKind } from './records.js';
 
 export type RunOutcome =
   | { kind: 'completed'; response: Record<string, unknown> }
-  | { kind: 'failed'; error: JobError; /** nothing reached upstream: worth another try */ unreachable: boolean }
+  | { kind: 'failed'; error: JobError; /** nothing reached upstream: worth another try */ unreachable: boolean;
+      /** upstream said 429 (a cloud usage limit, SPEC §12): run again after this many ms */
+      retryAfterMs?: number }
   | { kind: 'aborted'; shutdown: boolean };
+
+/** When a 429 carries no Retry-After: wait this long rather than hammer a spent account. */
+export const DEFAULT_RETRY_AFTER_MS = 60_000;
 
 export async function runOnce(
   upstream: Upstream, kind: JobKind, body: Record<string, unknown>, signal: AbortSignal, answered: () => void,
+  now: () => number = Date.now,
 ): Promise<RunOutcome> {
   const path = kind === 'chat' ? '/api/chat' : '/api/generate';
   const merger = new StreamMerger(kind);
   let failure: JobError | null = null;
   let res: UpstreamResponse | undefined;
+  let retryAfterMs: number | undefined;
   try {
     // Async jobs always stream from upstream: the merged result is what Ollama returns for stream:false.
     res = await upstream.send(path, { body: JSON.stringify({ ...body, stream: true }), signal });
     answered();
     if (!res.ok) {
+      if (res.status === 429) retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), now()) ?? DEFAULT_RETRY_AFTER_MS;
       failure = { message: await readUpstreamError(res), status: res.status };
     } else if ((res.headers.get('content-type') ?? '').includes('ndjson')) {
       failure = await readStream(res, merger);
@@ -39,7 +47,8 @@ export async function runOnce(
     const message = res?.failureReason() ?? (res ? `upstream failed mid-stream: ${e.message}` : e.message ?? String(err));
     return { kind: 'failed', error: { message, ...(e.status ? { status: e.status } : {}) }, unreachable: e.code === 'upstream_unreachable' };
   }
-  return failure ? { kind: 'failed', error: failure, unreachable: false } : { kind: 'completed', response: merger.result()! };
+  if (!failure) return { kind: 'completed', response: merger.result()! };
+  return { kind: 'failed', error: failure, unreachable: false, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
 }
 
 /** Reads an NDJSON body into the merger; returns the failure, if any. */

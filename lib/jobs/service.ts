@@ -1,9 +1,12 @@
+// jobs/ owns async jobs: records, ids, the state machine and each run; durable through
+// journal/, announced through webhooks/, run by sched/.
+//
 // Async jobs: submission (durable before acknowledged), the state machine, what a
 // run's outcome does to a job (job-runner.ts does the run), webhook events, replay
 // after a crash, retries, retention and compaction (SPEC §4–§6). No HTTP here.
 
-import { ForemanError, queueFull, StopReason } from '../errors.js';
-import { normalizeModel, groupKey } from '../sched/model-group.js';
+import { ForemanError, keyQueueFull, queueFull, StopReason } from '../errors.js';
+import { groupKey, modelKey } from '../sched/model-group.js';
 import { newJobId } from './ids.js';
 import { silentLogger, type Logger } from '../log.js';
 import { JournalError, type Journal } from '../journal/journal.js';
@@ -25,6 +28,9 @@ export interface SubmitInput {
   metadata: unknown;
   webhookUrl: string | null;
   idempotency: { key: string; hash: string } | null;
+  /** the submitting key's name and its max_queued (SPEC §15) */
+  key?: string | null;
+  maxQueued?: number | null;
 }
 
 export interface JobServiceOptions {
@@ -63,6 +69,7 @@ export class JobService {
   readonly #order: SortedIds;
   /** submits between the max_queue check and their enqueue: they hold a place in the queue */
   #admitting = 0;
+  readonly #admittingByKey = new Map<string, number>();
   /** submits whose record is not yet durable; an idempotent repeat waits for it */
   readonly #durable = new Map<string, Promise<void>>();
   readonly #idempotency = new Map<string, { id: string; hash: string; at: number }>();
@@ -153,15 +160,21 @@ export class JobService {
     }
     // Count submits still waiting for their fsync: they are admitted, and enqueue below cannot refuse them.
     if (this.#o.scheduler.waiting + this.#admitting >= this.#o.maxQueue) throw queueFull(`max_queue ${this.#o.maxQueue}`);
+    const owner = input.key ?? '';
+    const admittingOwn = this.#admittingByKey.get(owner) ?? 0;
+    if (input.maxQueued != null && this.#o.scheduler.waitingOf(owner) + admittingOwn >= input.maxQueued) {
+      throw keyQueueFull(owner, input.maxQueued);
+    }
     const record: Extract<JobRecord, { t: 'submit' }> = {
       t: 'submit', id: newJobId('job_'), at: now, model: input.model, kind: input.kind, priority: input.priority,
-      metadata: input.metadata, webhook_url: input.webhookUrl, body: input.body, idem: input.idempotency,
+      metadata: input.metadata, webhook_url: input.webhookUrl, body: input.body, idem: input.idempotency, key: input.key ?? null,
     };
     const job = jobFromSubmit(record);
     this.#jobs.set(job.id, job);
     this.#order.insert(job.id);
     if (input.idempotency) this.#idempotency.set(input.idempotency.key, { id: job.id, hash: input.idempotency.hash, at: now });
     this.#admitting++;
+    this.#admittingByKey.set(owner, admittingOwn + 1);
     const durable = this.#append(record);
     this.#durable.set(job.id, durable.catch(() => {}));
     try {
@@ -178,6 +191,9 @@ export class JobService {
       throw err;
     } finally {
       this.#admitting--;
+      const left = (this.#admittingByKey.get(owner) ?? 1) - 1;
+      if (left > 0) this.#admittingByKey.set(owner, left);
+      else this.#admittingByKey.delete(owner);
       this.#durable.delete(job.id);
     }
     this.#o.onTransition?.(job, 'queued');
@@ -206,8 +222,9 @@ export class JobService {
     });
   }
 
-  list(filter: { state?: JobState; model?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
-    const model = filter.model ? normalizeModel(filter.model) : undefined;
+  /** `key`: only that key's jobs (a key that is not admin lists its own, SPEC §15). */
+  list(filter: { state?: JobState; model?: string; key?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
+    const model = filter.model ? modelKey(filter.model) : undefined;
     // Newest first: start below the cursor (the last id of the previous page), or at the end.
     let i = (filter.cursor ? this.#order.lowerBound(filter.cursor) : this.#order.length) - 1;
     const out: Job[] = [];
@@ -215,7 +232,8 @@ export class JobService {
       const job = this.#jobs.get(this.#order.at(i)!);
       if (!job) continue;
       if (filter.state && job.state !== filter.state) continue;
-      if (model && job.model !== model) continue;
+      if (model && modelKey(job.model) !== model) continue;
+      if (filter.key !== undefined && job.key !== filter.key) continue;
       out.push(job);
     }
     const more = i >= 0 && out.length === filter.limit;
@@ -329,7 +347,7 @@ export class JobService {
     this.#o.scheduler.enqueue(
       {
         id: job.id, model: job.model, group: groupKey(job.model, job.body.options), priority: job.priority,
-        origin: 'async', kind: job.kind,
+        origin: 'async', kind: job.kind, key: job.key,
         run: (rc) => this.#run(job, rc),
         dropped: (reason) => {
           if (reason === 'cancelled') this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
@@ -341,13 +359,15 @@ export class JobService {
   }
 
   /**
-   * Back to queued, and into the scheduler again after a backoff (2 s, 4 s, … at most 60 s).
+   * Back to queued, and into the scheduler again after a backoff (2 s, 4 s, … at most 60 s), or
+   * after the wait upstream asked for with its attempt given back (a 429, SPEC §12).
    * The wait is in memory only: after a restart the job is simply queued.
    */
-  #retryLater(job: Job, failure: JobError): void {
-    this.#transition(job, 'queued', job.attempts, failure);
-    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.max(0, job.attempts - 1));
-    this.#log.warn('job will retry', { job: job.id, attempts: job.attempts, retry_in_ms: delay, error: failure.message });
+  #retryLater(job: Job, failure: JobError, asked?: { delayMs: number; attempts: number }): void {
+    const attempts = asked?.attempts ?? job.attempts;
+    this.#transition(job, 'queued', attempts, failure);
+    const delay = asked?.delayMs ?? Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.max(0, job.attempts - 1));
+    this.#log.warn('job will retry', { job: job.id, attempts, retry_in_ms: delay, error: failure.message });
     const timer = setTimeout(() => {
       this.#retryTimers.delete(timer);
       if (job.state !== 'queued' || this.#o.scheduler.has(job.id)) return; // cancelled meanwhile
@@ -407,7 +427,7 @@ export class JobService {
 
   async #execute(job: Job, rc: RunContext): Promise<FinishState> {
     this.#transition(job, 'working', job.attempts + 1);
-    const outcome = await runOnce(this.#o.upstream, job.kind, job.body, rc.signal, () => rc.upstreamAnswered());
+    const outcome = await runOnce(this.#o.upstream, job.kind, job.body, rc.signal, () => rc.upstreamAnswered(), this.#now);
     switch (outcome.kind) {
       case 'aborted':
         // A job stopped by shutdown runs again at the next start; one stopped by a caller is cancelled.
@@ -418,6 +438,12 @@ export class JobService {
         this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
         return 'cancelled';
       case 'failed':
+        // A usage limit (429) is no fault of the job: it runs again when upstream said, without
+        // spending an attempt (SPEC §12). Its running attempt was counted when it started.
+        if (outcome.retryAfterMs !== undefined) {
+          this.#retryLater(job, outcome.error, { delayMs: outcome.retryAfterMs, attempts: Math.max(0, job.attempts - 1) });
+          return 'requeued';
+        }
         // Ollama restarting (or not up yet) is no reason to lose the job: try again later.
         if (outcome.unreachable && job.attempts < this.#o.maxAttempts) {
           this.#retryLater(job, outcome.error);

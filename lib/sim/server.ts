@@ -40,6 +40,7 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
   const reset = ollama((ex) => {
     core.residency.unloadAll();
     core.stats.reset();
+    core.cloud.reset();
     ex.sendJson(200, goJson(core.snapshot()));
   });
   return new Map<string, Record<string, Route>>([
@@ -64,6 +65,11 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
     ['/v1/messages', { POST: { handler: handleMessages, surface: 'anthropic', struct: 'anthropic.MessagesRequest' } }],
     ['/sim/stats', { GET: stats }],
     ['/sim/reset', { POST: reset }],
+    // {"limit": N, "retry_after": S}: the next N cloud requests get 429 with Retry-After S.
+    ['/sim/cloud', { POST: ollama((ex, body) => {
+      core.cloud.limit(Number(body['limit'] ?? 0), Number(body['retry_after'] ?? 1));
+      ex.sendJson(200, goJson(core.cloud.snapshot()));
+    }, 'sim.CloudLimit') }],
   ]);
 }
 
@@ -98,6 +104,15 @@ export async function startServer(core: Core): Promise<SimServer> {
     if (!methods && path.startsWith(MODEL_PREFIX) && path.length > MODEL_PREFIX.length) {
       const id = decodeURIComponent(path.slice(MODEL_PREFIX.length));
       methods = { GET: openai((e) => models.handleOpenAiModel(e, id)) };
+    }
+    if (!methods && path.length > 1 && path.endsWith('/') && routes.has(path.slice(0, -1))) {
+      // gin's RedirectTrailingSlash (on in Ollama): 301 for GET, 307 for other methods, query kept.
+      req.resume();
+      const location = path.slice(0, -1) + (q < 0 ? '' : url.slice(q));
+      const status = req.method === 'GET' ? 301 : 307;
+      res.writeHead(status, { location, 'content-type': 'text/html; charset=utf-8' });
+      res.end(req.method === 'GET' ? `<a href="${location}">Moved Permanently</a>.\n\n` : undefined);
+      return;
     }
     if (!methods) {
       req.resume();

@@ -1,3 +1,5 @@
+// webhooks/ owns telling others: signing, which targets are allowed, delivery with retries.
+//
 // Webhook delivery (SPEC §5): per-job ordered chains, a global in-flight cap, timeouts, retries.
 // Knows only the event envelope; never imports node:http or the jobs module. Time and fetch are injected.
 import type { Logger } from '../log.js';
