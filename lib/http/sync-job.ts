@@ -154,7 +154,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
         });
         heartbeat = setInterval(beat, deps.heartbeatMs);
       }
-      writeIfRoom(res, heartbeatUnit(kind, job.request.model));
+      writeIfRoom(res, heartbeatUnit(kind, job.request.model, req.headers));
     }, deps.heartbeatMs);
   }
   try {
