@@ -263,6 +263,26 @@ describe('POST /v1/responses', () => {
   });
 });
 
+describe('heartbeats for Codex', () => {
+  it('sends Codex (originator codex_*) Responses keepalive events, which reset its idle timer, then the response', async (t) => {
+    const stack = await startStack(t, { config: { stream_heartbeat_ms: 1 } });
+    const held = await holdSlot(stack);
+    const res = await stack.call('/v1/responses', {
+      json: { model: 'llama3.2', input: 'wait', stream: true }, headers: { originator: 'codex_exec' },
+    });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = decoder.decode((await reader.read()).value, { stream: true });
+    assert.ok(text.startsWith('event: keepalive\ndata: {"type":"keepalive","sequence_number":0}\n\n'), JSON.stringify(text));
+    held.abort();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
+    const evs = events(text).filter((e) => e.event !== 'keepalive');
+    assert.equal(evs[0]!.event, 'response.created');
+    assert.equal(evs.at(-1)!.event, 'response.completed');
+    await held.done;
+  });
+});
+
 describe('POST /v1/audio/transcriptions', () => {
   const form = (model: string, extra: Record<string, string> = {}) => {
     const fd = new FormData();

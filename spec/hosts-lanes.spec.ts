@@ -105,7 +105,7 @@ describe('host lanes', () => {
       assert.equal(job.state, 'completed', JSON.stringify(job.error));
     }
     assert.equal(stack.foreman.hosts.hosts[0]!.state, 'down');
-    const health = await (await fetch(stack.foreman.url + '/health')).json();
+    const health: any = await (await fetch(stack.foreman.url + '/health')).json();
     assert.equal(health.status, 'degraded');
     assert.match(health.upstream.error, new RegExp(`host ${a} down`));
   });

@@ -1,3 +1,5 @@
+// hosts/ owns the set of Ollama hosts: their specs, probes, catalogues and choice.
+//
 // The set of Ollama hosts (SPEC §17): health probes (`/api/version` every 5 s; a failed
 // connection marks a host down at once, a good probe brings it back), catalogues (every
 // minute and after a 404), and the choice of host for embeddings and model management.

@@ -2,8 +2,8 @@
 // job starts, upstream's status, headers and body reach it unchanged, one line
 // or event per write (SPEC §2, §7). Shared by the native and /v1 surfaces.
 
-import { describeNetworkError, internal, isHttpError, shuttingDown, StopReason, upstreamUnreachable, type HttpError } from '../errors.js';
-import { normalizeModel, groupKey } from '../sched/model-group.js';
+import { describeNetworkError, forbidden, internal, isHttpError, shuttingDown, StopReason, upstreamUnreachable, type HttpError } from '../errors.js';
+import { groupKey } from '../sched/model-group.js';
 import { newJobId } from '../jobs/ids.js';
 import { parsePriority } from './priority.js';
 import type { GenerationKind, GenerationRequest } from './generation-request.js';
@@ -15,6 +15,7 @@ import { writeIfRoom } from './unit-writer.js';
 import { sendError } from './body.js';
 import { endOfStream, errorUnit, heartbeatUnit, isSseKind } from './stream-units.js';
 import type { RequestContext } from './server.js';
+import { ANONYMOUS, mayUseModel, priorityFor, type Key } from '../keys/keys-file.js';
 
 export interface SyncJobDeps {
   scheduler: Scheduler;
@@ -24,7 +25,15 @@ export interface SyncJobDeps {
   /** Model aliases (SPEC §7): the target for a requested name, or null. */
   aliasOf?: (model: string) => string | null;
   /** Called once per finished stream with what the relay saw (metrics). */
-  observe?: (info: { model: string; kind: GenerationKind; relay: RelayResult | null; ttftMs: number | null }) => void;
+  observe?: (info: { model: string; kind: GenerationKind; key: string; relay: RelayResult | null; ttftMs: number | null }) => void;
+}
+
+/** 403 unless the key may use the model, by the name asked or the model an alias sends it to (SPEC §15 `models`). */
+export function checkModel(key: Key, model: string, aliasOf?: (model: string) => string | null): void {
+  if (mayUseModel(key, model)) return;
+  const target = aliasOf?.(model);
+  if (target && mayUseModel(key, target)) return;
+  throw forbidden(`key '${key.name}' may not use model '${model}'`);
 }
 
 export interface SyncJobRequest {
@@ -48,9 +57,12 @@ function framingOf(contentType: string | null): Framing {
 export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: SyncJobRequest): Promise<void> {
   const { req, res, surface } = ctx;
   const kind = job.kind;
-  const priority = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority') ?? deps.syncPriority;
+  const key = ctx.key ?? ANONYMOUS;
+  checkModel(key, job.request.model, deps.aliasOf);
+  const asked = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority');
+  const priority = priorityFor(key, asked, key.syncPriority ?? deps.syncPriority);
   const id = newJobId('s_');
-  const model = normalizeModel(job.request.model);
+  const model = job.request.model; // as sent; the group key normalises
   const streamed = job.request.stream && !job.request.isLoadOnly;
   ctx.logFields.job = id;
   ctx.logFields.model = model;
@@ -106,7 +118,9 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     }
     rc.upstreamAnswered();
     if (upstreamRes.status === 404) rc.modelMissing?.();
-    const foremanHeaders: Record<string, string> = { 'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)) };
+    const foremanHeaders: Record<string, string> = {
+      'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)), 'x-foreman-priority': String(priority),
+    };
     if (rc.host !== undefined) foremanHeaders['x-foreman-host'] = rc.host;
     if (heartbeatStarted) {
       if (!upstreamRes.ok) {
@@ -132,7 +146,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     else res.end();
     // Time to first token means a streamed chunk; a whole JSON answer has no first token to time.
     const ttftMs = relay.firstUnitMs === null || framing === 'raw' ? null : started - runStarted + relay.firstUnitMs;
-    deps.observe?.({ model, kind: job.kind, relay, ttftMs });
+    deps.observe?.({ model, kind: job.kind, key: key.name, relay, ttftMs });
     if (relay.outcome === 'client_gone' || rc.signal.aborted) return 'cancelled';
     return relay.outcome === 'done' && upstreamRes.ok ? 'completed' : 'failed';
   };
@@ -149,19 +163,20 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
         res.writeHead(200, {
           'content-type': isSseKind(kind) ? SSE : NDJSON,
           'x-foreman-job-id': id,
+          'x-foreman-priority': String(priority),
         });
       }
       if (!ticking) {
         ticking = true;
         heartbeat = setInterval(beat, deps.heartbeatMs);
       }
-      writeIfRoom(res, heartbeatUnit(kind, job.request.model));
+      writeIfRoom(res, heartbeatUnit(kind, job.request.model, req.headers));
     }, deps.heartbeatMs);
   }
   armHeartbeat();
   try {
     deps.scheduler.enqueue({
-      id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind,
+      id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind, key: key.name,
       session: sessionOf(req.headers),
       run: (rc) =>
         run(rc)

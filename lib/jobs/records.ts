@@ -37,6 +37,8 @@ export interface Job {
   model: string;
   kind: JobKind;
   priority: number;
+  /** the name of the key that made it (SPEC §15); null for jobs from before keys existed */
+  key: string | null;
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
@@ -57,7 +59,7 @@ export interface Job {
 /** Journal records. `t` tags the kind; each is one JSON line. */
 export type JobRecord =
   | { t: 'submit'; id: string; at: number; model: string; kind: JobKind; priority: number; metadata: unknown;
-      webhook_url: string | null; body: Record<string, unknown>; idem: { key: string; hash: string } | null }
+      webhook_url: string | null; body: Record<string, unknown>; idem: { key: string; hash: string } | null; key?: string | null }
   | { t: 'state'; id: string; at: number; state: JobState; attempts: number; error?: JobError | null }
   | { t: 'result'; id: string; at: number; response: Record<string, unknown> }
   | { t: 'webhook'; id: string; seq: number; outcome: 'delivered' | 'retrying' | 'gone' | 'exhausted';
@@ -70,7 +72,7 @@ export function newWebhookProgress(): WebhookProgress {
 
 export function jobFromSubmit(r: Extract<JobRecord, { t: 'submit' }>): Job {
   return {
-    id: r.id, model: r.model, kind: r.kind, priority: r.priority, createdAt: r.at, startedAt: null, finishedAt: null,
+    id: r.id, model: r.model, kind: r.kind, priority: r.priority, key: r.key ?? null, createdAt: r.at, startedAt: null, finishedAt: null,
     attempts: 0, state: 'queued', metadata: r.metadata, webhookUrl: r.webhook_url, body: r.body, idempotency: r.idem,
     response: null, error: null, transitions: [{ seq: 1, state: 'queued', prev: null, at: r.at, attempts: 0 }],
     webhook: newWebhookProgress(),
@@ -123,6 +125,7 @@ export function replayRecords(records: Iterable<unknown>): ReplayResult {
       continue;
     }
     if (r.t === 'job') {
+      r.job.key ??= null; // compacted before keys existed
       jobs.set(r.job.id, r.job);
       continue;
     }
@@ -218,6 +221,7 @@ export function jobView(job: Job, options: RecordViewOptions = {}): Record<strin
     model: job.model,
     kind: job.kind,
     priority: job.priority,
+    key: job.key,
     created_at: iso(job.createdAt),
     started_at: iso(job.startedAt),
     finished_at: iso(job.finishedAt),

@@ -1,15 +1,18 @@
+// jobs/ owns async jobs: records, ids, the state machine and each run; durable through
+// journal/, announced through webhooks/, run by sched/.
+//
 // Async jobs: submission (durable before acknowledged), the state machine, what a
 // run's outcome does to a job (job-runner.ts does the run), webhook events, replay
 // after a crash, retries, retention and compaction (SPEC §4–§6). No HTTP here.
 
-import { ForemanError, queueFull, StopReason } from '../errors.js';
-import { normalizeModel, groupKey } from '../sched/model-group.js';
+import { ForemanError, keyQueueFull, queueFull, StopReason } from '../errors.js';
+import { groupKey, modelKey } from '../sched/model-group.js';
 import { newJobId } from './ids.js';
 import { silentLogger, type Logger } from '../log.js';
 import { JournalError, type Journal } from '../journal/journal.js';
 import type { Upstream } from '../upstream.js';
 import type { FinishState, RunContext, Scheduler } from '../sched/scheduler.js';
-import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher } from '../webhooks/dispatcher.js';
+import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher, type WebhookSend } from '../webhooks/dispatcher.js';
 import { runOnce } from './runner.js';
 import { SortedIds } from './sorted-ids.js';
 import {
@@ -25,6 +28,9 @@ export interface SubmitInput {
   metadata: unknown;
   webhookUrl: string | null;
   idempotency: { key: string; hash: string } | null;
+  /** the submitting key's name and its max_queued (SPEC §15) */
+  key?: string | null;
+  maxQueued?: number | null;
 }
 
 export interface JobServiceOptions {
@@ -38,6 +44,8 @@ export interface JobServiceOptions {
   webhookMaxResult: number;
   webhookSchedule?: readonly number[];
   webhookTimeoutMs?: number;
+  /** The POST of each event, to checked addresses (webhooks/transport.ts). */
+  webhookSend?: WebhookSend;
   log?: Logger;
   now?: () => number;
   onWebhook?: (outcome: DeliveryProgress['outcome']) => void;
@@ -63,6 +71,7 @@ export class JobService {
   readonly #order: SortedIds;
   /** submits between the max_queue check and their enqueue: they hold a place in the queue */
   #admitting = 0;
+  readonly #admittingByKey = new Map<string, number>();
   /** submits whose record is not yet durable; an idempotent repeat waits for it */
   readonly #durable = new Map<string, Promise<void>>();
   readonly #idempotency = new Map<string, { id: string; hash: string; at: number }>();
@@ -90,6 +99,7 @@ export class JobService {
       secret: options.webhookSecret,
       schedule: options.webhookSchedule,
       timeoutMs: options.webhookTimeoutMs,
+      send: options.webhookSend,
       now: this.#now,
       log: this.#log,
       onProgress: (p) => this.#onWebhookProgress(p),
@@ -153,15 +163,21 @@ export class JobService {
     }
     // Count submits still waiting for their fsync: they are admitted, and enqueue below cannot refuse them.
     if (this.#o.scheduler.waiting + this.#admitting >= this.#o.maxQueue) throw queueFull(`max_queue ${this.#o.maxQueue}`);
+    const owner = input.key ?? '';
+    const admittingOwn = this.#admittingByKey.get(owner) ?? 0;
+    if (input.maxQueued != null && this.#o.scheduler.waitingOf(owner) + admittingOwn >= input.maxQueued) {
+      throw keyQueueFull(owner, input.maxQueued);
+    }
     const record: Extract<JobRecord, { t: 'submit' }> = {
       t: 'submit', id: newJobId('job_'), at: now, model: input.model, kind: input.kind, priority: input.priority,
-      metadata: input.metadata, webhook_url: input.webhookUrl, body: input.body, idem: input.idempotency,
+      metadata: input.metadata, webhook_url: input.webhookUrl, body: input.body, idem: input.idempotency, key: input.key ?? null,
     };
     const job = jobFromSubmit(record);
     this.#jobs.set(job.id, job);
     this.#order.insert(job.id);
     if (input.idempotency) this.#idempotency.set(input.idempotency.key, { id: job.id, hash: input.idempotency.hash, at: now });
     this.#admitting++;
+    this.#admittingByKey.set(owner, admittingOwn + 1);
     const durable = this.#append(record);
     this.#durable.set(job.id, durable.catch(() => {}));
     try {
@@ -178,6 +194,9 @@ export class JobService {
       throw err;
     } finally {
       this.#admitting--;
+      const left = (this.#admittingByKey.get(owner) ?? 1) - 1;
+      if (left > 0) this.#admittingByKey.set(owner, left);
+      else this.#admittingByKey.delete(owner);
       this.#durable.delete(job.id);
     }
     this.#o.onTransition?.(job, 'queued');
@@ -206,8 +225,9 @@ export class JobService {
     });
   }
 
-  list(filter: { state?: JobState; model?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
-    const model = filter.model ? normalizeModel(filter.model) : undefined;
+  /** `key`: only that key's jobs (a key that is not admin lists its own, SPEC §15). */
+  list(filter: { state?: JobState; model?: string; key?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
+    const model = filter.model ? modelKey(filter.model) : undefined;
     // Newest first: start below the cursor (the last id of the previous page), or at the end.
     let i = (filter.cursor ? this.#order.lowerBound(filter.cursor) : this.#order.length) - 1;
     const out: Job[] = [];
@@ -215,7 +235,8 @@ export class JobService {
       const job = this.#jobs.get(this.#order.at(i)!);
       if (!job) continue;
       if (filter.state && job.state !== filter.state) continue;
-      if (model && job.model !== model) continue;
+      if (model && modelKey(job.model) !== model) continue;
+      if (filter.key !== undefined && job.key !== filter.key) continue;
       out.push(job);
     }
     const more = i >= 0 && out.length === filter.limit;
@@ -329,7 +350,7 @@ export class JobService {
     this.#o.scheduler.enqueue(
       {
         id: job.id, model: job.model, group: groupKey(job.model, job.body.options), priority: job.priority,
-        origin: 'async', kind: job.kind,
+        origin: 'async', kind: job.kind, key: job.key,
         run: (rc) => this.#run(job, rc),
         dropped: (reason) => {
           if (reason === 'cancelled') this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });

@@ -145,6 +145,7 @@ export class HostFleet {
   readonly #tries = new Map<string, number>();
   readonly #switches: FleetSwitch[] = [];
   readonly #embedding = new Map<string, boolean>();
+  readonly #reading = new Map<HostLane, Promise<void>>();
 
   constructor(options: FleetOptions) {
     this.#o = options;
@@ -294,7 +295,19 @@ export class HostFleet {
 
   /** Reads each host's /api/ps (all of them, or one) to learn its loaded generation model. */
   async refreshResidency(only?: FleetHost, signal?: AbortSignal): Promise<void> {
-    await Promise.all(this.lanes.filter((l) => (only ? l.host === only : l.up)).map(async (lane) => {
+    await Promise.all(this.lanes.filter((l) => (only ? l.host === only : l.up)).map((lane) => {
+      // One read per host at a time: a burst of failures on a host costs one /api/ps, not one each.
+      let read = this.#reading.get(lane);
+      if (!read) {
+        read = this.#readResidency(lane, signal).finally(() => this.#reading.delete(lane));
+        this.#reading.set(lane, read);
+      }
+      return read;
+    }));
+  }
+
+  async #readResidency(lane: HostLane, signal?: AbortSignal): Promise<void> {
+    {
       try {
         const models = await lane.host.upstream.loadedModels(signal);
         let found: string | null = null;
@@ -310,7 +323,7 @@ export class HostFleet {
       } catch (err) {
         this.#o.log.warn('residency unknown', { host: lane.name, error: (err as Error).message });
       }
-    }));
+    }
   }
 
   markUnloaded(model: string, host?: string): void {

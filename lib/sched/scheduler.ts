@@ -1,3 +1,6 @@
+// sched/ owns what runs when: the queue and its indexes, the lanes, the scheduler, the
+// embeddings limiter. Plain state and callbacks; no HTTP, no view shapes (ops/ builds those).
+//
 // Runs queued jobs through lanes (lane.ts): the local lane drains by model (SPEC §1),
 // the cloud lane runs cloud models beside it (SPEC §12). The scheduler owns the jobs
 // (start, finish, cancel, per-key caps, books, shutdown); each lane decides what it
@@ -52,6 +55,8 @@ export interface SchedulerOptions {
   events?: SchedulerEvents;
   /** Limits per key name; absent, every key is equal and unlimited. */
   keyPolicy?: (key: string) => KeyPolicy;
+  /** Time a switch's upstream calls may take together (default 10 s); tests shorten it. */
+  switchBudgetMs?: number;
   /** Cloud-model jobs running at once (SPEC §12); default 4. */
   cloudParallel?: number;
   /**
@@ -69,6 +74,7 @@ export interface FinishedRecord {
   readonly id: string;
   readonly model: string;
   readonly origin: JobOrigin;
+  readonly key: string | null;
   readonly state: FinishState;
   readonly queueMs: number;
   readonly runMs: number;
@@ -108,6 +114,9 @@ export class Scheduler {
   readonly #log: Logger;
   readonly #now: () => number;
   #closing = false;
+  /** One /api/ps read at a time; a request during it asks for one more after it (the one in flight may predate the doubt). */
+  #residencyRead: Promise<void> | null = null;
+  #residencyAgain = false;
   readonly #recent: FinishedRecord[] = [];
   readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0 };
   #idleWaiters: Array<() => void> = [];
@@ -135,7 +144,7 @@ export class Scheduler {
       this.#local = new LocalLane({
         parallel: options.parallel, agingMs: options.agingMs, unloadOnSwitch: options.unloadOnSwitch,
         upstream: options.upstream, log: this.#log, now: this.#now, queue: queue(),
-        wake: () => this.#pump(), switched: options.events?.switched,
+        wake: () => this.#pump(), switched: options.events?.switched, switchBudgetMs: options.switchBudgetMs,
       });
       this.#lanes = [this.#local, this.#cloud];
     }
@@ -244,14 +253,36 @@ export class Scheduler {
     return undefined;
   }
 
-  /** Reads upstream /api/ps to learn which generation model is loaded (embedding models have their own slot). */
-  async refreshResidency(signal?: AbortSignal, host?: FleetHost): Promise<void> {
-    try {
-      if (this.#local) await this.#local.refreshResidency(signal);
-      else await this.#fleet!.refreshResidency(host, signal);
-    } finally {
-      this.#pump();
+  /**
+   * Reads upstream /api/ps to learn which generation model is loaded (embedding models have their own slot).
+   * Coalesced: while a read is in flight, callers share it and at most one more read follows it, so a burst
+   * of failed jobs costs two reads, not one each. With several hosts: each host's own /api/ps (or one host's).
+   */
+  refreshResidency(signal?: AbortSignal, host?: FleetHost): Promise<void> {
+    if (this.#fleet) {
+      return this.#fleet.refreshResidency(host, signal ?? AbortSignal.timeout(RESIDENCY_TIMEOUT_MS)).finally(() => this.#pump());
     }
+    if (this.#residencyRead) {
+      this.#residencyAgain = true;
+      return this.#residencyRead;
+    }
+    const read = (async () => {
+      try {
+        do {
+          this.#residencyAgain = false;
+          try {
+            await this.#local!.refreshResidency(signal ?? AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
+          } finally {
+            this.#pump();
+          }
+          signal = undefined; // a follow-up read gets its own deadline
+        } while (this.#residencyAgain && !this.#closing);
+      } finally {
+        this.#residencyRead = null;
+      }
+    })();
+    this.#residencyRead = read;
+    return read;
   }
 
   /** Names of the hosts whose lane has this model loaded. */
@@ -330,7 +361,7 @@ export class Scheduler {
     this.#updateBlocked(entry.owner);
     this.#counts[state]++;
     this.#recent.unshift({
-      id: entry.id, model: entry.job.model, origin: entry.job.origin, state,
+      id: entry.id, model: entry.job.model, origin: entry.job.origin, key: entry.job.key ?? null, state,
       queueMs: running.queueMs, runMs, finishedMs: now, lane: lane.name,
     });
     if (this.#recent.length > RECENT_LIMIT) this.#recent.pop();
@@ -340,7 +371,7 @@ export class Scheduler {
     // a cloud job's failure says nothing about what is loaded here.
     if ((state === 'failed' || state === 'requeued') && lane.kind === 'local') {
       const host = lane instanceof HostLane ? lane.host : undefined;
-      if (!host || host.state === 'up') void this.refreshResidency(AbortSignal.timeout(RESIDENCY_TIMEOUT_MS), host);
+      if (!host || host.state === 'up') void this.refreshResidency(undefined, host);
     }
   }
 
