@@ -67,13 +67,13 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         });
         logFields.job = job.id;
         logFields.model = job.model;
-        sendJson(res, created ? 202 : 200, jobs.view(job), { location: `/jobs/${job.id}` });
+        sendJson(res, created ? 202 : 200, await jobs.view(job), { location: `/jobs/${job.id}` });
       },
     },
     {
       method: 'GET',
       path: '/jobs',
-      handler: ({ res, url }) => {
+      handler: async ({ res, url }) => {
         const state = url.searchParams.get('state') ?? undefined;
         if (state !== undefined && !STATES.includes(state as JobState)) throw badRequest(`state must be one of ${STATES.join(', ')}`);
         const limitText = url.searchParams.get('limit') ?? '50';
@@ -85,7 +85,7 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
           limit,
           cursor: url.searchParams.get('cursor') ?? undefined,
         });
-        sendJson(res, 200, { jobs: page.jobs.map((j) => jobs.view(j)), next_cursor: page.next });
+        sendJson(res, 200, { jobs: await Promise.all(page.jobs.map((j) => jobs.view(j))), next_cursor: page.next });
       },
     },
     {
@@ -99,29 +99,30 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
           if (!Number.isFinite(seconds) || seconds < 0 || seconds > 300) throw badRequest('wait must be 0..300 seconds');
           job = await jobs.wait(job.id, seconds * 1000, abortOnClientClose(ctx).signal);
         }
-        if (!ctx.res.destroyed) sendJson(ctx.res, 200, jobs.view(job));
+        const view = await jobs.view(job);
+        if (!ctx.res.destroyed) sendJson(ctx.res, 200, view);
       },
     },
     {
       method: ['POST'],
       path: '/jobs/:id/cancel',
-      handler: async ({ res, params }) => sendJson(res, 200, jobs.view(await jobs.cancel(params.id!))),
+      handler: async ({ res, params }) => sendJson(res, 200, await jobs.view(await jobs.cancel(params.id!))),
     },
     {
       method: ['DELETE'],
       path: '/jobs/:id',
-      handler: async ({ res, params }) => sendJson(res, 200, jobs.view(await jobs.cancel(params.id!))),
+      handler: async ({ res, params }) => sendJson(res, 200, await jobs.view(await jobs.cancel(params.id!))),
     },
     {
       method: 'GET',
       path: '/jobs/:id/events',
-      handler: ({ res, params }) => sendJson(res, 200, { events: jobs.events(params.id!) }),
+      handler: async ({ res, params }) => sendJson(res, 200, { events: await jobs.events(params.id!) }),
     },
     {
       method: 'GET',
       path: '/jobs/:id/artifacts/:name',
-      handler: ({ res, params }) => {
-        const a = jobs.artifact(params.id!, params.name!);
+      handler: async ({ res, params }) => {
+        const a = await jobs.artifact(params.id!, params.name!);
         res.writeHead(200, { 'content-type': a.contentType, 'content-length': a.bytes });
         res.end(a.body);
       },

@@ -8,6 +8,8 @@ import { uiPageHeaders } from '../ops/ui-page.js';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';
+  /** what is wrong, in words, when degraded */
+  reasons?: string[];
   upstream: { url: string; reachable: boolean; version: string | null; error?: string };
   version: string;
   uptime_s: number;

@@ -26,6 +26,8 @@ export interface SchedulerJob {
   readonly priority: number;
   readonly origin: JobOrigin;
   readonly kind: string;
+  /** request bytes the job holds while it waits (SPEC §16: counted against max_queue_bytes) */
+  readonly bytes?: number;
   /** Runs the job to its end; the returned state is what the books record. */
   run(ctx: RunContext): Promise<FinishState>;
   /** The job left the queue without running. */
@@ -56,6 +58,8 @@ export interface SchedulerEvents {
 export interface SchedulerOptions {
   parallel: number;
   maxQueue: number;
+  /** bound on the bytes of waiting jobs' bodies (SPEC §16); default unbounded */
+  maxQueueBytes?: number;
   agingMs: number;
   unloadOnSwitch: boolean;
   upstream: Pick<Upstream, 'unload' | 'loadedModels' | 'capabilities' | 'exists'>;
@@ -84,6 +88,7 @@ export class Scheduler {
   readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0, switches: 0 };
   readonly #embeddingModels = new Map<string, boolean>();
   #idleWaiters: Array<() => void> = [];
+  #waitingBytes = 0;
 
   constructor(options: SchedulerOptions) {
     this.#opts = options;
@@ -98,6 +103,18 @@ export class Scheduler {
   get waiting(): number {
     return this.#queue.size;
   }
+  /** bytes of the bodies of waiting jobs */
+  get waitingBytes(): number {
+    return this.#waitingBytes;
+  }
+
+  /** Would a job of `bytes` more be refused as busy now (count or bytes)? `extra` counts admissions in flight. */
+  isFull(bytes: number, extra = { count: 0, bytes: 0 }): boolean {
+    if (this.#queue.size + extra.count >= this.#opts.maxQueue) return true;
+    const max = this.#opts.maxQueueBytes ?? Infinity;
+    // One job larger than the whole bound is still let into an empty queue: it could never run otherwise.
+    return this.#waitingBytes + extra.bytes + bytes > max && this.#queue.size + extra.count > 0;
+  }
   get runningCount(): number {
     return this.#running.size;
   }
@@ -108,9 +125,10 @@ export class Scheduler {
    */
   enqueue(job: SchedulerJob, options: { arrivalMs?: number; force?: boolean } = {}): void {
     if (this.#closing) throw shuttingDown();
-    if (!options.force && this.#queue.size >= this.#opts.maxQueue) throw busy();
+    if (!options.force && this.isFull(job.bytes ?? 0)) throw busy();
     const arrivalMs = options.arrivalMs ?? this.#now();
     this.#queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, job });
+    this.#waitingBytes += job.bytes ?? 0;
     this.#pump();
   }
 
@@ -118,9 +136,20 @@ export class Scheduler {
     return this.#running.has(id) || this.#queue.get(id) !== undefined;
   }
 
+  /** Takes a job out of the queue without telling it (its owner keeps it, e.g. while the journal cannot write). */
+  withdraw(id: string): boolean {
+    return this.#take(id) !== undefined;
+  }
+
+  #take(id: string): Entry | undefined {
+    const entry = this.#queue.remove(id);
+    if (entry) this.#waitingBytes -= entry.job.bytes ?? 0;
+    return entry;
+  }
+
   /** Cancels a queued job (it leaves the queue) or a running one (its upstream request is aborted). */
   cancel(id: string, reason = 'cancelled'): boolean {
-    const entry = this.#queue.remove(id);
+    const entry = this.#take(id);
     if (entry) {
       entry.job.dropped('cancelled');
       this.#pump();
@@ -190,7 +219,7 @@ export class Scheduler {
         }
         this.#recordSwitch(this.#loadedGroup, next.group, now);
       }
-      this.#queue.remove(next.id);
+      this.#take(next.id);
       this.#start(next, now);
     }
     if (this.#running.size === 0 && this.#queue.size === 0) this.#notifyIdle();
@@ -215,7 +244,7 @@ export class Scheduler {
     const next = this.#queue.peek(this.#now(), null);
     if (next) {
       this.#recordSwitch(from, next.group, this.#now());
-      this.#queue.remove(next.id);
+      this.#take(next.id);
       this.#start(next, this.#now());
     }
     this.#pump();
@@ -292,7 +321,7 @@ export class Scheduler {
   async shutdown(graceMs: number): Promise<void> {
     this.#closing = true;
     for (const entry of [...this.#queue.values()]) {
-      this.#queue.remove(entry.id);
+      this.#take(entry.id);
       entry.job.dropped('shutdown');
     }
     if (this.#running.size === 0) return;
