@@ -3,25 +3,37 @@
 
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config.js';
+import { isLoopbackHost, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
-import { createUpstream, type Upstream } from './upstream.js';
+import type { Upstream } from './upstream.js';
+import { HostPool } from './hosts/pool.js';
+import { resolveHosts } from './hosts/specs.js';
+import { compareVersions } from './http/hosts-routing.js';
 import { Scheduler } from './sched/scheduler.js';
-import { createLimiter } from './sched/limiter.js';
 import { createHttpServer, type Route } from './http/server.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
+import { agentRoutes } from './http/routes-agents.js';
+import { createAliasResolver } from './http/aliases.js';
 import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
 import { renderUiPage } from './ops/ui-page.js';
-import type { QueueSnapshot } from './sched/snapshot.js';
+import { cachedProbe } from './ops/health-probe.js';
+import { buildQueueView, type QueueSnapshot } from './ops/queue-view.js';
 import { VERSION } from './version.js';
 import { openJournal, type Journal, type JournalIo } from './journal/journal.js';
 import { JobService } from './jobs/service.js';
 import { JobReplay } from './jobs/records.js';
 import { JobStore } from './jobs/store.js';
 import { jobRoutes } from './http/routes-jobs.js';
+import { createWebhookTransport, type Resolver } from './http/webhook-transport.js';
+import type { TargetPolicy } from './webhooks/targets.js';
+import { keyRoutes } from './http/routes-keys.js';
+import { KeyRegistry } from './keys/registry.js';
+import { KeysFileError, type Key } from './keys/keys-file.js';
+import { tokensOfText, UsageBook } from './keys/usage.js';
+import { registerKeyMetrics } from './ops/key-metrics.js';
 
 export interface Foreman {
   readonly server: Server;
@@ -29,12 +41,21 @@ export interface Foreman {
   readonly url: string;
   readonly scheduler: Scheduler;
   readonly upstream: Upstream;
+  readonly hosts: HostPool;
   readonly jobs: JobService;
   readonly journal: Journal;
+  readonly keys: KeyRegistry;
+  readonly usage: UsageBook;
+  /** The whole queue, as an admin sees it. */
   snapshot(): QueueSnapshot;
+  /** Reads keys_file again (SIGHUP does this); false when the file was refused or there is none. */
+  reloadKeys(reason?: string): boolean;
   /** Graceful stop (SPEC §9): stop accepting, 503 to waiting sync callers, running jobs get shutdown_grace. */
   close(): Promise<void>;
 }
+
+/** How old the upstream part of /health may be. */
+const HEALTH_MAX_AGE_MS = 1_000;
 
 export interface ForemanDeps {
   log?: Logger;
@@ -42,8 +63,12 @@ export interface ForemanDeps {
   /** Webhook retry schedule; tests inject a short one. */
   webhookSchedule?: readonly number[];
   webhookTimeoutMs?: number;
+  /** Name resolution for webhook targets; tests make names resolve to chosen addresses. */
+  webhookResolve?: Resolver;
   /** Silence after which an upstream request is abandoned; tests shorten it. */
   upstreamIdleMs?: number;
+  /** Host health probe interval (SPEC §17: 5 s); tests shorten it. */
+  hostProbeMs?: number;
   /** The journal's and job files' write calls; tests inject a failing disk. */
   journalIo?: JournalIo;
   /** First delay between write probes once the disk failed; tests shorten it. */
@@ -54,8 +79,18 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   const log = deps.log ?? createLogger(config.log_format);
   const now = deps.now ?? Date.now;
   const startedAt = now();
-  const upstream = createUpstream(config.upstream, config.upstream_token, deps.upstreamIdleMs);
-  const embeddings = createLimiter(config.embed_parallel, config.max_queue);
+  const hosts = new HostPool(resolveHosts(config), {
+    log, idleMs: deps.upstreamIdleMs, maxWaiting: config.max_queue, probeMs: deps.hostProbeMs,
+  });
+  const upstream = hosts.first.upstream;
+  let keys: KeyRegistry;
+  try {
+    keys = new KeyRegistry({ tokens: config.tokens, keysFile: config.keys_file, log });
+  } catch (err) {
+    if (err instanceof KeysFileError) throw new Error(`keys_file: ${err.message}`);
+    throw err;
+  }
+  const usage = new UsageBook();
   let snapshot: () => QueueSnapshot = () => { throw new Error('not wired'); };
   const metrics = createForemanMetrics(() => snapshot());
   // The journal first: a second foreman on the same data dir must fail before it binds a port.
@@ -88,9 +123,15 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     maxQueueBytes: config.max_queue_bytes,
     agingMs: config.aging_ms,
     unloadOnSwitch: config.unload_on_switch,
+    cloudParallel: config.cloud_parallel,
     upstream,
     log,
     now,
+    keyPolicy: (name) => {
+      const key = keys.byName(name);
+      // A removed key's queued jobs stay and run, with no limits of their own and weight 1.
+      return { weight: key?.weight ?? 1, maxRunning: key?.maxRunning ?? null, maxQueued: key?.maxQueued ?? null };
+    },
     events: {
       started: (job, queueMs) => {
         metrics.jobStarted(job.origin, queueMs);
@@ -98,11 +139,16 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       },
       finished: (job, state, queueMs, runMs) => {
         metrics.jobFinished(job.origin, state, runMs);
+        if (job.key) usage.jobFinished(job.key, state, queueMs, runMs);
         if (job.origin === 'sync') log.info(`job ${state}`, { job: job.id, model: job.model, origin: job.origin, queue_ms: queueMs, run_ms: runMs });
       },
       switched: () => metrics.modelSwitched(),
     },
   });
+
+  // Which webhook targets are refused (SPEC §5, ADR 0021): a foreman reachable from the LAN must not be a
+  // way into the LAN, so private targets need webhook_allow; one on loopback serves local scripts.
+  const webhookPolicy: TargetPolicy = { strict: !isLoopbackHost(config.listen.host), allow: config.webhook_allow };
 
   const jobs = new JobService({
     journal, replay, store, files, scheduler, upstream, log, now,
@@ -113,30 +159,52 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     webhookMaxResult: config.webhook_max_result,
     webhookSchedule: deps.webhookSchedule,
     webhookTimeoutMs: deps.webhookTimeoutMs,
+    webhookSend: createWebhookTransport({ policy: webhookPolicy, resolve: deps.webhookResolve }),
     onWebhook: (outcome) => metrics.webhookDelivery(outcome),
-    onTransition: (job, state) => log.info(`job ${state}`, { job: job.id, model: job.model, origin: 'async', attempts: job.attempts }),
+    onTransition: (job, state) => {
+      if (state === 'completed' && job.key && job.response) {
+        usage.tokens(job.key, Number(job.response.prompt_eval_count) || null, Number(job.response.eval_count) || null);
+      }
+      log.info(`job ${state}`, { job: job.id, model: job.model, origin: 'async', attempts: job.attempts });
+    },
+  });
+  keys.onReload(() => scheduler.refreshKeys());
+  registerKeyMetrics(metrics.registry, {
+    usage,
+    names: () => [...new Set([...keys.list().map((k) => k.name), ...usage.names()])],
+    waitingOf: (k) => scheduler.waitingOf(k),
+    runningOf: (k) => scheduler.runningOf(k),
   });
   jobsRef = jobs;
 
-  snapshot = () => {
-    const s = scheduler.snapshot(now());
-    return {
-      at: new Date(now()).toISOString(),
-      upstream: config.upstream,
-      loaded_group: s.loaded_group,
-      loaded_model: s.loaded_model,
-      running: s.running,
-      groups: s.groups,
-      totals: {
-        waiting: scheduler.waiting,
-        running: s.running.length,
-        max_queue: config.max_queue,
-        parallel: config.parallel,
-        ...s.counts,
+  snapshot = () =>
+    buildQueueView(scheduler.state(now()), {
+      nowMs: now(), upstream: config.upstream, maxQueue: config.max_queue, parallel: config.parallel,
+      embeddings: {
+        active: hosts.hosts.reduce((a, h) => a + h.embeddings.active, 0),
+        max: hosts.hosts.reduce((a, h) => a + h.embeddings.max, 0),
       },
-      switches: s.switches,
-      recent: s.recent,
-      embeddings: { in_flight: embeddings.active, max: embeddings.max },
+    });
+
+  // One host: at most one upstream call per second however often /health is polled (SPEC §9).
+  const probeUpstream = cachedProbe(async () => {
+    try {
+      return { reachable: true, version: await upstream.version(AbortSignal.timeout(2_000)) as string | null, error: undefined as string | undefined };
+    } catch (err) {
+      return { reachable: false, version: null, error: (err as Error).message };
+    }
+  }, HEALTH_MAX_AGE_MS, now);
+
+  // SPEC §15: a key that is not admin sees its own jobs and the aggregate counts.
+  const queueFor = (key: Key): QueueSnapshot => {
+    const s = snapshot();
+    const mine = { name: key.name, admin: key.admin, waiting: scheduler.waitingOf(key.name), running: scheduler.runningOf(key.name) };
+    if (key.admin) return { ...s, key: mine };
+    return {
+      ...s,
+      running: s.running.filter((r) => r.key === key.name),
+      recent: s.recent.filter((r) => r.key === key.name),
+      key: mine,
     };
   };
 
@@ -144,15 +212,20 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     let reachable = false;
     let version: string | null = null;
     let error: string | undefined;
-    try {
-      version = await upstream.version(AbortSignal.timeout(2_000));
-      reachable = true;
-    } catch (err) {
-      error = (err as Error).message;
+    let hostsDown = false;
+    if (hosts.multi) {
+      // The probes keep each host's state (SPEC §17); /health reads it and costs the hosts nothing.
+      const up = hosts.hosts.filter((h) => h.state === 'up');
+      reachable = up.length > 0;
+      hostsDown = up.length < hosts.hosts.length;
+      version = up.map((h) => h.version).filter((v): v is string => v !== null).sort(compareVersions)[0] ?? null;
+      if (hostsDown) error = hosts.hosts.filter((h) => h.state === 'down').map((h) => `host ${h.name} down: ${h.error ?? 'unreachable'}`).join('; ');
+    } else {
+      ({ reachable, version, error } = await probeUpstream());
     }
     const store = jobs.storeHealth();
     const reasons: string[] = [];
-    if (!reachable) reasons.push(`upstream unreachable: ${error ?? 'no answer'}`);
+    if (!reachable || hostsDown) reasons.push(hostsDown && reachable ? error ?? 'a host is down' : `upstream unreachable: ${error ?? 'no answer'}`);
     if (!store.journal.writable) reasons.push(store.journal.reason ?? 'journal cannot write');
     if (journal.replay.tornTail || journal.replay.badLines > 0) {
       reasons.push(`journal damage found at start (torn tail: ${journal.replay.tornTail}, bad lines: ${journal.replay.badLines}); copy at ${journal.replay.copiedAside}`);
@@ -162,6 +235,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       status: reasons.length === 0 ? 'ok' : 'degraded',
       ...(reasons.length ? { reasons } : {}),
       upstream: { url: config.upstream, reachable, version, ...(error ? { error } : {}) },
+      ...(hosts.multi ? { hosts: hosts.hosts.map((h) => ({ name: h.name, url: h.url, state: h.state, version: h.version, error: h.error })) } : {}),
       version: VERSION,
       uptime_s: Math.floor((now() - startedAt) / 1000),
       journal: {
@@ -182,27 +256,41 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   const generationDeps: OllamaRouteDeps = {
     upstream,
     scheduler,
-    embeddings,
+    hosts,
     maxBody: config.max_body,
     syncPriority: config.sync_priority,
     heartbeatMs: config.stream_heartbeat_ms,
-    observe: ({ model, relay, ttftMs }) => metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.lastData ?? null)),
+    aliasOf: createAliasResolver(config.aliases),
+    observe: ({ model, key, relay, ttftMs }) => {
+      metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.lastData ?? null));
+      const last = relay?.lastData;
+      if (last) {
+        const t = tokensOfText(Buffer.from(last.buffer, last.byteOffset, last.byteLength).toString('utf8'));
+        usage.tokens(key, t.prompt, t.completion);
+      }
+    },
   };
 
   const routes: Route[] = [
     ...opsRoutes({
       health,
-      queue: snapshot,
+      queue: queueFor,
       metrics: () => metrics.registry.render(),
       metricsContentType: METRICS_CONTENT_TYPE,
       uiPage: renderUiPage,
     }),
-    ...jobRoutes({ jobs, maxBody: config.max_body }),
+    ...jobRoutes({ jobs, maxBody: config.max_body, webhookPolicy }),
+    ...keyRoutes({ registry: keys, usage, waitingOf: (k) => scheduler.waitingOf(k), runningOf: (k) => scheduler.runningOf(k) }),
     ...ollamaRoutes(generationDeps),
     ...openaiRoutes(generationDeps),
+    ...agentRoutes(generationDeps),
   ];
 
-  const server = createHttpServer({ routes, tokens: config.tokens, log });
+  const server = createHttpServer({
+    routes, log, maxConnections: config.max_connections,
+    authenticate: (headers) => keys.authenticate(headers),
+    onRequest: (key, path) => usage.request(key.name, path),
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -220,13 +308,16 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
-  log.info('listening', { url, upstream: config.upstream, parallel: config.parallel, auth: config.tokens.length > 0 });
+  log.info('listening', { url, upstream: config.upstream, parallel: config.parallel, auth: keys.enabled, keys: keys.list().length });
+  keys.watch();
   void scheduler.refreshResidency(AbortSignal.timeout(5_000));
+  hosts.start();
 
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
       log.info('shutting down', { grace_ms: config.shutdown_grace_ms });
+      keys.close();
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await scheduler.shutdown(config.shutdown_grace_ms);
@@ -234,9 +325,10 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       await serverClosed;
       await jobs.close();
       await journal.close();
-      upstream.close();
+      hosts.close();
       log.info('stopped');
     })());
 
-  return { server, url, scheduler, upstream, jobs, journal, snapshot, close };
+  const reloadKeys = (reason = 'reload') => keys.reload(reason);
+  return { server, url, scheduler, upstream, hosts, jobs, journal, keys, usage, snapshot, reloadKeys, close };
 }

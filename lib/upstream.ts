@@ -43,6 +43,15 @@ export async function readUpstreamError(res: UpstreamResponse): Promise<string> 
   return text || `upstream answered ${res.status}`;
 }
 
+/** Retry-After as ms from now: delta-seconds or an HTTP date; null when absent or unreadable. */
+export function parseRetryAfter(value: string | null, nowMs: number): number | null {
+  if (value === null) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
+}
+
 export interface PsModel {
   name: string;
   model: string;

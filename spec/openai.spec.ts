@@ -262,7 +262,7 @@ describe('/v1 errors foreman answers itself', () => {
     const wrongMethod = await stack.call('/v1/chat/completions');
     assert.equal(wrongMethod.status, 405);
     assertOpenAiError(await json(wrongMethod), 405, 'api_error');
-    const unknown = await stack.call('/v1/responses', { json: chat('hi') });
+    const unknown = await stack.call('/v1/files', { json: chat('hi') });
     assert.equal(unknown.status, 404);
     assertOpenAiError(await json(unknown), 404, 'not_found_error');
     assert.deepEqual(stack.sim.stats().requests, {}, 'none of them reached upstream');

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Scheduler, type FinishState, type RunContext, type SchedulerJob } from '../lib/sched/scheduler.js';
-import { BUSY_MESSAGE, HttpError } from '../lib/errors.js';
+import { BUSY_MESSAGE, ForemanError, isForemanError, stopCodeOf, toHttpError } from '../lib/errors.js';
+import { buildQueueView } from '../lib/ops/queue-view.js';
 
 /** An upstream stand-in that records what the scheduler asked of it (the scheduler's only I/O). */
 function fakeUpstream(loaded: string[] = [], embedding: string[] = [], unknown: string[] = []) {
@@ -78,7 +79,7 @@ describe('Scheduler', () => {
       await tick();
     }
     assert.deepEqual(log, ['a1', 'a2', 'a3', 'b1', 'b2']);
-    assert.equal(s.snapshot().counts.switches, 2);
+    assert.equal(s.state().counts.switches, 2);
   });
 
   it('switches to a waiting model once its head has aged a full interval beyond the loaded one', async () => {
@@ -166,7 +167,7 @@ describe('Scheduler', () => {
     bad.finish('failed');
   });
 
-  it("answers Ollama's exact busy error beyond max_queue", async () => {
+  it("refuses with code queue_full beyond max_queue, which http/ answers with Ollama's exact busy error", async () => {
     const { s } = scheduler({ maxQueue: 2 });
     const a1 = job('a1', 'A');
     s.enqueue(a1);
@@ -174,11 +175,13 @@ describe('Scheduler', () => {
     s.enqueue(job('a2', 'A'));
     s.enqueue(job('a3', 'A'));
     assert.throws(() => s.enqueue(job('a4', 'A')), (err: unknown) => {
-      assert.ok(err instanceof HttpError);
-      assert.equal(err.status, 503);
-      assert.equal(err.message, BUSY_MESSAGE);
-      assert.equal(err.message, 'server busy, please try again.  maximum pending requests exceeded');
-      assert.ok(err.headers['retry-after']);
+      assert.ok(err instanceof ForemanError);
+      assert.equal(err.code, 'queue_full');
+      const http = toHttpError(err);
+      assert.equal(http.status, 503);
+      assert.equal(http.message, BUSY_MESSAGE);
+      assert.equal(http.message, 'server busy, please try again.  maximum pending requests exceeded');
+      assert.ok(http.headers['retry-after']);
       return true;
     });
     assert.equal(s.waiting, 2);
@@ -198,6 +201,7 @@ describe('Scheduler', () => {
     assert.equal(a2.droppedWith, 'cancelled');
     assert.equal(s.cancel('a1'), true);
     assert.equal(rc.signal.aborted, true);
+    assert.equal(stopCodeOf(rc.signal), 'cancelled');
     await a3.started;
     a3.finish();
     await s.idle();
@@ -216,18 +220,18 @@ describe('Scheduler', () => {
     assert.equal(a2.droppedWith, 'shutdown');
     a1.finish();
     await done;
-    assert.throws(() => s.enqueue(job('a3', 'A')), (e: unknown) => (e as HttpError).status === 503);
+    assert.throws(() => s.enqueue(job('a3', 'A')), (e: unknown) => isForemanError(e, 'shutting_down'));
   });
 
   it('learns the resident generation model from /api/ps, ignoring embedding models', async () => {
     const upstream = fakeUpstream(['nomic-embed-text:latest', 'B'], ['nomic-embed-text:latest']);
     const { s, advance } = scheduler({ upstream });
     await s.refreshResidency();
-    assert.equal(s.loadedGroup, 'B');
+    assert.equal(s.loadedGroup, 'b:latest', 'the group key of the name /api/ps gave');
     // A arrived first, but B is loaded and both heads tie: B goes first.
     const log: string[] = [];
     const a = job('a', 'A', 0, log);
-    const b = job('b', 'B', 0, log);
+    const b = job('b', 'b:latest', 0, log);
     // enqueue with both waiting: hold the pump by filling the queue before anything can start
     s.enqueue(b, { arrivalMs: 1_000_000 + 10 });
     s.enqueue(a, { arrivalMs: 1_000_000 });
@@ -239,7 +243,7 @@ describe('Scheduler', () => {
     assert.deepEqual(log, ['b', 'a']);
   });
 
-  it('reports queue groups and running jobs in its snapshot', async () => {
+  it('reports queue groups and running jobs in its state, which ops/ renders as the /queue view', async () => {
     const { s, advance } = scheduler();
     const a1 = job('a1', 'A');
     s.enqueue(a1);
@@ -247,11 +251,48 @@ describe('Scheduler', () => {
     s.enqueue(job('b1', 'B', 5));
     s.enqueue(job('b2', 'B', 5));
     advance(1500);
-    const snap = s.snapshot();
+    const snap = buildQueueView(s.state(), { nowMs: 1_000_000 + 1500, upstream: 'u', maxQueue: 9, parallel: 1, embeddings: { active: 0, max: 1 } });
     assert.equal(snap.running.length, 1);
     assert.equal(snap.running[0]!.id, 'a1');
     assert.equal(snap.running[0]!.elapsed_ms, 1500);
     assert.deepEqual(snap.groups.map((g) => [g.group, g.count, g.head_priority, g.head_wait_ms]), [['B', 2, 5, 1500]]);
     a1.finish();
+  });
+  it('shares run time by key weight and runs at most max_running of a key, with an injected clock', async () => {
+    const policies: Record<string, { weight: number; maxRunning: number | null; maxQueued: number | null }> = {
+      light: { weight: 1, maxRunning: null, maxQueued: null },
+      heavy: { weight: 3, maxRunning: null, maxQueued: 2000 },
+    };
+    const { s, advance } = scheduler({ keyPolicy: (k) => policies[k]!, maxQueue: 10_000 });
+    const log: string[] = [];
+    const all: Controlled[] = [];
+    for (let i = 0; i < 200; i++) {
+      for (const key of ['light', 'heavy']) {
+        const j = { ...job(`${key}${i}`, 'A', 0, log), key };
+        all.push(j as Controlled);
+      }
+    }
+    for (const j of all) s.enqueue(j);
+    for (let n = 0; n < 200; n++) {
+      const id = log[n]!;
+      const j = all.find((x) => x.id === id)!;
+      await j.started;
+      advance(100); // every job runs 100 ms of the injected clock
+      j.finish();
+      await tick();
+    }
+    const light = log.slice(0, 200).filter((id) => id.startsWith('light')).length;
+    assert.ok(light >= 48 && light <= 52, `light got ${light} of 200 runs, 50 is 1:3`);
+    assert.equal(s.waitingOf('heavy') + s.waitingOf('light'), 199); // the 201st is running
+    // A cap that arrives with a reload applies to jobs already waiting.
+    policies.heavy = { weight: 3, maxRunning: 0, maxQueued: 2000 };
+    s.refreshKeys();
+    const next = all.find((x) => x.id === log[200])!;
+    await next.started;
+    advance(100);
+    next.finish();
+    await tick();
+    assert.ok(log.length > 201 && log.slice(201).every((id) => id.startsWith('light')), 'a capped key waits; the others run');
+    assert.equal(s.runningOf('heavy'), 0);
   });
 });

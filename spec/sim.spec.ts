@@ -192,8 +192,9 @@ describe('sim models and residency', () => {
     const sim = await simFor(t);
     const tags = JSON.parse((await get(sim, '/api/tags')).text);
     assert.deepEqual(tags.models.map((m: { name: string }) => m.name), [
-      'llama3.2:latest', 'qwen3:latest', 'mistral:latest', 'gemma3:latest', 'nomic-embed-text:latest',
+      'llama3.2:latest', 'qwen3:latest', 'mistral:latest', 'gemma3:latest', 'nomic-embed-text:latest', 'gpt-oss:120b-cloud',
     ]);
+    assert.equal(tags.models[5].remote_model, 'gpt-oss:120b');
     assert.match(tags.models[0].digest, /^[0-9a-f]{64}$/);
     const show = JSON.parse((await post(sim, '/api/show', { model: 'qwen3' })).text);
     assert.deepEqual(show.capabilities, ['completion', 'tools', 'thinking']);

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { QueueSnapshot } from '../lib/sched/snapshot.js';
+import type { QueueSnapshot } from '../lib/ops/queue-view.js';
 import { formatDuration, renderStatus, renderWatchFrame, WATCH_FRAME_PREFIX } from '../lib/ops/status-render.js';
 
 const snapshot = (): QueueSnapshot => ({
@@ -16,6 +16,10 @@ const snapshot = (): QueueSnapshot => ({
     { group: 'llama3.2', model: 'llama3.2', count: 3, head_priority: 10, head_wait_ms: 4_200, head_effective_priority: 10 },
     { group: 'qwen2.5:14b num_ctx=8192', model: 'qwen2.5:14b', count: 12, head_priority: 0, head_wait_ms: 125_000,
       head_effective_priority: 4.25 },
+  ],
+  lanes: [
+    { name: 'local', kind: 'local', parallel: 2, running: 1, waiting: 15, loaded_group: 'llama3.2:latest' },
+    { name: 'cloud', kind: 'cloud', parallel: 4, running: 0, waiting: 0, loaded_group: null },
   ],
   totals: { waiting: 15, running: 1, max_queue: 1000, parallel: 2, completed: 40, failed: 2, cancelled: 1, requeued: 0, switches: 7 },
   switches: [
@@ -42,6 +46,7 @@ describe('status-render', () => {
       '  GROUP                     WAITING  HEAD PRIO  HEAD WAIT  EFF PRIO',
       '  llama3.2                        3         10       4.2s        10',
       '  qwen2.5:14b num_ctx=8192       12          0      2m05s       4.3',
+      'cloud    0/4 running  0 waiting',
       'totals   completed 40  failed 2  cancelled 1  switches 7  embeddings 1/4',
       'switches last 2',
       '        WHEN  FROM         TO           LOAD',

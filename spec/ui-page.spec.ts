@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { QueueSnapshot } from '../lib/sched/snapshot.js';
+import type { QueueSnapshot } from '../lib/ops/queue-view.js';
 import { renderUiPage, UI_CONTENT_SECURITY_POLICY, uiPageHeaders } from '../lib/ops/ui-page.js';
 import { chromiumDumpDom } from './support/chromium.js';
 
@@ -23,6 +23,10 @@ const snapshot: QueueSnapshot = {
   groups: [
     { group: 'qwen2.5:14b', model: 'qwen2.5:14b', count: 12, head_priority: 0, head_wait_ms: 125_000, head_effective_priority: 4.25 },
     { group: EVIL, model: EVIL, count: 5, head_priority: 3, head_wait_ms: 900, head_effective_priority: 3 },
+  ],
+  lanes: [
+    { name: 'local', kind: 'local', parallel: 2, running: 1, waiting: 15, loaded_group: 'llama3.2:latest' },
+    { name: 'cloud', kind: 'cloud', parallel: 4, running: 0, waiting: 0, loaded_group: null },
   ],
   totals: { waiting: 17, running: 1, max_queue: 1000, parallel: 2, completed: 40, failed: 2, cancelled: 1, requeued: 0, switches: 7 },
   switches: [{ at: '2025-01-02T09:59:30.000Z', from: 'qwen2.5:14b', to: 'llama3.2', load_ms: 2_500 }],

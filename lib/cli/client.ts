@@ -2,9 +2,8 @@
 // foreman over HTTP (FOREMAN_URL, FOREMAN_TOKEN) and return stable exit codes for scripts.
 
 import { parseArgs } from 'node:util';
-import type { CliIo } from './cli.js';
-import { EXIT } from './cli.js';
-import type { QueueSnapshot } from '../sched/snapshot.js';
+import { EXIT, type CliIo } from './io.js';
+import type { QueueSnapshot } from '../ops/queue-view.js';
 import { renderStatus, renderWatchFrame } from '../ops/status-render.js';
 
 interface Client {

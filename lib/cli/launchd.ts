@@ -5,8 +5,7 @@ import { realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CliIo } from './cli.js';
-import { EXIT } from './cli.js';
+import { EXIT, type CliIo } from './io.js';
 import { ConfigError, parseConfig } from '../config.js';
 import { DEFAULT_LAUNCH_AGENT_LABEL, launchAgentInstructions, renderLaunchAgent } from '../ops/launchd.js';
 

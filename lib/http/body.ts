@@ -1,10 +1,10 @@
 // Reading request bodies with a bound, and writing JSON answers and errors in
-// the shape of the surface the request came in on (Ollama or OpenAI).
+// the shape of the surface the request came in on (Ollama, OpenAI or Anthropic).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { badRequest, ollamaErrorBody, openaiErrorBody, payloadTooLarge, type HttpError } from '../errors.js';
+import { anthropicErrorBody, badRequest, ollamaErrorBody, openaiErrorBody, payloadTooLarge, type HttpError } from '../errors.js';
 
-export type Surface = 'ollama' | 'openai';
+export type Surface = 'ollama' | 'openai' | 'anthropic';
 
 /** Reads the whole body, refusing (413) as soon as it passes maxBytes. Events, not an async iterator: this is on every request's path. */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
@@ -106,9 +106,9 @@ export function sendError(res: ServerResponse, err: HttpError, surface: Surface)
     res.destroy();
     return;
   }
-  const body = surface === 'openai' ? openaiErrorBody(err) : ollamaErrorBody(err);
+  const body = surface === 'openai' ? openaiErrorBody(err) : surface === 'anthropic' ? anthropicErrorBody(err) : ollamaErrorBody(err);
   res.writeHead(err.status, {
-    'content-type': surface === 'openai' ? 'application/json' : 'application/json; charset=utf-8',
+    'content-type': surface === 'ollama' ? 'application/json; charset=utf-8' : 'application/json',
     'content-length': Buffer.byteLength(body),
     ...err.headers,
   });

@@ -8,8 +8,8 @@ import { forwardableHeaders } from '../upstream.js';
 import { relayBody } from './proxy.js';
 import { readBody } from './body.js';
 
-/** Response headers worth passing back; hop-by-hop ones are node's business. */
-const RESPONSE_HEADERS = ['content-type', 'content-length', 'cache-control', 'etag', 'last-modified'];
+/** Response headers worth passing back (Retry-After: a cloud 429, SPEC §12); hop-by-hop ones are node's business. */
+const RESPONSE_HEADERS = ['content-type', 'content-length', 'cache-control', 'etag', 'last-modified', 'retry-after', 'location'];
 
 export function copyResponseHeaders(upstream: UpstreamResponse, extra: Record<string, string> = {}): Record<string, string> {
   const out: Record<string, string> = {};

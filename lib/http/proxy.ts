@@ -6,6 +6,7 @@ import type { ServerResponse } from 'node:http';
 import { EventSplitter, LineSplitter, looksLikeJsonObjectLine } from '../ndjson.js';
 import type { UpstreamResponse } from '../upstream.js';
 import { describeNetworkError } from '../errors.js';
+import { writeUnits } from './unit-writer.js';
 
 export type Framing = 'ndjson' | 'sse' | 'raw';
 
@@ -26,6 +27,8 @@ export interface RelayOptions {
   signal: AbortSignal;
   /** Renders the one error unit written when upstream fails mid-stream. */
   renderError?: (message: string) => Uint8Array;
+  /** Whether the last unit ends the stream properly, for surfaces whose end is not NDJSON done or SSE [DONE]. */
+  endsStream?: (last: Uint8Array) => boolean;
   now?: () => number;
 }
 
@@ -77,18 +80,19 @@ export async function relayBody(upstream: UpstreamResponse, res: ServerResponse,
   const result: RelayResult = { outcome: 'done', error: null, last: null, lastData: null, firstUnitMs: null };
   const splitter = options.framing === 'ndjson' ? new LineSplitter() : options.framing === 'sse' ? new EventSplitter() : null;
 
-  // Hot path: synchronous writes; a full socket buffer is awaited once per upstream read.
+  // Hot path: the units of one upstream read leave in one write; a full socket buffer is awaited
+  // once per upstream read, so there is no promise per chunk unless the client reads slowly.
   let needDrain = false;
   let previous: Uint8Array | null = null;
-  const emit = (unit: Uint8Array): boolean => {
+  const emit = (units: readonly Uint8Array[]): boolean => {
+    if (units.length === 0) return !res.destroyed;
     if (result.firstUnitMs === null) result.firstUnitMs = now() - started;
-    previous = result.last;
-    result.last = unit;
+    previous = units.length > 1 ? units[units.length - 2]! : result.last;
+    result.last = units[units.length - 1]!;
     if (res.destroyed || res.writableEnded) return false;
-    if (!res.write(unit)) needDrain = true;
+    if (!writeUnits(res, units)) needDrain = true;
     return true;
   };
-  // Awaited only when a write filled the socket: no promise per chunk on the hot path.
   const drained = (): boolean | Promise<boolean> => {
     if (!needDrain) return !res.destroyed;
     needDrain = false;
@@ -108,39 +112,29 @@ export async function relayBody(upstream: UpstreamResponse, res: ServerResponse,
 
   try {
     for await (const chunk of upstream.body) {
-      if (!splitter) {
-        if (!emit(chunk)) return gone();
-        let ok = drained();
-        if (ok !== true && !(await ok)) return gone();
-        continue;
-      }
-      const units = splitter.push(chunk);
-      // Lines that arrived together leave together: each write() is still one whole line, and
-      // cork() only lets the kernel take them in one syscall at the end of this same tick.
-      const corked = units.length > 1;
-      if (corked) res.cork();
-      let alive = true;
-      let malformed = false;
-      for (const unit of units) {
-        if (options.framing === 'ndjson' && !looksLikeJsonObjectLine(unit)) {
-          malformed = true;
-          break;
+      let units: Uint8Array[];
+      if (!splitter) units = [chunk];
+      else {
+        units = splitter.push(chunk);
+        if (options.framing === 'ndjson') {
+          const bad = units.findIndex((unit) => !looksLikeJsonObjectLine(unit));
+          if (bad !== -1) {
+            // The good lines before the bad one still go out, as they did one by one.
+            if (!emit(units.slice(0, bad))) return gone();
+            await fail('upstream sent a malformed line');
+            return result;
+          }
         }
-        if (!(alive = emit(unit))) break;
       }
-      if (corked) res.uncork();
-      if (malformed) {
-        await fail('upstream sent a malformed line');
-        return result;
-      }
-      if (!alive) return gone();
-      let ok = drained();
+      if (!emit(units)) return gone();
+      const ok = drained();
       if (ok !== true && !(await ok)) return gone();
     }
     const tail = splitter?.flush();
-    if (tail && (!emit(tail) || !(await drained()))) return gone();
+    if (tail && (!emit([tail]) || !(await drained()))) return gone();
     result.lastData = result.last !== null && isSseDone(result.last) ? previous : result.last;
-    if (!endedProperly(options.framing, result.last)) await fail('upstream ended the stream early');
+    const ended = options.endsStream && result.last ? options.endsStream(result.last) : endedProperly(options.framing, result.last);
+    if (!ended) await fail('upstream ended the stream early');
   } catch (err) {
     if (options.signal.aborted || res.destroyed) return gone();
     await fail(`upstream failed mid-stream: ${upstream.failureReason() ?? describeNetworkError(err)}`);

@@ -3,15 +3,18 @@
 // the JobService owns state.
 
 import { createHash } from 'node:crypto';
-import type { Route } from './server.js';
-import { badRequest } from '../errors.js';
-import { validateGeneration, parsePriority } from './requests.js';
-import { normalizeModel } from '../sched/model-group.js';
+import type { RequestContext, Route } from './server.js';
+import { badRequest, notFound } from '../errors.js';
+import { validateGeneration } from './generation-request.js';
+import { parsePriority } from './priority.js';
 import { checkWebhookUrl } from '../webhooks/dispatcher.js';
+import type { TargetPolicy } from '../webhooks/targets.js';
 import type { JobService } from '../jobs/service.js';
 import type { JobState } from '../jobs/records.js';
 import { parseJsonObject, readBody, sendJson } from './body.js';
 import { abortOnClientClose } from './passthrough.js';
+import { checkModel } from './sync-job.js';
+import { ANONYMOUS, maySee, priorityFor, type Key } from '../keys/keys-file.js';
 
 export const MAX_METADATA_BYTES = 16 * 1024;
 const MAX_IDEMPOTENCY_KEY = 255;
@@ -22,15 +25,27 @@ const STATES: readonly JobState[] = ['queued', 'working', 'completed', 'failed',
 export interface JobRouteDeps {
   jobs: JobService;
   maxBody: number;
+  /** Which webhook targets a submission may name (SPEC §5); the open policy when absent. */
+  webhookPolicy?: TargetPolicy;
 }
+
+const keyOf = (ctx: RequestContext): Key => ctx.key ?? ANONYMOUS;
 
 export function jobRoutes(deps: JobRouteDeps): Route[] {
   const { jobs } = deps;
+  /** The job, if the caller may see it: another key's job is as unknown as a missing one (SPEC §15). */
+  const own = (ctx: RequestContext, id: string) => {
+    const job = jobs.get(id);
+    if (!maySee(keyOf(ctx), job.key)) throw notFound(`job '${id}' not found`);
+    return job;
+  };
   return [
     {
       method: 'POST',
       path: '/jobs',
-      handler: async ({ req, res, logFields }) => {
+      handler: async (ctx) => {
+        const { req, res, logFields } = ctx;
+        const caller = keyOf(ctx);
         const raw = await readBody(req, deps.maxBody);
         const body = parseJsonObject(raw);
         const hasMessages = body.messages !== undefined;
@@ -38,10 +53,11 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         if (hasMessages === hasPrompt) throw badRequest('a job body has either messages (chat) or prompt (generate)');
         const kind = hasMessages ? 'chat' : 'generate';
         const request = validateGeneration(body, kind);
-        const priority = parsePriority(body.priority, 'priority') ?? 0;
+        checkModel(caller, request.model);
+        const priority = priorityFor(caller, parsePriority(body.priority, 'priority'), 0);
         let webhookUrl: string | null = null;
         if (body.state_webhook_url !== undefined && body.state_webhook_url !== null) {
-          const problem = checkWebhookUrl(body.state_webhook_url);
+          const problem = checkWebhookUrl(body.state_webhook_url, deps.webhookPolicy);
           if (problem) throw badRequest(problem);
           webhookUrl = String(body.state_webhook_url);
         }
@@ -58,12 +74,15 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         delete forwarded.stream; // async jobs always stream from upstream and keep the merged result
         const { job, created } = await jobs.submit({
           kind,
-          model: normalizeModel(request.model),
+          model: request.model, // as sent: Ollama echoes it so, and the record must too
           body: forwarded,
           priority,
           metadata,
           webhookUrl,
-          idempotency: typeof key === 'string' ? { key, hash: createHash('sha256').update(raw).digest('hex') } : null,
+          // Per key: another key's Idempotency-Key must neither find nor block this one's job.
+          idempotency: typeof key === 'string' ? { key: `${caller.name}:${key}`, hash: createHash('sha256').update(raw).digest('hex') } : null,
+          key: caller.name,
+          maxQueued: caller.maxQueued,
         });
         logFields.job = job.id;
         logFields.model = job.model;
@@ -73,7 +92,9 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
     {
       method: 'GET',
       path: '/jobs',
-      handler: async ({ res, url }) => {
+      handler: async (ctx) => {
+        const { res, url } = ctx;
+        const caller = keyOf(ctx);
         const state = url.searchParams.get('state') ?? undefined;
         if (state !== undefined && !STATES.includes(state as JobState)) throw badRequest(`state must be one of ${STATES.join(', ')}`);
         const limitText = url.searchParams.get('limit') ?? '50';
@@ -82,6 +103,7 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         const page = jobs.list({
           state: state as JobState | undefined,
           model: url.searchParams.get('model') ?? undefined,
+          key: caller.admin ? url.searchParams.get('key') ?? undefined : caller.name,
           limit,
           cursor: url.searchParams.get('cursor') ?? undefined,
         });
@@ -93,7 +115,7 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
       path: '/jobs/:id',
       handler: async (ctx) => {
         const waitText = ctx.url.searchParams.get('wait');
-        let job = jobs.get(ctx.params.id!);
+        let job = own(ctx, ctx.params.id!);
         if (waitText !== null) {
           const seconds = Number(waitText);
           if (!Number.isFinite(seconds) || seconds < 0 || seconds > 300) throw badRequest('wait must be 0..300 seconds');
@@ -106,23 +128,24 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
     {
       method: ['POST'],
       path: '/jobs/:id/cancel',
-      handler: async ({ res, params }) => sendJson(res, 200, await jobs.view(await jobs.cancel(params.id!))),
+      handler: async (ctx) => sendJson(ctx.res, 200, await jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
     },
     {
       method: ['DELETE'],
       path: '/jobs/:id',
-      handler: async ({ res, params }) => sendJson(res, 200, await jobs.view(await jobs.cancel(params.id!))),
+      handler: async (ctx) => sendJson(ctx.res, 200, await jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
     },
     {
       method: 'GET',
       path: '/jobs/:id/events',
-      handler: async ({ res, params }) => sendJson(res, 200, { events: await jobs.events(params.id!) }),
+      handler: async (ctx) => sendJson(ctx.res, 200, { events: await jobs.events(own(ctx, ctx.params.id!).id) }),
     },
     {
       method: 'GET',
       path: '/jobs/:id/artifacts/:name',
-      handler: async ({ res, params }) => {
-        const a = await jobs.artifact(params.id!, params.name!);
+      handler: async (ctx) => {
+        const { res, params } = ctx;
+        const a = await jobs.artifact(own(ctx, params.id!).id, params.name!);
         res.writeHead(200, { 'content-type': a.contentType, 'content-length': a.bytes });
         res.end(a.body);
       },

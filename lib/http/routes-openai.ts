@@ -4,20 +4,23 @@
 // in server.ts (surfaceOf), mid-stream ones in sync-job.ts (errorUnit).
 
 import type { Route } from './server.js';
-import type { GenerationKind } from './requests.js';
-import { validateGeneration } from './requests.js';
+import type { GenerationKind } from './generation-request.js';
+import { validateGeneration } from './generation-request.js';
 import { parseJsonObject, readBody } from './body.js';
 import { passthrough } from './passthrough.js';
 import { serveSyncJob } from './sync-job.js';
+import { applyAlias } from './aliases.js';
 import { embeddingRoute, type OllamaRouteDeps } from './routes-ollama.js';
+import { serveListing } from './hosts-routing.js';
 
 export function openaiRoutes(deps: OllamaRouteDeps): Route[] {
   const generation = (kind: GenerationKind, path: string): Route => ({
     method: 'POST',
     path,
     handler: async (ctx) => {
-      const raw = await readBody(ctx.req, deps.maxBody);
-      const request = validateGeneration(parseJsonObject(raw), kind);
+      const plain = await readBody(ctx.req, deps.maxBody);
+      const body = parseJsonObject(plain);
+      const { raw, request } = applyAlias(deps.aliasOf, body, plain, validateGeneration(body, kind), ctx.logFields);
       // Ollama's /v1 request types have no `options` field, so an `options` sent
       // here never reaches the runner and must not split the model's group:
       // /v1 and a plain native request for the same model drain together.
@@ -28,7 +31,7 @@ export function openaiRoutes(deps: OllamaRouteDeps): Route[] {
   const proxied = (path: string): Route => ({
     method: 'GET',
     path,
-    handler: (ctx) => passthrough(ctx, { upstream: deps.upstream, maxBody: deps.maxBody }),
+    handler: (ctx) => passthrough(ctx, { upstream: deps.hosts.candidates(ctx.params.id ?? '')[0]?.upstream ?? deps.hosts.first.upstream, maxBody: deps.maxBody }),
   });
 
   return [
@@ -36,7 +39,7 @@ export function openaiRoutes(deps: OllamaRouteDeps): Route[] {
     generation('openai-completion', '/v1/completions'),
     // Embeddings bypass the queue with their own limit (SPEC §3), as on /api/embed.
     embeddingRoute('/v1/embeddings', deps),
-    proxied('/v1/models'),
+    { method: 'GET', path: '/v1/models', handler: (ctx) => serveListing(ctx, deps.hosts, 'v1models', deps.maxBody) },
     proxied('/v1/models/:id'),
   ];
 }

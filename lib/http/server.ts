@@ -1,11 +1,15 @@
-// node:http server: the route table, Bearer auth, error rendering per surface,
+// http/ owns the wire: routes per surface, request validation, relaying upstream answers,
+// HTTP statuses and error bodies. The only folder that serves clients over node:http.
+//
+// node:http server: the route table, auth by key (Bearer or x-api-key), error rendering per surface,
 // one log line per request. Routes own parsing and answers; this file owns the edges.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
+import { badRequest, methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sendError, type Surface } from './body.js';
+import { normalizeTarget } from './path.js';
+import type { Key } from '../keys/keys-file.js';
 
 export interface RequestContext {
   readonly req: IncomingMessage;
@@ -13,6 +17,8 @@ export interface RequestContext {
   readonly url: URL;
   readonly params: Readonly<Record<string, string>>;
   readonly surface: Surface;
+  /** The key the caller presented (SPEC §15); null only on routes without auth when none was sent. */
+  readonly key: Key | null;
   /** Extra fields for the request's log line (model, job, queue_ms …); never prompts or tokens. */
   readonly logFields: Record<string, string | number | undefined>;
 }
@@ -57,55 +63,51 @@ function compile(route: Route): CompiledRoute {
   };
 }
 
-/** Constant-time check against every configured token (hashing first makes the lengths equal). */
-export function createTokenCheck(tokens: readonly string[]): (header: string | undefined) => boolean {
-  const digests = tokens.map((t) => createHash('sha256').update(t).digest());
-  return (header) => {
-    if (digests.length === 0) return true;
-    const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
-    const given = createHash('sha256').update(m ? m[1]!.trim() : '').digest();
-    let ok = false;
-    for (const d of digests) ok = timingSafeEqual(d, given) || ok;
-    return ok && m !== null;
-  };
-}
-
 export interface ServerOptions {
   routes: readonly Route[];
-  tokens: readonly string[];
+  /** The key a request's headers present, or null (KeyRegistry.authenticate). */
+  authenticate(headers: IncomingMessage['headers']): Key | null;
+  /** An authenticated request arrived (usage per key and surface). */
+  onRequest?(key: Key, path: string): void;
   log: Logger;
+  /** Client connections at once (SPEC §16); a new one beyond it is closed at once, the others carry on. */
+  maxConnections?: number;
 }
+
+/** The request line's status when the caller hung up before its answer (nginx's "client closed request"). */
+const CLIENT_LEFT = 499;
 
 /** A request (headers and body) must arrive within this; the answer may take as long as the queue does. */
 const REQUEST_TIMEOUT_MS = 5 * 60_000;
 
+/** Whose error shape a path answers in: Anthropic's under /v1/messages, OpenAI's elsewhere under /v1. */
 export function surfaceOf(pathname: string): Surface {
+  if (pathname === '/v1/messages' || pathname.startsWith('/v1/messages/')) return 'anthropic';
   return pathname.startsWith('/v1/') ? 'openai' : 'ollama';
 }
 
 export function createHttpServer(options: ServerOptions): Server {
   const routes = options.routes.map(compile);
-  const isAuthorized = createTokenCheck(options.tokens);
   const log = options.log;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://foreman.invalid');
-    } catch {
-      url = new URL('http://foreman.invalid/');
-    }
+    // Route on the decoded, normalised path, and hand that same path upstream (SPEC §8).
+    const target = normalizeTarget(req.url ?? '/');
+    const url = new URL(target ? target.pathname + target.search : '/', 'http://foreman.invalid');
     const surface = surfaceOf(url.pathname);
     const logFields: Record<string, string | number | undefined> = {};
     res.once('close', () => {
+      // Closed before any answer went out: the caller left (a 499 in the log, never a 500).
+      const left = !res.writableFinished && !res.headersSent;
       log.info('request', {
-        method: req.method, path: url.pathname, status: res.statusCode,
+        method: req.method, path: url.pathname, status: left ? CLIENT_LEFT : res.statusCode,
         ms: Math.round(performance.now() - started), ...logFields,
-        ...(res.writableFinished ? {} : { aborted: true }),
+        ...(left ? { client: 'left' } : res.writableFinished ? {} : { aborted: true }),
       });
     });
     try {
+      if (!target) throw badRequest('invalid URL escape in the request path');
       // A path with its own route answers 405 for other methods, even if a wildcard route would take them.
       let exactPathMatched = false;
       let pathMatched = false;
@@ -122,18 +124,30 @@ export function createHttpServer(options: ServerOptions): Server {
         }
         if (!r.wildcard) exactPathMatched = true;
       }
+      const key = options.authenticate(req.headers);
       if (!route || !match) {
+        // Without a good token, an unknown path is 401: what exists is no stranger's business (SPEC §8).
+        if (key === null) throw unauthorized();
         if (pathMatched) {
           const allowed = routes.filter((r) => !r.wildcard && r.pattern.test(url.pathname)).flatMap((r) => r.methods);
           throw methodNotAllowed([...new Set(allowed)]);
         }
         throw notFound(`404 page not found`);
       }
-      if (route.auth && !isAuthorized(req.headers.authorization)) throw unauthorized();
+      if (route.auth) {
+        if (key === null) throw unauthorized();
+        logFields.key = key.name;
+        options.onRequest?.(key, url.pathname);
+      }
       const params: Record<string, string> = {};
       route.names.forEach((name, i) => (params[name] = safeDecode(match![i + 1]!)));
-      await route.handler({ req, res, url, params, surface, logFields });
+      await route.handler({ req, res, url, params, surface, key, logFields });
     } catch (err) {
+      // The caller hung up: whatever failed after that failed because of it. Not a 500, not a stack (SPEC §8).
+      if (req.socket.destroyed || res.destroyed) {
+        res.destroy();
+        return;
+      }
       const httpErr: HttpError = toHttpError(err);
       if (httpErr.status === 500) log.error('internal error', { path: url.pathname, error: (err as Error)?.stack ?? String(err) });
       sendError(res, httpErr, surface);
@@ -145,6 +159,14 @@ export function createHttpServer(options: ServerOptions): Server {
   const server = createServer({ noDelay: true, keepAliveTimeout: 5_000, headersTimeout: 60_000, requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => {
     void handle(req, res);
   });
+  if (options.maxConnections !== undefined) {
+    server.maxConnections = options.maxConnections;
+    // Node closes the refused socket itself; say so in the log, but not once per socket in a flood.
+    let dropped = 0;
+    server.on('drop', () => {
+      if (dropped++ % 1000 === 0) log.warn('connection refused', { max_connections: options.maxConnections, refused: dropped });
+    });
+  }
   server.on('clientError', (err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":"bad request"}');
     else socket.destroy(err);

@@ -2,23 +2,38 @@
 // job starts, upstream's status, headers and body reach it unchanged, one line
 // or event per write (SPEC §2, §7). Shared by the native and /v1 surfaces.
 
-import { describeNetworkError, internal, isHttpError, shuttingDown, upstreamUnreachable, type HttpError } from '../errors.js';
-import { normalizeModel, groupKey } from '../sched/model-group.js';
-import { newJobId, parsePriority, type GenerationKind, type GenerationRequest } from './requests.js';
+import { describeNetworkError, forbidden, internal, isHttpError, shuttingDown, StopReason, upstreamUnreachable, type HttpError } from '../errors.js';
+import { groupKey } from '../sched/model-group.js';
+import { newJobId } from '../jobs/ids.js';
+import { parsePriority } from './priority.js';
+import type { GenerationKind, GenerationRequest } from './generation-request.js';
 import { forwardableHeaders, readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
 import type { FinishState, RunContext, Scheduler } from '../sched/scheduler.js';
 import { relayBody, writeUnit, type Framing, type RelayResult } from './proxy.js';
 import { copyResponseHeaders } from './passthrough.js';
-import { sendError, type Surface } from './body.js';
+import { writeIfRoom } from './unit-writer.js';
+import { sendError } from './body.js';
+import { endOfStream, errorUnit, heartbeatUnit, isSseKind } from './stream-units.js';
 import type { RequestContext } from './server.js';
+import { ANONYMOUS, mayUseModel, priorityFor, type Key } from '../keys/keys-file.js';
 
 export interface SyncJobDeps {
   scheduler: Scheduler;
   upstream: Upstream;
   syncPriority: number;
   heartbeatMs: number;
+  /** Model aliases (SPEC §7): the target for a requested name, or null. */
+  aliasOf?: (model: string) => string | null;
   /** Called once per finished stream with what the relay saw (metrics). */
-  observe?: (info: { model: string; kind: GenerationKind; relay: RelayResult | null; ttftMs: number | null }) => void;
+  observe?: (info: { model: string; kind: GenerationKind; key: string; relay: RelayResult | null; ttftMs: number | null }) => void;
+}
+
+/** 403 unless the key may use the model, by the name asked or the model an alias sends it to (SPEC §15 `models`). */
+export function checkModel(key: Key, model: string, aliasOf?: (model: string) => string | null): void {
+  if (mayUseModel(key, model)) return;
+  const target = aliasOf?.(model);
+  if (target && mayUseModel(key, target)) return;
+  throw forbidden(`key '${key.name}' may not use model '${model}'`);
 }
 
 export interface SyncJobRequest {
@@ -31,23 +46,6 @@ export interface SyncJobRequest {
 const NDJSON = 'application/x-ndjson';
 const SSE = 'text/event-stream';
 
-export function errorUnit(surface: Surface, message: string): Uint8Array {
-  if (surface === 'openai') {
-    return Buffer.from(`data: ${JSON.stringify({ error: { message, type: 'api_error', param: null, code: null } })}\n\n`);
-  }
-  return Buffer.from(JSON.stringify({ error: message }) + '\n');
-}
-
-/** A chunk that the official clients read as "nothing yet" (SPEC §2 long waits); a blank line would break them. */
-function heartbeatUnit(kind: GenerationKind, model: string): Uint8Array {
-  if (kind === 'openai-chat' || kind === 'openai-completion') return Buffer.from(': waiting in foreman queue\n\n');
-  const created_at = new Date().toISOString();
-  const body = kind === 'chat'
-    ? { model, created_at, message: { role: 'assistant', content: '' }, done: false }
-    : { model, created_at, response: '', done: false };
-  return Buffer.from(JSON.stringify(body) + '\n');
-}
-
 function framingOf(contentType: string | null): Framing {
   if (!contentType) return 'raw';
   if (contentType.includes(NDJSON)) return 'ndjson';
@@ -58,9 +56,13 @@ function framingOf(contentType: string | null): Framing {
 
 export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: SyncJobRequest): Promise<void> {
   const { req, res, surface } = ctx;
-  const priority = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority') ?? deps.syncPriority;
+  const kind = job.kind;
+  const key = ctx.key ?? ANONYMOUS;
+  checkModel(key, job.request.model, deps.aliasOf);
+  const asked = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority');
+  const priority = priorityFor(key, asked, key.syncPriority ?? deps.syncPriority);
   const id = newJobId('s_');
-  const model = normalizeModel(job.request.model);
+  const model = job.request.model; // as sent; the group key normalises
   const streamed = job.request.stream && !job.request.isLoadOnly;
   ctx.logFields.job = id;
   ctx.logFields.model = model;
@@ -78,7 +80,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   const fail = async (err: HttpError) => {
     if (!res.headersSent) sendError(res, err, surface);
     else {
-      await writeUnit(res, errorUnit(surface, err.message));
+      await writeUnit(res, errorUnit(kind, err.message));
       res.end();
     }
   };
@@ -86,7 +88,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   const onClose = () => {
     if (res.writableFinished) return;
     stopHeartbeat();
-    deps.scheduler.cancel(id, 'client closed the connection');
+    deps.scheduler.cancel(id, new StopReason('client_gone', 'client closed the connection'));
   };
   res.once('close', onClose);
 
@@ -107,27 +109,34 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
       return 'failed';
     }
     rc.upstreamAnswered();
-    const foremanHeaders = { 'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)) };
+    const foremanHeaders = {
+      'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)), 'x-foreman-priority': String(priority),
+    };
     if (heartbeatStarted) {
       if (!upstreamRes.ok) {
-        await writeUnit(res, errorUnit(surface, await readUpstreamError(upstreamRes)));
+        await writeUnit(res, errorUnit(kind, await readUpstreamError(upstreamRes)));
         res.end();
         return 'failed';
       }
-    } else {
-      res.writeHead(upstreamRes.status, copyResponseHeaders(upstreamRes, foremanHeaders));
     }
     const framing = upstreamRes.ok ? framingOf(upstreamRes.headers.get('content-type')) : 'raw';
+    if (!heartbeatStarted) {
+      // A relayed stream may end with an error line of foreman's own: upstream's length would cut it off.
+      const headers = copyResponseHeaders(upstreamRes, foremanHeaders);
+      if (framing !== 'raw') delete headers['content-length'];
+      res.writeHead(upstreamRes.status, headers);
+    }
     const started = performance.now();
     const relay = await relayBody(upstreamRes, res, {
-      framing, signal: rc.signal, renderError: framing === 'raw' ? undefined : (m) => errorUnit(surface, m),
+      framing, signal: rc.signal, renderError: framing === 'raw' ? undefined : (m) => errorUnit(kind, m),
+      endsStream: framing === 'sse' ? endOfStream(kind) : undefined,
     });
     // A whole-body answer cut short cannot carry an error line: close so the client sees the failure.
     if (relay.outcome === 'upstream_error' && framing === 'raw') res.destroy();
     else res.end();
     // Time to first token means a streamed chunk; a whole JSON answer has no first token to time.
     const ttftMs = relay.firstUnitMs === null || framing === 'raw' ? null : started - runStarted + relay.firstUnitMs;
-    deps.observe?.({ model, kind: job.kind, relay, ttftMs });
+    deps.observe?.({ model, kind: job.kind, key: key.name, relay, ttftMs });
     if (relay.outcome === 'client_gone' || rc.signal.aborted) return 'cancelled';
     return relay.outcome === 'done' && upstreamRes.ok ? 'completed' : 'failed';
   };
@@ -139,17 +148,18 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
       if (!heartbeatStarted) {
         heartbeatStarted = true;
         res.writeHead(200, {
-          'content-type': surface === 'openai' ? SSE : NDJSON,
+          'content-type': isSseKind(kind) ? SSE : NDJSON,
           'x-foreman-job-id': id,
+          'x-foreman-priority': String(priority),
         });
         heartbeat = setInterval(beat, deps.heartbeatMs);
       }
-      void writeUnit(res, heartbeatUnit(job.kind, job.request.model));
+      writeIfRoom(res, heartbeatUnit(kind, job.request.model, req.headers));
     }, deps.heartbeatMs);
   }
   try {
     deps.scheduler.enqueue({
-      id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind,
+      id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind, key: key.name,
       bytes: job.raw.length,
       run: (rc) =>
         run(rc)

@@ -54,6 +54,8 @@ export interface Job {
   model: string;
   kind: JobKind;
   priority: number;
+  /** the name of the key that made it (SPEC §15); null for jobs from before keys existed */
+  key: string | null;
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
@@ -79,7 +81,7 @@ export interface Job {
 /** Journal records. `t` tags the kind; each is one JSON line. */
 export type JobRecord =
   | { t: 'submit'; id: string; at: number; model: string; kind: JobKind; priority: number; metadata: unknown;
-      webhook_url: string | null; idem: { key: string; hash: string } | null;
+      webhook_url: string | null; idem: { key: string; hash: string } | null; key?: string | null;
       /** inline body (the line is kept until the job ends), or absent with body_file */
       body?: Record<string, unknown>; body_file?: boolean; bytes?: number; group?: string }
   | { t: 'state'; id: string; at: number; state: JobState; attempts: number; error?: JobError | null; seq?: number }
@@ -94,7 +96,7 @@ export function newWebhookProgress(): WebhookProgress {
 
 export function jobFromSubmit(r: Extract<JobRecord, { t: 'submit' }>): Job {
   return {
-    id: r.id, model: r.model, kind: r.kind, priority: r.priority, createdAt: r.at, startedAt: null, finishedAt: null,
+    id: r.id, model: r.model, kind: r.kind, priority: r.priority, key: r.key ?? null, createdAt: r.at, startedAt: null, finishedAt: null,
     attempts: 0, state: 'queued', metadata: r.metadata, webhookUrl: r.webhook_url, idempotency: r.idem,
     group: r.group ?? groupKey(r.model, r.body?.options),
     bodyBytes: r.bytes ?? (r.body ? Buffer.byteLength(JSON.stringify(r.body)) : 0),
@@ -164,7 +166,7 @@ function isSnapshot(j: unknown): boolean {
   if (!isObject(j)) return false;
   return isStr(j.id) && isStr(j.model) && isKind(j.kind) && isInt(j.priority) && isTime(j.createdAt)
     && isTimeOrNull(j.startedAt) && isTimeOrNull(j.finishedAt) && isInt(j.attempts) && STATES.has(j.state as string)
-    && isStrOrNull(j.webhookUrl) && isIdem(j.idempotency) && isError(j.error)
+    && isStrOrNull(j.webhookUrl) && isIdem(j.idempotency) && isError(j.error) && (j.key === undefined || isStrOrNull(j.key))
     && Array.isArray(j.transitions) && j.transitions.length > 0 && j.transitions.every(isTransition)
     && isWebhookProgress(j.webhook)
     && (j.result === undefined || j.result === null || (isObject(j.result) && isInt(j.result.bytes) && isArtifacts(j.result.artifacts)))
@@ -180,6 +182,7 @@ export function parseJobRecord(raw: unknown): JobRecord | null {
       return isStr(r.id) && isTime(r.at) && isStr(r.model) && isKind(r.kind) && isInt(r.priority) && isStrOrNull(r.webhook_url)
         && isIdem(r.idem) && (isObject(r.body) || (r.body_file === true && isInt(r.bytes)))
         && (r.group === undefined || isStr(r.group)) && (r.bytes === undefined || isInt(r.bytes))
+        && (r.key === undefined || isStrOrNull(r.key))
         ? (r as JobRecord) : null;
     case 'state':
       return isStr(r.id) && isTime(r.at) && STATES.has(r.state as string) && isInt(r.attempts) && isError(r.error)
@@ -219,7 +222,7 @@ export class JobReplay {
   apply(r: JobRecord): boolean | string {
     if (r.t === 'job') {
       const { body, ...snapshot } = r.job;
-      const job: Job = { ...snapshot, result: snapshot.result ?? null, group: snapshot.group ?? groupKey(snapshot.model, body?.options),
+      const job: Job = { ...snapshot, key: snapshot.key ?? null /* compacted before keys existed */, result: snapshot.result ?? null, group: snapshot.group ?? groupKey(snapshot.model, body?.options),
         bodyBytes: snapshot.bodyBytes ?? (body ? Buffer.byteLength(JSON.stringify(body)) : 0), bodyFile: snapshot.bodyFile === true };
       if (job.response === null) delete job.response;
       this.jobs.set(job.id, job);
@@ -350,6 +353,7 @@ export function jobView(
     model: job.model,
     kind: job.kind,
     priority: job.priority,
+    key: job.key,
     created_at: iso(job.createdAt),
     started_at: iso(job.startedAt),
     finished_at: iso(job.finishedAt),

@@ -1,15 +1,18 @@
+// jobs/ owns async jobs: records, ids, the state machine and each run; durable through
+// journal/, announced through webhooks/, run by sched/.
+//
 // Async jobs: submission (durable before acknowledged), the state machine, what a run's outcome
 // does to a job (runner.ts does the run), webhook events, recovery after a crash, retries, and
 // what happens while the journal cannot write (SPEC §4–§6). No HTTP here; upkeep.ts compacts.
 
-import { busy, conflict, HttpError, notFound, unprocessable } from '../errors.js';
-import { normalizeModel, groupKey } from '../sched/model-group.js';
-import { newJobId } from '../http/requests.js';
+import { ForemanError, keyQueueFull, queueFull, StopReason } from '../errors.js';
+import { groupKey, modelKey } from '../sched/model-group.js';
+import { newJobId } from './ids.js';
 import { silentLogger, type Logger } from '../log.js';
 import { JournalError, type Journal, type JournalHealth } from '../journal/journal.js';
 import type { Upstream } from '../upstream.js';
 import type { FinishState, RunContext, Scheduler } from '../sched/scheduler.js';
-import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher } from '../webhooks/dispatcher.js';
+import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher, type WebhookSend } from '../webhooks/dispatcher.js';
 import { runOnce } from './runner.js';
 import { SortedIds } from './sorted-ids.js';
 import { INLINE_BODY_MAX, type JobStore } from './store.js';
@@ -27,6 +30,9 @@ export interface SubmitInput {
   metadata: unknown;
   webhookUrl: string | null;
   idempotency: { key: string; hash: string } | null;
+  /** the submitting key's name and its max_queued (SPEC §15) */
+  key?: string | null;
+  maxQueued?: number | null;
 }
 
 export interface JobServiceOptions {
@@ -45,6 +51,8 @@ export interface JobServiceOptions {
   webhookMaxResult: number;
   webhookSchedule?: readonly number[];
   webhookTimeoutMs?: number;
+  /** The POST of each event, to checked addresses (webhooks/transport.ts). */
+  webhookSend?: WebhookSend;
   log?: Logger;
   now?: () => number;
   onWebhook?: (outcome: DeliveryProgress['outcome']) => void;
@@ -61,8 +69,8 @@ interface Waiter {
 }
 
 /** 503 with the journal's reason: nothing was stored, the caller may try again later. */
-function unavailable(reason: string): HttpError {
-  return new HttpError(503, 'journal_unavailable', `job not stored: ${reason}`, { 'retry-after': '5' });
+function unavailable(reason: string): ForemanError {
+  return new ForemanError('journal_unavailable', `job not stored: ${reason}`);
 }
 
 export class JobService {
@@ -76,6 +84,7 @@ export class JobService {
   readonly #order: SortedIds;
   /** submits between the admission check and their enqueue: they hold a place (and bytes) in the queue */
   readonly #admitting = { count: 0, bytes: 0 };
+  readonly #admittingByKey = new Map<string, number>();
   /** submits whose record is not yet durable; an idempotent repeat waits for it */
   readonly #durable = new Map<string, Promise<void>>();
   readonly #idempotency = new Map<string, { id: string; hash: string; at: number }>();
@@ -105,6 +114,7 @@ export class JobService {
       secret: options.webhookSecret,
       schedule: options.webhookSchedule,
       timeoutMs: options.webhookTimeoutMs,
+      send: options.webhookSend,
       now: this.#now,
       log: this.#log,
       onProgress: (p) => this.#onWebhookProgress(p),
@@ -192,7 +202,7 @@ export class JobService {
       const known = this.#idempotency.get(input.idempotency.key);
       if (known && now - known.at < IDEMPOTENCY_TTL_MS && this.#jobs.has(known.id)) {
         if (known.hash !== input.idempotency.hash) {
-          throw unprocessable('Idempotency-Key was already used with a different request body');
+          throw new ForemanError('idempotency_mismatch', 'Idempotency-Key was already used with a different request body');
         }
         // The first submit may still be waiting for its fsync: never acknowledge a job that is not durable.
         await this.#durable.get(known.id);
@@ -201,12 +211,18 @@ export class JobService {
     }
     const data = Buffer.from(JSON.stringify(input.body));
     // Count submits still waiting for their fsync: they are admitted, and enqueue below cannot refuse them.
-    if (this.#o.scheduler.isFull(data.length, this.#admitting)) throw busy();
+    const full = this.#o.scheduler.fullFor(data.length, this.#admitting);
+    if (full) throw queueFull(full);
+    const owner = input.key ?? '';
+    const admittingOwn = this.#admittingByKey.get(owner) ?? 0;
+    if (input.maxQueued != null && this.#o.scheduler.waitingOf(owner) + admittingOwn >= input.maxQueued) {
+      throw keyQueueFull(owner, input.maxQueued);
+    }
     const id = newJobId('job_');
     const bodyFile = data.length > INLINE_BODY_MAX;
     const record: Extract<JobRecord, { t: 'submit' }> = {
       t: 'submit', id, at: now, model: input.model, kind: input.kind, priority: input.priority,
-      metadata: input.metadata, webhook_url: input.webhookUrl, idem: input.idempotency,
+      metadata: input.metadata, webhook_url: input.webhookUrl, idem: input.idempotency, key: input.key ?? null,
       group: groupKey(input.model, input.body.options), bytes: data.length,
       ...(bodyFile ? { body_file: true } : { body: input.body }),
     };
@@ -216,6 +232,7 @@ export class JobService {
     if (input.idempotency) this.#idempotency.set(input.idempotency.key, { id: job.id, hash: input.idempotency.hash, at: now });
     this.#admitting.count++;
     this.#admitting.bytes += data.length;
+    this.#admittingByKey.set(owner, admittingOwn + 1);
     // A large body goes to its own file, durable before the record that names it.
     const durable = (bodyFile ? this.#store.writeBody(id, data).catch((err) => {
       this.#journal.reportFailure(err);
@@ -231,13 +248,16 @@ export class JobService {
       if (bodyFile) this.#store.dropBody(job);
       // Nothing was acknowledged: say why in words a client can act on, not 'internal error'.
       if (err instanceof JournalError && err.code === 'JOURNAL_BACKLOG') {
-        throw new HttpError(503, 'journal_backlog', `journal is busy: ${err.message}`, { 'retry-after': '1' });
+        throw new ForemanError('journal_backlog', `journal is busy: ${err.message}`);
       }
       if (err instanceof JournalError) throw unavailable(err.message);
       throw err;
     } finally {
       this.#admitting.count--;
       this.#admitting.bytes -= data.length;
+      const left = (this.#admittingByKey.get(owner) ?? 1) - 1;
+      if (left > 0) this.#admittingByKey.set(owner, left);
+      else this.#admittingByKey.delete(owner);
       this.#durable.delete(job.id);
     }
     this.#o.onTransition?.(job, 'queued');
@@ -248,7 +268,7 @@ export class JobService {
 
   get(id: string): Job {
     const job = this.#jobs.get(id);
-    if (!job) throw notFound(`job '${id}' not found`);
+    if (!job) throw new ForemanError('not_found', `job '${id}' not found`);
     return job;
   }
 
@@ -261,8 +281,9 @@ export class JobService {
     }, await this.#response(job));
   }
 
-  list(filter: { state?: JobState; model?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
-    const model = filter.model ? normalizeModel(filter.model) : undefined;
+  /** `key`: only that key's jobs (a key that is not admin lists its own, SPEC §15). */
+  list(filter: { state?: JobState; model?: string; key?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
+    const model = filter.model ? modelKey(filter.model) : undefined;
     // Newest first: start below the cursor (the last id of the previous page), or at the end.
     let i = (filter.cursor ? this.#order.lowerBound(filter.cursor) : this.#order.length) - 1;
     const out: Job[] = [];
@@ -270,7 +291,8 @@ export class JobService {
       const job = this.#jobs.get(this.#order.at(i)!);
       if (!job) continue;
       if (filter.state && job.state !== filter.state) continue;
-      if (model && job.model !== model) continue;
+      if (model && modelKey(job.model) !== model) continue;
+      if (filter.key !== undefined && job.key !== filter.key) continue;
       out.push(job);
     }
     const more = i >= 0 && out.length === filter.limit;
@@ -280,11 +302,11 @@ export class JobService {
   /** Cancels a queued or working job; a terminal one is a 409. Resolves once the job is cancelled. */
   async cancel(id: string): Promise<Job> {
     const job = this.get(id);
-    if (isTerminal(job.state)) throw conflict(`job '${id}' is already ${job.state}`);
+    if (isTerminal(job.state)) throw new ForemanError('conflict', `job '${id}' is already ${job.state}`);
     // A cancel that could not be recorded would come back after a restart: refuse it instead.
     const health = this.#journal.health();
-    if (!health.writable) throw new HttpError(503, 'journal_unavailable', `cannot cancel now: ${health.reason}`, { 'retry-after': '5' });
-    const found = this.#o.scheduler.cancel(id, 'cancelled by request');
+    if (!health.writable) throw new ForemanError('journal_unavailable', `cannot cancel now: ${health.reason}`);
+    const found = this.#o.scheduler.cancel(id, new StopReason('cancelled', 'cancelled by request'));
     const running = this.#running.get(id);
     if (running) await running;
     // Not in the scheduler (held back, waiting for a retry, or dropped at shutdown) yet queued: cancel it here.
@@ -323,7 +345,7 @@ export class JobService {
   async artifact(id: string, name: string): Promise<Artifact> {
     const job = this.get(id);
     const found = artifactsOf(job, await this.#response(job)).find((a) => a.name === name);
-    if (!found) throw notFound(`job '${id}' has no artifact '${name}'`);
+    if (!found) throw new ForemanError('not_found', `job '${id}' has no artifact '${name}'`);
     return found;
   }
 
@@ -387,7 +409,7 @@ export class JobService {
       return await this.#store.readResult(job);
     } catch (err) {
       this.#log.error('job result unreadable', { job: job.id, error: (err as Error).message });
-      throw new HttpError(500, 'result_unreadable', `the result of job '${job.id}' could not be read from the data dir`);
+      throw new Error(`the result of job '${job.id}' could not be read from the data dir`);
     }
   }
 
@@ -412,7 +434,7 @@ export class JobService {
       this.#o.scheduler.enqueue(
         {
           id: job.id, model: job.model, group: job.group, priority: job.priority, origin: 'async', kind: job.kind,
-          bytes: job.bodyBytes,
+          key: job.key, bytes: job.bodyBytes,
           run: (rc) => this.#run(job, rc),
           dropped: (reason) => {
             if (reason === 'cancelled') this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
@@ -429,11 +451,12 @@ export class JobService {
   }
 
   /**
-   * Back to queued, and into the scheduler again after a backoff (2 s, 4 s, … at most 60 s).
+   * Into the scheduler again after a backoff (2 s, 4 s, … at most 60 s), or after the wait
+   * upstream asked for (a 429, SPEC §12).
    * The wait is in memory only: after a restart the job is simply queued.
    */
-  #retryLater(job: Job): void {
-    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.max(0, job.attempts - 1));
+  #retryLater(job: Job, delayMs?: number): void {
+    const delay = delayMs ?? Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.max(0, job.attempts - 1));
     this.#log.warn('job will retry', { job: job.id, attempts: job.attempts, retry_in_ms: delay, error: job.error?.message });
     const timer = setTimeout(() => {
       this.#retryTimers.delete(timer);
@@ -481,7 +504,9 @@ export class JobService {
    */
   async #settle(
     job: Job, state: JobState, error: JobError | null, response: Record<string, unknown> | null, parked: () => void,
+    retry: { delayMs: number; attempts: number } | null = null,
   ): Promise<void> {
+    const attempts = retry?.attempts ?? job.attempts;
     let written: { bytes: number; artifacts: Array<{ name: string; bytes: number }> } | null = null;
     let recorded = false;
     for (;;) {
@@ -498,11 +523,11 @@ export class JobService {
           job.result = written;
         }
         const seq = job.transitions.length + 1;
-        await this.#append({ t: 'state', id: job.id, seq, at, state, attempts: job.attempts, ...(error ? { error } : {}) });
-        applyState(job, state, at, job.attempts, error);
+        await this.#append({ t: 'state', id: job.id, seq, at, state, attempts, ...(error ? { error } : {}) });
+        applyState(job, state, at, attempts, error);
         this.#announce(job, state);
         this.#afterDurable(job, seq);
-        if (state === 'queued') this.#retryLater(job);
+        if (state === 'queued') this.#retryLater(job, retry?.delayMs);
         return;
       } catch (err) {
         if (this.#closed) return;
@@ -541,7 +566,7 @@ export class JobService {
       void this.#settle(job, 'failed', { message: `the request body could not be read: ${(err as Error).message}`, reason: 'lost' }, null, () => {});
       return 'failed';
     }
-    const outcome = await runOnce(this.#o.upstream, job.kind, body, rc.signal, () => rc.upstreamAnswered());
+    const outcome = await runOnce(this.#o.upstream, job.kind, body, rc.signal, () => rc.upstreamAnswered(), this.#now);
     let parked!: () => void;
     const freed = new Promise<void>((resolve) => (parked = resolve));
     let settled: Promise<void>;
@@ -558,6 +583,13 @@ export class JobService {
         }
         break;
       case 'failed':
+        // A usage limit (429) is no fault of the job: it runs again when upstream said, without
+        // spending an attempt (SPEC §12). Its running attempt was counted when it started.
+        if (outcome.retryAfterMs !== undefined) {
+          settled = this.#settle(job, 'queued', outcome.error, null, parked, { delayMs: outcome.retryAfterMs, attempts: Math.max(0, job.attempts - 1) });
+          state = 'requeued';
+          break;
+        }
         // Ollama restarting, or dying mid-answer, is no reason to lose the job: try again later (ADR 0011).
         if (outcome.retriable && job.attempts < this.#o.maxAttempts) {
           settled = this.#settle(job, 'queued', outcome.error, null, parked);

@@ -1,3 +1,5 @@
+// journal/ owns durability: the append-only file, replay, compaction, the data-dir lock.
+//
 // The append-only journal of SPEC §6: JSON lines in DATA_DIR/journal.jsonl, group-committed
 // appends, replay at open, compaction, write-failure detection and recovery, one process per
 // data dir. Records are opaque objects: this module knows nothing of jobs, HTTP or their meaning.

@@ -2,7 +2,7 @@
 // columns, ANSI colour only when asked. It knows the snapshot shape, not how it
 // was fetched nor whether stdout is a terminal (the CLI decides `color`).
 
-import type { QueueSnapshot } from '../sched/snapshot.js';
+import type { QueueSnapshot } from './queue-view.js';
 
 export interface StatusOptions {
   /** ANSI colours; the CLI passes true only for a TTY without NO_COLOR. */
@@ -43,7 +43,9 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
   const loaded = s.loaded_group ?? s.loaded_model;
   section('loaded', loaded === null ? paint('none', 'dim') : paint(cut(clean(loaded), width - 9), 'green'));
 
-  section('running', `${t.running}/${t.parallel}`);
+  // The local lane's slots; other lanes (cloud, SPEC §12) get a line of their own below.
+  const local = s.lanes?.find((l) => l.kind === 'local');
+  section('running', local ? `${local.running}/${local.parallel}` : `${t.running}/${t.parallel}`);
   if (s.running.length > 0) {
     out.push(...table(width, ['ID', 'MODEL', 'ORIGIN', 'KIND', 'PRIO', 'ELAPSED'],
       ['left', 'left', 'left', 'left', 'right', 'right'], 1,
@@ -62,6 +64,11 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
         { text: String(g.head_priority) }, { text: formatDuration(g.head_wait_ms) },
         { text: formatPriority(g.head_effective_priority) },
       ]), paint));
+  }
+
+  for (const lane of s.lanes ?? []) {
+    if (lane.kind === 'local') continue;
+    section(clean(lane.name), `${lane.running}/${lane.parallel} running  ${lane.waiting} waiting`);
   }
 
   section('totals', [

@@ -242,6 +242,7 @@ const SCRIPT = String.raw`
       s.running.map((r) => h('div', { class: 'job', 'data-job': r.id },
         h('span', { class: 'mono' }, r.id),
         h('span', { class: 'model' }, r.group),
+        r.lane && r.lane !== 'local' && h('span', { class: 'badge lane-badge', 'data-lane': r.lane }, r.lane),
         h('span', { class: 'badge ' + r.origin }, r.origin),
         h('span', { class: 'muted' }, r.kind),
         h('span', { class: 'muted' }, 'prio ' + r.priority),
@@ -255,7 +256,8 @@ const SCRIPT = String.raw`
         for (let i = 0; i < Math.min(g.count, MAX_BOXES); i++) boxes.push(h('span', { class: i === 0 ? 'box head' : 'box' }));
         if (g.count > MAX_BOXES) boxes.push(h('span', { class: 'more' }, '+' + (g.count - MAX_BOXES)));
         return h('div', { class: isLoaded ? 'lane loaded' : 'lane', 'data-group': g.group, 'data-model': g.model },
-          h('div', { class: 'lane-name' }, g.group, isLoaded && h('span', { class: 'badge' }, 'loaded')),
+          h('div', { class: 'lane-name' }, g.group, isLoaded && h('span', { class: 'badge' }, 'loaded'),
+            g.lane && g.lane !== 'local' && h('span', { class: 'badge lane-badge', 'data-lane': g.lane }, g.lane)),
           h('div', { class: 'lane-count', 'data-count': g.count, title: 'waiting' }, String(g.count)),
           h('div', { class: 'boxes', 'aria-hidden': 'true' }, boxes),
           h('div', { class: 'lane-meta' },
@@ -269,6 +271,10 @@ const SCRIPT = String.raw`
       ['completed', t.completed], ['failed', t.failed], ['cancelled', t.cancelled], ['switches', t.switches],
       ['embeddings', s.embeddings.in_flight, ' / ' + s.embeddings.max],
     ];
+    // Lanes beside the local model (cloud models, SPEC §12): running of their own parallel, and waiting.
+    for (const lane of s.lanes || []) {
+      if (lane.kind !== 'local') totals.push([lane.name, lane.running, ' / ' + lane.parallel + ' \u00b7 ' + lane.waiting + ' waiting']);
+    }
     $('totals').replaceChildren(...totals.map(([k, v, of]) =>
       h('div', { 'data-total': k, 'data-value': v }, h('dt', {}, k), h('dd', {}, String(v), of && h('small', {}, of)))));
 

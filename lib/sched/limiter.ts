@@ -1,7 +1,7 @@
 // A counting semaphore with a bounded wait list, for the embeddings bypass
 // (SPEC §3: embed_parallel in flight, the rest wait their turn, not the queue's).
 
-import { busy } from '../errors.js';
+import { queueFull } from '../errors.js';
 
 export interface Limiter {
   readonly active: number;
@@ -30,8 +30,10 @@ export function createLimiter(max: number, maxWaiting: number): Limiter {
     },
     max,
     async run(fn, signal) {
+      // An abort that happened before the call fires no event: check it, or the caller waits for a slot it no longer wants.
+      if (signal?.aborted) throw signal.reason;
       if (active >= max) {
-        if (waiters.length >= maxWaiting) throw busy();
+        if (waiters.length >= maxWaiting) throw queueFull(`${maxWaiting} waiting for ${max} slots`);
         await new Promise<void>((resolve, reject) => {
           const go = () => {
             signal?.removeEventListener('abort', onAbort);

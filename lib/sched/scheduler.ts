@@ -1,49 +1,37 @@
-// Runs jobs from the drain-by-model queue: at most `parallel` at once, all of one
-// group; a switch waits for the old group's running jobs, then unloads the old
-// model (SPEC §1). It knows no HTTP: a job is a run(signal) callback.
+// sched/ owns what runs when: the queue and its indexes, the lanes, the scheduler, the
+// embeddings limiter. Plain state and callbacks; no HTTP, no view shapes (ops/ builds those).
+//
+// Runs queued jobs through lanes (lane.ts): the local lane drains by model (SPEC §1),
+// the cloud lane runs cloud models beside it (SPEC §12). The scheduler owns the jobs
+// (start, finish, cancel, per-key caps, books, shutdown); each lane decides what it
+// starts next. It knows no HTTP: a job is a run(signal) callback.
 
-import { busy, shuttingDown } from '../errors.js';
-import { createDrainQueue, type DrainQueue } from './queue.js';
-import { modelOfGroup } from './model-group.js';
+import { closing, keyQueueFull, queueFull, StopReason } from '../errors.js';
+import { createDrainQueue, type DrainQueue, type GroupInfo } from './queue.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Upstream } from '../upstream.js';
-import type { GroupView, JobOrigin, RecentJobView, RunningView, SwitchView } from './snapshot.js';
+import type { FinishState, JobOrigin, Lane, LaneEntry, LaneState, RunContext, SchedulerJob } from './lane.js';
+import { LocalLane, type SwitchRecord } from './local-lane.js';
+import { CloudLane } from './cloud-lane.js';
 
-export interface RunContext {
-  readonly signal: AbortSignal;
-  readonly queueMs: number;
-  /** The job calls this when upstream answered: the end of a model load, if this job caused one. */
-  upstreamAnswered(): void;
+export type { FinishState, JobOrigin, Lane, LaneState, RunContext, SchedulerJob } from './lane.js';
+export type { SwitchRecord } from './local-lane.js';
+
+/** What the scheduler enforces per key; read at each use, so a reloaded keys file applies at once. */
+export interface KeyPolicy {
+  /** fair-share weight (SPEC §15), > 0 */
+  weight: number;
+  /** jobs of the key that may run at once; null: no cap */
+  maxRunning: number | null;
+  /** jobs of the key that may wait at once; null: no cap (max_queue still applies) */
+  maxQueued: number | null;
 }
 
-/** How a run ended; 'requeued' is an async job put back to run again (shutdown, unreachable upstream). */
-export type FinishState = 'completed' | 'failed' | 'cancelled' | 'requeued';
-
-export interface SchedulerJob {
-  readonly id: string;
-  readonly model: string;
-  readonly group: string;
-  readonly priority: number;
-  readonly origin: JobOrigin;
-  readonly kind: string;
-  /** request bytes the job holds while it waits (SPEC §16: counted against max_queue_bytes) */
-  readonly bytes?: number;
-  /** Runs the job to its end; the returned state is what the books record. */
-  run(ctx: RunContext): Promise<FinishState>;
-  /** The job left the queue without running. */
-  dropped(reason: 'cancelled' | 'shutdown'): void;
-}
-
-interface Entry {
-  readonly id: string;
-  readonly group: string;
-  readonly priority: number;
-  readonly arrivalMs: number;
-  readonly job: SchedulerJob;
-}
+const NO_POLICY: KeyPolicy = { weight: 1, maxRunning: null, maxQueued: null };
 
 interface Running {
-  readonly job: SchedulerJob;
+  readonly entry: LaneEntry;
+  readonly lane: Lane;
   readonly controller: AbortController;
   readonly startedMs: number;
   readonly queueMs: number;
@@ -58,248 +46,311 @@ export interface SchedulerEvents {
 export interface SchedulerOptions {
   parallel: number;
   maxQueue: number;
-  /** bound on the bytes of waiting jobs' bodies (SPEC §16); default unbounded */
-  maxQueueBytes?: number;
   agingMs: number;
   unloadOnSwitch: boolean;
   upstream: Pick<Upstream, 'unload' | 'loadedModels' | 'capabilities' | 'exists'>;
   log?: Logger;
   now?: () => number;
   events?: SchedulerEvents;
+  /** Limits per key name; absent, every key is equal and unlimited. */
+  keyPolicy?: (key: string) => KeyPolicy;
+  /** Time a switch's upstream calls may take together (default 10 s); tests shorten it. */
+  switchBudgetMs?: number;
+  /** Cloud-model jobs running at once (SPEC §12); default 4. */
+  cloudParallel?: number;
+  /** bound on the bytes of waiting jobs' bodies (SPEC §16); default unbounded */
+  maxQueueBytes?: number;
+}
+
+export interface FinishedRecord {
+  readonly id: string;
+  readonly model: string;
+  readonly origin: JobOrigin;
+  readonly key: string | null;
+  readonly state: FinishState;
+  readonly queueMs: number;
+  readonly runMs: number;
+  readonly finishedMs: number;
+  readonly lane: string;
+}
+
+/** Plain state for whoever shows it (ops/queue-view.ts builds GET /queue from this). */
+export interface SchedulerState {
+  /** the local lane's loaded group */
+  readonly loadedGroup: string | null;
+  readonly running: ReadonlyArray<{ readonly job: SchedulerJob; readonly startedMs: number; readonly queueMs: number; readonly lane: string }>;
+  /** every lane's waiting groups, each lane's in its pick order */
+  readonly groups: ReadonlyArray<GroupInfo & { readonly lane: string }>;
+  readonly lanes: readonly LaneState[];
+  readonly waiting: number;
+  readonly counts: Readonly<Record<FinishState | 'switches', number>>;
+  readonly switches: readonly SwitchRecord[];
+  readonly recent: readonly FinishedRecord[];
 }
 
 const RECENT_LIMIT = 50;
-const SWITCH_LIMIT = 20;
-const UNLOAD_TIMEOUT_MS = 60_000;
 const RESIDENCY_TIMEOUT_MS = 5_000;
 
 export class Scheduler {
-  readonly #queue: DrainQueue<Entry>;
+  readonly #local: LocalLane;
+  readonly #cloud: CloudLane;
+  /** Asked in order: the first lane that accepts a job gets it; all are pumped in this order. */
+  readonly #lanes: readonly Lane[];
   readonly #running = new Map<string, Running>();
   readonly #opts: SchedulerOptions;
   readonly #log: Logger;
   readonly #now: () => number;
-  #loadedGroup: string | null = null;
-  #switching = false;
   #closing = false;
-  #pendingSwitch: { view: SwitchView; startedMs: number } | null = null;
-  readonly #switches: SwitchView[] = [];
-  readonly #recent: RecentJobView[] = [];
-  readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0, switches: 0 };
-  readonly #embeddingModels = new Map<string, boolean>();
+  /** One /api/ps read at a time; a request during it asks for one more after it (the one in flight may predate the doubt). */
+  #residencyRead: Promise<void> | null = null;
+  #residencyAgain = false;
+  readonly #recent: FinishedRecord[] = [];
+  readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0 };
   #idleWaiters: Array<() => void> = [];
   #waitingBytes = 0;
+  readonly #runningByKey = new Map<string, number>();
+  readonly #policy: (key: string) => KeyPolicy;
 
   constructor(options: SchedulerOptions) {
     this.#opts = options;
     this.#log = options.log ?? silentLogger;
     this.#now = options.now ?? Date.now;
-    this.#queue = createDrainQueue<Entry>({ agingMs: options.agingMs });
+    this.#policy = options.keyPolicy ?? (() => NO_POLICY);
+    const queue = (): DrainQueue<LaneEntry> =>
+      createDrainQueue<LaneEntry>({ agingMs: options.agingMs, weightOf: (key) => this.#policy(key).weight });
+    this.#local = new LocalLane({
+      parallel: options.parallel, agingMs: options.agingMs, unloadOnSwitch: options.unloadOnSwitch,
+      upstream: options.upstream, log: this.#log, now: this.#now, queue: queue(),
+      wake: () => this.#pump(), switched: options.events?.switched, switchBudgetMs: options.switchBudgetMs,
+    });
+    this.#cloud = new CloudLane({ parallel: options.cloudParallel ?? 4, agingMs: options.agingMs, queue: queue() });
+    this.#lanes = [this.#local, this.#cloud];
   }
 
   get loadedGroup(): string | null {
-    return this.#loadedGroup;
+    return this.#local.loadedGroup;
   }
   get waiting(): number {
-    return this.#queue.size;
+    let n = 0;
+    for (const lane of this.#lanes) n += lane.queue.size;
+    return n;
   }
   /** bytes of the bodies of waiting jobs */
   get waitingBytes(): number {
     return this.#waitingBytes;
   }
 
-  /** Would a job of `bytes` more be refused as busy now (count or bytes)? `extra` counts admissions in flight. */
-  isFull(bytes: number, extra = { count: 0, bytes: 0 }): boolean {
-    if (this.#queue.size + extra.count >= this.#opts.maxQueue) return true;
+  /**
+   * Would a job of `bytes` more be refused now, by count or by bytes (SPEC §16)? `extra` counts
+   * admissions in flight. Returns the limit it would break, or null.
+   */
+  fullFor(bytes: number, extra = { count: 0, bytes: 0 }): string | null {
+    if (this.waiting + extra.count >= this.#opts.maxQueue) return `max_queue ${this.#opts.maxQueue}`;
     const max = this.#opts.maxQueueBytes ?? Infinity;
-    // One job larger than the whole bound is still let into an empty queue: it could never run otherwise.
-    return this.#waitingBytes + extra.bytes + bytes > max && this.#queue.size + extra.count > 0;
+    // One job larger than the whole bound still enters an empty queue: it could never run otherwise.
+    if (this.#waitingBytes + extra.bytes + bytes > max && this.waiting + extra.count > 0) return `max_queue_bytes ${max}`;
+    return null;
   }
+
+  /** Takes a job out of its queue without telling it: its owner keeps it (e.g. while the journal cannot write). */
+  withdraw(id: string): boolean {
+    for (const lane of this.#lanes) {
+      const entry = lane.queue.remove(id);
+      if (entry) {
+        this.#waitingBytes -= entry.job.bytes ?? 0;
+        this.#pump();
+        return true;
+      }
+    }
+    return false;
+  }
+
   get runningCount(): number {
     return this.#running.size;
   }
+  get lanes(): readonly Lane[] {
+    return this.#lanes;
+  }
 
   /**
-   * Queues a job; 503 busy beyond max_queue. `arrivalMs` lets replayed async jobs keep their age;
-   * `force` admits them past max_queue (they were acknowledged before the restart).
+   * Queues a job; refuses ('queue_full') beyond max_queue, counted over every lane. `arrivalMs` lets
+   * replayed async jobs keep their age; `force` admits them past max_queue (acknowledged before the restart).
    */
   enqueue(job: SchedulerJob, options: { arrivalMs?: number; force?: boolean } = {}): void {
-    if (this.#closing) throw shuttingDown();
-    if (!options.force && this.isFull(job.bytes ?? 0)) throw busy();
+    if (this.#closing) throw closing();
+    const full = options.force ? null : this.fullFor(job.bytes ?? 0);
+    if (full) throw queueFull(full);
+    const owner = job.key ?? '';
+    if (!options.force) {
+      const { maxQueued } = this.#policy(owner);
+      if (maxQueued !== null && this.waitingOf(owner) >= maxQueued) throw keyQueueFull(owner, maxQueued);
+    }
     const arrivalMs = options.arrivalMs ?? this.#now();
-    this.#queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, job });
+    const lane = this.#laneOf(job);
+    lane.queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, owner, job });
     this.#waitingBytes += job.bytes ?? 0;
+    // A key at its running cap holds back its new jobs in this lane's queue too.
+    this.#updateBlocked(owner);
     this.#pump();
+  }
+
+  #laneOf(job: SchedulerJob): Lane {
+    return this.#lanes.find((lane) => lane.accepts(job)) ?? this.#local;
   }
 
   has(id: string): boolean {
-    return this.#running.has(id) || this.#queue.get(id) !== undefined;
-  }
-
-  /** Takes a job out of the queue without telling it (its owner keeps it, e.g. while the journal cannot write). */
-  withdraw(id: string): boolean {
-    return this.#take(id) !== undefined;
-  }
-
-  #take(id: string): Entry | undefined {
-    const entry = this.#queue.remove(id);
-    if (entry) this.#waitingBytes -= entry.job.bytes ?? 0;
-    return entry;
+    return this.#running.has(id) || this.#lanes.some((lane) => lane.queue.get(id) !== undefined);
   }
 
   /** Cancels a queued job (it leaves the queue) or a running one (its upstream request is aborted). */
-  cancel(id: string, reason = 'cancelled'): boolean {
-    const entry = this.#take(id);
-    if (entry) {
-      entry.job.dropped('cancelled');
-      this.#pump();
-      return true;
+  cancel(id: string, reason: StopReason = new StopReason('cancelled')): boolean {
+    for (const lane of this.#lanes) {
+      const entry = lane.queue.remove(id);
+      if (entry) {
+        this.#waitingBytes -= entry.job.bytes ?? 0;
+        entry.job.dropped('cancelled');
+        this.#pump();
+        return true;
+      }
     }
     const running = this.#running.get(id);
     if (!running) return false;
-    running.controller.abort(new Error(reason));
+    running.controller.abort(reason);
     return true;
   }
 
-  position(id: string): number | undefined {
-    return this.#queue.position(id, this.#now(), this.#loadedGroup);
+  /** Jobs of one key waiting now, in every lane (running ones not counted). */
+  waitingOf(key: string): number {
+    let n = 0;
+    for (const lane of this.#lanes) n += lane.queue.waitingOf(key);
+    return n;
   }
 
-  /** Reads upstream /api/ps to learn which generation model is loaded (embedding models have their own slot). */
-  async refreshResidency(signal?: AbortSignal): Promise<void> {
-    try {
-      const models = await this.#opts.upstream.loadedModels(signal);
-      const names = models.map((m) => m.model || m.name);
-      if (this.#loadedGroup && names.includes(modelOfGroup(this.#loadedGroup))) return;
-      let found: string | null = null;
-      for (const name of names) {
-        if (!(await this.#isEmbedding(name, signal))) {
-          found = name;
-          break;
-        }
-      }
-      if (this.#running.size === 0) this.#loadedGroup = found;
-      this.#log.info('residency', { loaded: found ?? 'none' });
-    } catch (err) {
-      this.#log.warn('residency unknown', { error: (err as Error).message });
-    } finally {
-      this.#pump();
-    }
+  /** Jobs of one key running now, in every lane. */
+  runningOf(key: string): number {
+    return this.#runningByKey.get(key) ?? 0;
   }
 
-  /** Forget the loaded model (e.g. a caller unloaded it); the next pick has no tie to prefer. */
-  markUnloaded(model: string): void {
-    if (this.#loadedGroup && modelOfGroup(this.#loadedGroup) === model && this.#running.size === 0) {
-      this.#loadedGroup = null;
-    }
-  }
-
-  async #isEmbedding(model: string, signal?: AbortSignal): Promise<boolean> {
-    let known = this.#embeddingModels.get(model);
-    if (known === undefined) {
-      known = (await this.#opts.upstream.capabilities(model, signal)).includes('embedding');
-      if (this.#embeddingModels.size > 1000) this.#embeddingModels.clear();
-      this.#embeddingModels.set(model, known);
-    }
-    return known;
-  }
-
-  #pump(): void {
-    if (this.#switching) return;
-    while (!this.#closing && this.#running.size < this.#opts.parallel) {
-      const now = this.#now();
-      const next = this.#queue.peek(now, this.#loadedGroup);
-      if (!next) break;
-      if (next.group !== this.#loadedGroup) {
-        // A switch: wait until the old group's running jobs end (SPEC §1).
-        if (this.#running.size > 0) break;
-        if (this.#loadedGroup !== null && this.#opts.unloadOnSwitch) {
-          void this.#unloadThenPump(this.#loadedGroup, next.group);
-          return;
-        }
-        this.#recordSwitch(this.#loadedGroup, next.group, now);
-      }
-      this.#take(next.id);
-      this.#start(next, now);
-    }
-    if (this.#running.size === 0 && this.#queue.size === 0) this.#notifyIdle();
-  }
-
-  async #unloadThenPump(group: string, target: string): Promise<void> {
-    this.#switching = true;
-    const model = modelOfGroup(group);
-    try {
-      // A request for a model upstream does not have (a typo, say) must not cost the loaded model:
-      // it will fail with 404 at once, and the loaded model stays for the jobs after it.
-      const known = await this.#opts.upstream.exists(modelOfGroup(target), AbortSignal.timeout(UNLOAD_TIMEOUT_MS)).catch(() => true);
-      if (known) await this.#opts.upstream.unload(model, AbortSignal.timeout(UNLOAD_TIMEOUT_MS));
-      else this.#log.info('switch without unload', { model, unknown: modelOfGroup(target) });
-    } catch (err) {
-      this.#log.warn('unload failed', { model, error: (err as Error).message });
-    }
-    this.#switching = false;
-    // Record the switch from the unloaded group; the next pick has no loaded group to prefer.
-    const from = this.#loadedGroup;
-    this.#loadedGroup = null;
-    const next = this.#queue.peek(this.#now(), null);
-    if (next) {
-      this.#recordSwitch(from, next.group, this.#now());
-      this.#take(next.id);
-      this.#start(next, this.#now());
-    }
+  /** The key policies changed (a keys file reload): caps apply now, to jobs already waiting too. */
+  refreshKeys(): void {
+    const owners = new Set<string>(this.#runningByKey.keys());
+    for (const lane of this.#lanes) for (const entry of lane.queue.values()) owners.add(entry.owner);
+    for (const owner of owners) this.#updateBlocked(owner);
     this.#pump();
   }
 
-  #recordSwitch(from: string | null, to: string, now: number): void {
-    this.#loadedGroup = to;
-    this.#counts.switches++;
-    const view: SwitchView = { at: new Date(now).toISOString(), from, to, load_ms: null };
-    this.#switches.unshift(view);
-    if (this.#switches.length > SWITCH_LIMIT) this.#switches.pop();
-    this.#pendingSwitch = { view, startedMs: now };
-    this.#log.info('model switch', { from: from ?? 'none', to });
-    this.#opts.events?.switched?.(from, to);
+  #updateBlocked(owner: string): void {
+    const { maxRunning } = this.#policy(owner);
+    const blocked = maxRunning !== null && this.runningOf(owner) >= maxRunning;
+    for (const lane of this.#lanes) lane.queue.setBlocked(owner, blocked);
   }
 
-  #start(entry: Entry, now: number): void {
+  /** Picks until this job starts, counted within its own lane (lanes run side by side). */
+  position(id: string): number | undefined {
+    const now = this.#now();
+    for (const lane of this.#lanes) {
+      const p = lane.queue.position(id, now, lane.preferredGroup);
+      if (p !== undefined) return p;
+    }
+    return undefined;
+  }
+
+  /**
+   * Reads upstream /api/ps to learn which generation model is loaded (embedding models have their own slot).
+   * Coalesced: while a read is in flight, callers share it and at most one more read follows it, so a burst
+   * of failed jobs costs two reads, not one each.
+   */
+  refreshResidency(signal?: AbortSignal): Promise<void> {
+    if (this.#residencyRead) {
+      this.#residencyAgain = true;
+      return this.#residencyRead;
+    }
+    const read = (async () => {
+      try {
+        do {
+          this.#residencyAgain = false;
+          try {
+            await this.#local.refreshResidency(signal ?? AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
+          } finally {
+            this.#pump();
+          }
+          signal = undefined; // a follow-up read gets its own deadline
+        } while (this.#residencyAgain && !this.#closing);
+      } finally {
+        this.#residencyRead = null;
+      }
+    })();
+    this.#residencyRead = read;
+    return read;
+  }
+
+  /** Names of the hosts whose lane has this model loaded. */
+  hostsWithModel(model: string): string[] {
+    return this.#local.hasLoaded(model) ? [''] : [];
+  }
+
+  /** Forget the loaded model (e.g. a caller unloaded it); the next pick has no tie to prefer. */
+  markUnloaded(model: string, _host?: string): void {
+    this.#local.markUnloaded(model);
+  }
+
+  #pump(): void {
+    if (!this.#closing) {
+      for (const lane of this.#lanes) {
+        for (;;) {
+          const now = this.#now();
+          const entry = lane.next(now);
+          if (!entry) break;
+          this.#waitingBytes -= entry.job.bytes ?? 0;
+          this.#start(lane, entry, now);
+        }
+      }
+    }
+    if (this.#running.size === 0 && this.waiting === 0) this.#notifyIdle();
+  }
+
+  #start(lane: Lane, entry: LaneEntry, now: number): void {
     const controller = new AbortController();
     const queueMs = Math.max(0, now - entry.arrivalMs);
-    const running: Running = { job: entry.job, controller, startedMs: now, queueMs };
+    const running: Running = { entry, lane, controller, startedMs: now, queueMs };
     this.#running.set(entry.id, running);
+    this.#runningByKey.set(entry.owner, this.runningOf(entry.owner) + 1);
+    this.#updateBlocked(entry.owner);
+    const answered = lane.started(entry, now);
     this.#opts.events?.started?.(entry.job, queueMs);
-    const pending = this.#pendingSwitch;
-    const ctx: RunContext = {
-      signal: controller.signal,
-      queueMs,
-      upstreamAnswered: () => {
-        if (pending && this.#pendingSwitch === pending) {
-          pending.view.load_ms = this.#now() - pending.startedMs;
-          this.#pendingSwitch = null;
-        }
-      },
-    };
+    const ctx: RunContext = { signal: controller.signal, queueMs, upstreamAnswered: answered };
     let state: FinishState = 'failed';
     entry.job
       .run(ctx)
       .then((s) => (state = s))
       .catch((err) => this.#log.error('job crashed', { job: entry.id, error: (err as Error)?.message }))
-      .finally(() => this.#finish(entry, running, state));
+      .finally(() => this.#finish(running, state));
   }
 
-  #finish(entry: Entry, running: Running, state: FinishState): void {
+  #finish(running: Running, state: FinishState): void {
+    const { entry, lane } = running;
     this.#running.delete(entry.id);
+    lane.finished(entry, state);
     const now = this.#now();
     const runMs = now - running.startedMs;
+    lane.queue.finished(entry.id, runMs);
+    const left = this.runningOf(entry.owner) - 1;
+    if (left > 0) this.#runningByKey.set(entry.owner, left);
+    else this.#runningByKey.delete(entry.owner);
+    this.#updateBlocked(entry.owner);
     this.#counts[state]++;
     this.#recent.unshift({
-      id: entry.id, model: entry.job.model, origin: entry.job.origin, state,
-      queue_ms: running.queueMs, run_ms: runMs, finished_at: new Date(now).toISOString(),
+      id: entry.id, model: entry.job.model, origin: entry.job.origin, key: entry.job.key ?? null, state,
+      queueMs: running.queueMs, runMs, finishedMs: now, lane: lane.name,
     });
     if (this.#recent.length > RECENT_LIMIT) this.#recent.pop();
     this.#opts.events?.finished?.(entry.job, state, running.queueMs, runMs);
     this.#pump();
-    // After a failure foreman is unsure what upstream holds (SPEC §1: read /api/ps whenever unsure).
-    if (state === 'failed' || state === 'requeued') void this.refreshResidency(AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
+    // After a failure foreman is unsure what upstream holds (SPEC §1: read /api/ps whenever unsure);
+    // a cloud job's failure says nothing about what is loaded here.
+    if ((state === 'failed' || state === 'requeued') && lane.kind === 'local') {
+      void this.refreshResidency();
+    }
   }
 
   #notifyIdle(): void {
@@ -310,7 +361,7 @@ export class Scheduler {
 
   /** Resolves when nothing is queued or running (tests, shutdown). */
   idle(): Promise<void> {
-    if (this.#running.size === 0 && this.#queue.size === 0) return Promise.resolve();
+    if (this.#running.size === 0 && this.waiting === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
@@ -320,9 +371,12 @@ export class Scheduler {
    */
   async shutdown(graceMs: number): Promise<void> {
     this.#closing = true;
-    for (const entry of [...this.#queue.values()]) {
-      this.#take(entry.id);
-      entry.job.dropped('shutdown');
+    for (const lane of this.#lanes) {
+      for (const entry of [...lane.queue.values()]) {
+        lane.queue.remove(entry.id);
+        this.#waitingBytes -= entry.job.bytes ?? 0;
+        entry.job.dropped('shutdown');
+      }
     }
     if (this.#running.size === 0) return;
     const drained = new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
@@ -331,29 +385,22 @@ export class Scheduler {
     const result = await Promise.race([drained, expired]);
     clearTimeout(timer);
     if (result === 'expired') {
-      for (const r of this.#running.values()) r.controller.abort(new Error('shutdown'));
+      for (const r of this.#running.values()) r.controller.abort(new StopReason('shutdown'));
       await drained;
     }
   }
 
-  snapshot(now = this.#now()) {
-    const running: RunningView[] = [...this.#running.values()].map((r) => ({
-      id: r.job.id, model: r.job.model, group: r.job.group, origin: r.job.origin, kind: r.job.kind,
-      priority: r.job.priority, started_at: new Date(r.startedMs).toISOString(),
-      elapsed_ms: now - r.startedMs, queue_ms: r.queueMs,
-    }));
-    const groups: GroupView[] = this.#queue.groups(now).map((g) => ({
-      group: g.group, model: modelOfGroup(g.group), count: g.count, head_priority: g.headPriority,
-      head_wait_ms: g.headWaitMs, head_effective_priority: g.headEffectivePriority,
-    }));
+  /** What is loaded, running, waiting and recently done, as plain data (copies). */
+  state(now = this.#now()): SchedulerState {
     return {
-      loaded_group: this.#loadedGroup,
-      loaded_model: this.#loadedGroup ? modelOfGroup(this.#loadedGroup) : null,
-      running,
-      groups,
-      counts: { ...this.#counts },
-      switches: this.#switches.map((s) => ({ ...s })),
-      recent: this.#recent.map((r) => ({ ...r })),
+      loadedGroup: this.#local.loadedGroup,
+      running: [...this.#running.values()].map((r) => ({ job: r.entry.job, startedMs: r.startedMs, queueMs: r.queueMs, lane: r.lane.name })),
+      groups: this.#lanes.flatMap((lane) => lane.queue.groups(now, lane.preferredGroup).map((g) => ({ ...g, lane: lane.name }))),
+      lanes: this.#lanes.map((lane) => lane.state()),
+      waiting: this.waiting,
+      counts: { ...this.#counts, switches: this.#local.switchCount },
+      switches: this.#local.switches(),
+      recent: [...this.#recent],
     };
   }
 }

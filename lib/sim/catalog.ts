@@ -4,6 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import type { SimModel } from './types.js';
+import { isCloudModel, parseModelRef } from '../sched/model-ref.js';
 
 export interface ModelEntry {
   readonly name: string; // normalised, e.g. 'llama3.2:latest'
@@ -20,6 +21,8 @@ export interface ModelEntry {
   readonly contextLength: number;
   readonly digest: string;
   readonly modifiedMs: number;
+  /** a cloud stub: runs on ollama.com, never loads here (SPEC §12) */
+  readonly remote: boolean;
 }
 
 interface Known {
@@ -46,6 +49,7 @@ export const DEFAULT_MODELS: readonly SimModel[] = [
   { name: 'mistral:latest' },
   { name: 'gemma3:latest' },
   { name: 'nomic-embed-text:latest', kind: 'embedding' },
+  { name: 'gpt-oss:120b-cloud', cloud: true },
 ];
 
 /** 'llama3.2' -> 'llama3.2:latest'; the tag is implied when the last path part has none. */
@@ -86,6 +90,7 @@ function toEntry(model: SimModel, modifiedMs: number): ModelEntry {
     contextLength: known?.contextLength ?? (kind === 'embedding' ? 2048 : 131072),
     digest: createHash('sha256').update(name).digest('hex'),
     modifiedMs,
+    remote: kind === 'generate' && (model.cloud ?? isCloudModel(name)),
   };
 }
 
@@ -105,7 +110,17 @@ export class Catalog {
 
   /** Looks a requested name up; Ollama matches names case-insensitively. */
   find(requested: string): ModelEntry | undefined {
-    return this.#entries.get(normalizeName(requested).toLowerCase());
+    const entry = this.#entries.get(normalizeName(requested).toLowerCase());
+    if (entry) return entry;
+    // `x:local` is the local x; `x:8b:cloud` is the stub pulled as `x:8b-cloud` (`x:cloud` without a tag).
+    const ref = parseModelRef(requested);
+    if (ref.source === 'local') return this.#entries.get(normalizeName(ref.base).toLowerCase());
+    if (ref.source === 'cloud') {
+      const lastPart = ref.base.slice(ref.base.lastIndexOf('/') + 1);
+      const stub = this.#entries.get((lastPart.includes(':') ? `${ref.base}-cloud` : `${ref.base}:cloud`).toLowerCase());
+      return stub?.remote ? stub : undefined;
+    }
+    return undefined;
   }
 
   delete(requested: string): ModelEntry | undefined {

@@ -3,9 +3,10 @@
 // listen, 2 on bad flags); bin/ and cli.ts stay thin.
 
 import { parseArgs } from 'node:util';
-import { modelFromName } from './catalog.js';
+import { DEFAULT_MODELS, modelFromName } from './catalog.js';
+import { hostVariants } from './hosts.js';
 import { startSim } from './index.js';
-import type { SimOptions, SplitMode } from './types.js';
+import type { Sim, SimOptions, SplitMode } from './types.js';
 
 export interface SimIo {
   stdout: NodeJS.WritableStream;
@@ -30,6 +31,9 @@ Flags:
   --default-tokens N         reply length when num_predict is absent (default 12)
   --models a,b,c             model names (default llama3.2, qwen3, mistral, gemma3, nomic-embed-text);
                              a name containing "embed" is an embedding model
+  --hosts N                  run N simulated hosts on consecutive ports from --listen, each with its
+                             own catalogue (not every model everywhere) and load times (0.5-2x
+                             --load-ms per model); front them with foreman --upstream URL1,URL2,...
   --help                     this text
 
 Per request, a top-level body field controls faults (Ollama ignores unknown fields):
@@ -50,6 +54,7 @@ const FLAGS = {
   seed: { type: 'string' },
   'default-tokens': { type: 'string' },
   models: { type: 'string' },
+  hosts: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -73,14 +78,35 @@ export async function runSim(argv: string[], io: SimIo, signal?: AbortSignal): P
     io.stderr.write(`Run 'foreman sim --help' for the flags.\n`);
     return 2;
   }
-  let sim;
-  try {
-    sim = await startSim(options);
-  } catch (err) {
-    io.stderr.write(`foreman sim: cannot listen on ${options.host}:${options.port}: ${(err as Error).message}\n`);
-    return 1;
+  const count = hostCount(values['hosts'], problems);
+  if (problems.length > 0) {
+    for (const problem of problems) io.stderr.write(`foreman sim: ${problem}\n`);
+    return 2;
   }
-  io.stderr.write(`foreman sim listening on ${sim.url}\n`);
+  const sims: Sim[] = [];
+  if (count === 1) {
+    try {
+      sims.push(await startSim(options));
+    } catch (err) {
+      io.stderr.write(`foreman sim: cannot listen on ${options.host}:${options.port}: ${(err as Error).message}\n`);
+      return 1;
+    }
+    io.stderr.write(`foreman sim listening on ${sims[0]!.url}\n`);
+  } else {
+    for (const variant of hostVariants(count, { ...options, models: options.models ?? [...DEFAULT_MODELS] })) {
+      try {
+        const sim = await startSim(variant.options);
+        sims.push(sim);
+        const models = (variant.options.models ?? []).map((m) => `${m.name.replace(/:latest$/, '')} ${m.loadMs} ms`);
+        io.stderr.write(`foreman sim ${variant.name} listening on ${sim.url}: ${models.join(', ')}\n`);
+      } catch (err) {
+        io.stderr.write(`foreman sim: cannot listen for ${variant.name} on port ${variant.options.port}: ${(err as Error).message}\n`);
+        await Promise.all(sims.map((s) => s.close()));
+        return 1;
+      }
+    }
+    io.stderr.write(`foreman serve --upstream ${sims.map((s) => s.url).join(',')}\n`);
+  }
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);
@@ -93,8 +119,18 @@ export async function runSim(argv: string[], io: SimIo, signal?: AbortSignal): P
     if (signal?.aborted) stop();
     else signal?.addEventListener('abort', stop, { once: true });
   });
-  await sim.close();
+  await Promise.all(sims.map((s) => s.close()));
   return 0;
+}
+
+function hostCount(raw: string | boolean | undefined, problems: string[]): number {
+  if (typeof raw !== 'string') return 1;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > 64) {
+    problems.push(`--hosts: expected an integer 1..64, got '${raw}'`);
+    return 1;
+  }
+  return n;
 }
 
 function toOptions(values: Record<string, string | boolean | undefined>, problems: string[]): SimOptions {

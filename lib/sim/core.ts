@@ -7,6 +7,7 @@ import { parseSplit } from './directive.js';
 import { Residency } from './residency.js';
 import { hashString, Rng } from './rng.js';
 import { StatsBook } from './stats.js';
+import { CloudAccount } from './cloud.js';
 import type { Settings, SimOptions, SimStats } from './types.js';
 
 export interface Core {
@@ -14,6 +15,8 @@ export interface Core {
   readonly catalog: Catalog;
   readonly residency: Residency;
   readonly stats: StatsBook;
+  /** cloud-model requests and the account's usage limit */
+  readonly cloud: CloudAccount;
   /** A fresh deterministic generator for one request (ids, random cuts). */
   requestRng(): Rng;
   snapshot(): SimStats;
@@ -47,13 +50,15 @@ export function createCore(options: SimOptions = {}): Core {
   const stats = new StatsBook();
   const residency = new Residency(settings, stats);
   const catalog = new Catalog(options.models ?? DEFAULT_MODELS, Date.now());
+  const cloud = new CloudAccount();
   let requestCount = 0;
   return {
     settings,
     catalog,
     residency,
     stats,
+    cloud,
     requestRng: () => new Rng(hashString(String(++requestCount), settings.seed >>> 0)),
-    snapshot: () => stats.snapshot(residency.loadedNames()),
+    snapshot: () => ({ ...stats.snapshot(residency.loadedNames()), cloud: cloud.snapshot() }),
   };
 }

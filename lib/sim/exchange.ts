@@ -7,10 +7,18 @@ import { nowMs } from './clock.js';
 import type { Core } from './core.js';
 import { NO_DIRECTIVE } from './directive.js';
 import type { Directive } from './types.js';
-import { CT_JSON, CT_JSON_BARE, CT_TEXT, ollamaError, openAiError } from './wire.js';
+import { CT_JSON, CT_JSON_BARE, CT_TEXT, anthropicError, ollamaError, openAiError } from './wire.js';
 import { BodyWriter } from './writer.js';
 
-export type Surface = 'ollama' | 'openai';
+export type Surface = 'ollama' | 'openai' | 'anthropic';
+
+/** `prefix_` + 24 hex digits, as Ollama's generateID draws them (here from the seeded request rng). */
+export function hexId(core: Core, prefix: string): string {
+  const rng = core.requestRng();
+  let out = '';
+  for (let i = 0; i < 24; i++) out += '0123456789abcdef'[rng.int(16)];
+  return `${prefix}_${out}`;
+}
 
 export class Exchange {
   readonly req: IncomingMessage;
@@ -88,6 +96,7 @@ export class Exchange {
    */
   sendError(status: number, message: string, surface: Surface, streaming = false): void {
     if (surface === 'openai') this.send(status, CT_JSON_BARE, openAiError(status, message));
+    else if (surface === 'anthropic') this.send(status, CT_JSON_BARE, anthropicError(status, message, hexId(this.core, 'req')));
     else this.send(status, streaming ? CT_JSON_BARE : CT_JSON, ollamaError(message));
   }
 

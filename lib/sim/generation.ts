@@ -10,6 +10,7 @@ import type { Format, Metrics, Reply } from './reply.js';
 import type { LoadSpec } from './residency.js';
 import type { Held } from './serve.js';
 import { withRunner } from './serve.js';
+import { withCloud } from './cloud.js';
 import { TokenSource } from './text.js';
 import { CT_JSON, CT_JSON_BARE } from './wire.js';
 
@@ -25,6 +26,8 @@ export interface GenerationJob {
 const MID_FAULTS = new Set(['error_mid', 'stall', 'reset', 'bad_line']);
 
 export function serveGeneration(ex: Exchange, job: GenerationJob): Promise<void> {
+  // A cloud model generates "on ollama.com": no load, no slot, no residency change.
+  if (job.entry.remote) return withCloud(ex, job.entry, job.surface, (held) => (job.stream ? streamTokens(ex, job, held) : wholeReply(ex, job, held)));
   return withRunner(
     ex,
     job.entry,

@@ -7,6 +7,7 @@ import { capabilities, details, modelFromName, normalizeName } from './catalog.j
 import type { ModelEntry } from './catalog.js';
 import { checkTypes } from './body.js';
 import type { Exchange } from './exchange.js';
+import { echoedName } from './cloud.js';
 import { CT_JSON, CT_JSON_BARE, CT_NDJSON, SimError, badRequest, goJson } from './wire.js';
 
 type Body = Record<string, unknown>;
@@ -26,6 +27,8 @@ export function handleTags(ex: Exchange): void {
     modified_at: localTime(e.modifiedMs),
     size: e.sizeBytes,
     digest: e.digest,
+    // A pulled cloud stub says where it runs (ollama-wire.md §8).
+    ...(e.remote ? { remote_model: echoedName(e.name), remote_host: 'https://ollama.com:443' } : {}),
     details: details(e),
   }));
   ex.sendJson(200, goJson({ models }));

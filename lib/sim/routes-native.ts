@@ -12,6 +12,7 @@ import { checkOptions, loadSpec, parseThink } from './options.js';
 import { planReply } from './reply.js';
 import { answeredByFault, withRunner } from './serve.js';
 import { CT_JSON, badRequest, goJson, notFoundGenerate } from './wire.js';
+import { echoedName } from './cloud.js';
 
 type Body = Record<string, unknown>;
 
@@ -54,7 +55,7 @@ export async function handleChat(ex: Exchange, body: Body): Promise<void> {
     defaultTokens: ex.core.settings.defaultTokens,
     overhead: 4 * messages.length + 1,
   });
-  const format = chatFormat(model);
+  const format = chatFormat(echoedName(model));
   await serveGeneration(ex, { entry, spec, reply, format, stream, surface: 'ollama' });
 }
 
@@ -97,7 +98,7 @@ export async function handleGenerate(ex: Exchange, body: Body): Promise<void> {
     defaultTokens: ex.core.settings.defaultTokens,
     overhead: raw ? 0 : 5,
   });
-  const format = generateFormat(model, raw, spec.numCtx);
+  const format = generateFormat(echoedName(model), raw, spec.numCtx);
   await serveGeneration(ex, { entry, spec, reply, format, stream, surface: 'ollama' });
 }
 
@@ -121,7 +122,8 @@ function unload(ex: Exchange, entry: ModelEntry, body: string): void {
 }
 
 /** Empty prompt or messages: a blocking load, then one JSON object whatever `stream` says. */
-export function preload(ex: Exchange, entry: ModelEntry, spec: ReturnType<typeof loadSpec>, body: () => string): Promise<void> {
+export async function preload(ex: Exchange, entry: ModelEntry, spec: ReturnType<typeof loadSpec>, body: () => string): Promise<void> {
+  if (entry.remote) return ex.sendJson(200, body(), CT_JSON); // a cloud model has nothing to load here
   return withRunner(ex, entry, spec, { surface: 'ollama', counted: false, permit: false }, () =>
     ex.sendJson(200, body(), CT_JSON),
   );

@@ -9,7 +9,8 @@ import type { Lease, LoadSpec } from './residency.js';
 import { SimError } from './wire.js';
 
 export interface Held {
-  readonly lease: Lease;
+  /** null for a cloud model: nothing runs here */
+  readonly lease: Lease | null;
   /** When the runner was ready: load_duration ends here (queue wait included). */
   readonly readyMs: number;
   /** When the parallel permit was granted: prompt evaluation starts here. */

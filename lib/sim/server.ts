@@ -14,6 +14,9 @@ import { handleEmbed, handleEmbeddings, handleOpenAiEmbeddings } from './routes-
 import * as models from './routes-models.js';
 import { handleChat, handleGenerate } from './routes-native.js';
 import { handleChatCompletions, handleCompletions } from './routes-openai.js';
+import { handleMessages } from './routes-anthropic.js';
+import { handleResponses } from './routes-responses.js';
+import { handleTranscription } from './routes-audio.js';
 import { SimError, goJson } from './wire.js';
 
 type Body = Record<string, unknown>;
@@ -23,6 +26,8 @@ interface Route {
   surface: Surface;
   /** Go type named in decode errors; routes without one take no body. */
   struct?: string;
+  /** The handler reads the body itself (multipart). */
+  ownBody?: boolean;
 }
 
 const ollama = (handler: Route['handler'], struct?: string): Route =>
@@ -35,6 +40,7 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
   const reset = ollama((ex) => {
     core.residency.unloadAll();
     core.stats.reset();
+    core.cloud.reset();
     ex.sendJson(200, goJson(core.snapshot()));
   });
   return new Map<string, Record<string, Route>>([
@@ -54,8 +60,16 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
     ['/v1/completions', { POST: openai(handleCompletions, 'openai.CompletionRequest') }],
     ['/v1/embeddings', { POST: openai(handleOpenAiEmbeddings, 'openai.EmbedRequest') }],
     ['/v1/models', { GET: openai(models.handleOpenAiModels) }],
+    ['/v1/responses', { POST: openai(handleResponses, 'openai.ResponsesRequest') }],
+    ['/v1/audio/transcriptions', { POST: { handler: (ex) => handleTranscription(ex), surface: 'openai', ownBody: true } }],
+    ['/v1/messages', { POST: { handler: handleMessages, surface: 'anthropic', struct: 'anthropic.MessagesRequest' } }],
     ['/sim/stats', { GET: stats }],
     ['/sim/reset', { POST: reset }],
+    // {"limit": N, "retry_after": S}: the next N cloud requests get 429 with Retry-After S.
+    ['/sim/cloud', { POST: ollama((ex, body) => {
+      core.cloud.limit(Number(body['limit'] ?? 0), Number(body['retry_after'] ?? 1));
+      ex.sendJson(200, goJson(core.cloud.snapshot()));
+    }, 'sim.CloudLimit') }],
   ]);
 }
 
@@ -91,6 +105,15 @@ export async function startServer(core: Core): Promise<SimServer> {
       const id = decodeURIComponent(path.slice(MODEL_PREFIX.length));
       methods = { GET: openai((e) => models.handleOpenAiModel(e, id)) };
     }
+    if (!methods && path.length > 1 && path.endsWith('/') && routes.has(path.slice(0, -1))) {
+      // gin's RedirectTrailingSlash (on in Ollama): 301 for GET, 307 for other methods, query kept.
+      req.resume();
+      const location = path.slice(0, -1) + (q < 0 ? '' : url.slice(q));
+      const status = req.method === 'GET' ? 301 : 307;
+      res.writeHead(status, { location, 'content-type': 'text/html; charset=utf-8' });
+      res.end(req.method === 'GET' ? `<a href="${location}">Moved Permanently</a>.\n\n` : undefined);
+      return;
+    }
     if (!methods) {
       req.resume();
       return ex.sendText(404, '404 page not found');
@@ -102,7 +125,9 @@ export async function startServer(core: Core): Promise<SimServer> {
     }
     try {
       let body: Body = {};
-      if (route.struct === undefined) req.resume();
+      if (route.ownBody) {
+        // read by the handler
+      } else if (route.struct === undefined) req.resume();
       else {
         body = decodeBody(await readBody(req), route.struct);
         ex.directive = parseDirective(body);

@@ -3,6 +3,8 @@
 
 import type { SimStats } from './types.js';
 
+type LocalStats = Omit<SimStats, 'cloud'>;
+
 type Counter = Record<string, number>;
 
 export class StatsBook {
@@ -53,7 +55,7 @@ export class StatsBook {
     this.maxConcurrent = this.generating;
   }
 
-  snapshot(loaded: string[]): SimStats {
+  snapshot(loaded: string[]): LocalStats {
     return {
       loads: { ...this.loads },
       evictions: { ...this.evictions },

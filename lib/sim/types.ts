@@ -18,6 +18,8 @@ export interface SimModel {
   tools?: boolean;
   /** Length of the vectors /api/embed returns (default 8). */
   embeddingLength?: number;
+  /** Runs on ollama.com, never loaded here; default: the name has a `-cloud` tag or `:cloud`. */
+  cloud?: boolean;
 }
 
 export interface SimOptions {
@@ -47,6 +49,8 @@ export interface SimStats {
   maxConcurrent: number;
   loaded: string[];
   loadOrder: string[];
+  /** cloud-model requests (SPEC §12): never loads, never residency */
+  cloud: { requests: Record<string, number>; active: number; maxConcurrent: number; limited: number };
 }
 
 export interface Sim {
@@ -54,6 +58,8 @@ export interface Sim {
   readonly port: number;
   stats(): SimStats;
   resetStats(): void;
+  /** The next `count` cloud requests get 429 with `Retry-After: retryAfterS` (a spent usage limit). */
+  limitCloud(count: number, retryAfterS: number): void;
   close(): Promise<void>;
 }
 

@@ -35,6 +35,24 @@ export function openAiError(status: number, message: string): string {
   return goJson({ error: { message, type, param: null, code: null } }) + '\n';
 }
 
+/** Anthropic's error type for a status, as anthropic.NewError maps it. */
+function anthropicType(status: number): string {
+  switch (status) {
+    case 400: return 'invalid_request_error';
+    case 401: return 'authentication_error';
+    case 403: return 'permission_error';
+    case 404: return 'not_found_error';
+    case 429: return 'rate_limit_error';
+    case 503: case 529: return 'overloaded_error';
+    default: return 'api_error';
+  }
+}
+
+/** Anthropic error body (ollama-wire.md §8): Go encoder output with a req_ id, trailing newline. */
+export function anthropicError(status: number, message: string, requestId: string): string {
+  return `{"type":"error","error":{"type":"${anthropicType(status)}","message":${goJson(message)}},"request_id":"${requestId}"}\n`;
+}
+
 /** A request error with the status Ollama would answer it with. */
 export class SimError extends Error {
   readonly status: number;
@@ -49,3 +67,16 @@ export class SimError extends Error {
 export const notFoundGenerate = (name: string) => new SimError(404, `model '${name}' not found`);
 export const notFoundEmbed = (name: string) => new SimError(404, `model "${name}" not found, try pulling it first`);
 export const badRequest = (message: string) => new SimError(400, message);
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value).sort()) out[key] = sortKeys((value as Record<string, unknown>)[key]);
+  return out;
+}
+
+/** A Go map[string]any as encoding/json writes it: keys sorted at every level, Go's escaping. */
+export function goMapJson(value: unknown): string {
+  return goJson(sortKeys(value));
+}

@@ -1,10 +1,13 @@
 // Edge validation of generation bodies shared by the sync and async surfaces:
 // wrong types get a 400 naming the field; everything else passes through untouched.
 
-import { randomBytes } from 'node:crypto';
 import { badRequest } from '../errors.js';
+import { checkOptionTypes } from './options-check.js';
 
-export type GenerationKind = 'chat' | 'generate' | 'openai-chat' | 'openai-completion';
+export type GenerationKind =
+  | 'chat' | 'generate' | 'openai-chat' | 'openai-completion'
+  // The agent surfaces (SPEC §7): Ollama runs each through its chat handler.
+  | 'anthropic-messages' | 'openai-responses' | 'openai-transcription';
 
 export interface GenerationRequest {
   model: string;
@@ -33,16 +36,17 @@ export function validateGeneration(body: Record<string, unknown>, kind: Generati
   expect(model.length <= 512, 'model: name too long');
   expect(body.stream === undefined || typeof body.stream === 'boolean', 'stream: expected true or false');
   expect(body.options === undefined || body.options === null || isObject(body.options), 'options: expected an object');
+  if (isObject(body.options)) checkOptionTypes(body.options);
   expect(body.keep_alive === undefined || typeof body.keep_alive === 'number' || typeof body.keep_alive === 'string', 'keep_alive: expected a number or a duration string');
   expect(body.format === undefined || body.format === null || typeof body.format === 'string' || isObject(body.format), 'format: expected "json" or a JSON schema object');
   expect(body.tools === undefined || body.tools === null || Array.isArray(body.tools), 'tools: expected an array');
   let isLoadOnly = false;
-  if (kind === 'chat' || kind === 'openai-chat') {
+  if (kind === 'chat' || kind === 'openai-chat' || kind === 'anthropic-messages') {
     const messages = body.messages;
     expect(messages === undefined || messages === null || Array.isArray(messages), 'messages: expected an array');
     if (Array.isArray(messages)) expect(messages.every(isObject), 'messages: every message must be an object');
     isLoadOnly = kind === 'chat' && (!Array.isArray(messages) || messages.length === 0);
-  } else {
+  } else if (kind === 'generate' || kind === 'openai-completion') {
     const prompt = body.prompt;
     const promptOk = prompt === undefined || prompt === null || typeof prompt === 'string' || (kind === 'openai-completion' && Array.isArray(prompt));
     expect(promptOk, 'prompt: expected a string');
@@ -57,42 +61,4 @@ export function validateGeneration(body: Record<string, unknown>, kind: Generati
     isLoadOnly,
     keepAliveZero: isKeepAliveZero(body.keep_alive),
   };
-}
-
-/** Integer −100..100 (SPEC §1); undefined stays undefined. */
-export function parsePriority(value: unknown, where: string): number | undefined {
-  if (value === undefined || value === null || value === '') return undefined;
-  const n = typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < -100 || n > 100) {
-    throw badRequest(`${where}: expected an integer from -100 to 100`);
-  }
-  return n;
-}
-
-let lastIdMs = 0;
-let idCounter = 0;
-// Random bytes drawn in bulk: one crypto call per 512 ids rather than one per id.
-let pool = Buffer.alloc(0);
-let poolAt = 0;
-function randomHex8(): string {
-  if (poolAt + 4 > pool.length) {
-    pool = randomBytes(2048);
-    poolAt = 0;
-  }
-  poolAt += 4;
-  return pool.toString('hex', poolAt - 4, poolAt);
-}
-
-/**
- * Ids sort by creation time (base36 ms, then a per-process counter) so listings can page
- * newest first, exactly even within one millisecond; random bytes keep them unguessable.
- */
-export function newJobId(prefix: string): string {
-  const now = Date.now();
-  if (now === lastIdMs) idCounter++;
-  else {
-    lastIdMs = now;
-    idCounter = 0;
-  }
-  return `${prefix}${now.toString(36).padStart(9, '0')}${idCounter.toString(36).padStart(3, '0')}${randomHex8()}`;
 }

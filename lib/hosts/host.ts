@@ -1,0 +1,76 @@
+// One Ollama host behind foreman (SPEC §17): its client, its embedding limiter, whether it
+// is up, and what it has installed (its /api/tags, re-read every minute and after a 404).
+// It knows no queue: the scheduler's lanes read `up` and `hasModel` from here.
+
+import { createUpstream, type Upstream } from '../upstream.js';
+import { createLimiter, type Limiter } from '../sched/limiter.js';
+import { normalizeModel } from '../sched/model-group.js';
+import type { HostSpec } from './specs.js';
+
+export type HostState = 'up' | 'down';
+
+export interface HostView {
+  name: string;
+  url: string;
+  state: HostState;
+  /** why it is down, when it is */
+  error: string | null;
+  version: string | null;
+  parallel: number;
+  /** models installed, null until the first /api/tags answered */
+  models: string[] | null;
+  embeddings: { in_flight: number; max: number; loaded: string | null };
+}
+
+export class Host {
+  readonly name: string;
+  readonly url: string;
+  readonly parallel: number;
+  readonly upstream: Upstream;
+  readonly embeddings: Limiter;
+  state: HostState = 'up';
+  error: string | null = null;
+  version: string | null = null;
+  /** the embedding model last seen loaded here (its own slot, SPEC §3) */
+  embedLoaded: string | null = null;
+  /** lower-cased normalised names; null until known */
+  #catalogue: Set<string> | null = null;
+  #models: string[] | null = null;
+
+  constructor(spec: HostSpec, options: { idleMs?: number; maxWaiting: number }) {
+    this.name = spec.name;
+    this.url = spec.url;
+    this.parallel = spec.parallel;
+    this.upstream = createUpstream(spec.url, spec.token, options.idleMs);
+    this.embeddings = createLimiter(spec.embedParallel, options.maxWaiting);
+  }
+
+  /** True or false once the catalogue is known; undefined before (then any model may be tried). */
+  hasModel(model: string): boolean | undefined {
+    if (this.#catalogue === null) return undefined;
+    const name = normalizeModel(model).toLowerCase();
+    // A `:local` suffix names the local model (SPEC §12).
+    return this.#catalogue.has(name) || (name.endsWith(':local') && this.#catalogue.has(normalizeModel(name.slice(0, -6))));
+  }
+
+  get catalogueKnown(): boolean {
+    return this.#catalogue !== null;
+  }
+
+  setCatalogue(names: string[]): void {
+    this.#models = [...names];
+    this.#catalogue = new Set(names.map((n) => normalizeModel(n).toLowerCase()));
+  }
+
+  view(): HostView {
+    return {
+      name: this.name, url: this.url, state: this.state, error: this.error, version: this.version, parallel: this.parallel,
+      models: this.#models ? [...this.#models] : null,
+      embeddings: { in_flight: this.embeddings.active, max: this.embeddings.max, loaded: this.embedLoaded },
+    };
+  }
+
+  close(): void {
+    this.upstream.close();
+  }
+}

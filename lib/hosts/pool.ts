@@ -1,0 +1,156 @@
+// hosts/ owns the set of Ollama hosts: their specs, probes, catalogues and choice.
+//
+// The set of Ollama hosts (SPEC §17): health probes (`/api/version` every 5 s; a failed
+// connection marks a host down at once, a good probe brings it back), catalogues (every
+// minute and after a 404), and the choice of host for embeddings and model management.
+// With one host nothing is probed or gated: sections 1–3 hold exactly as before.
+
+import { normalizeModel } from '../sched/model-group.js';
+import { silentLogger, type Logger } from '../log.js';
+import { Host } from './host.js';
+import type { HostSpec } from './specs.js';
+
+export interface HostPoolOptions {
+  log?: Logger;
+  /** silence after which an upstream request is abandoned */
+  idleMs?: number;
+  /** embedding requests that may wait per host */
+  maxWaiting: number;
+  probeMs?: number;
+  catalogueMs?: number;
+}
+
+const PROBE_TIMEOUT_MS = 2_000;
+
+export class HostPool {
+  readonly hosts: readonly Host[];
+  readonly #log: Logger;
+  readonly #probeMs: number;
+  readonly #catalogueMs: number;
+  readonly #listeners = new Set<(host: Host) => void>();
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #probing = new Set<Host>();
+  #closed = false;
+
+  constructor(specs: readonly HostSpec[], options: HostPoolOptions) {
+    if (specs.length === 0) throw new Error('hosts: at least one host is needed');
+    this.#log = options.log ?? silentLogger;
+    this.#probeMs = options.probeMs ?? 5_000;
+    this.#catalogueMs = options.catalogueMs ?? 60_000;
+    this.hosts = specs.map((s) => new Host(s, { idleMs: options.idleMs, maxWaiting: options.maxWaiting }));
+  }
+
+  get multi(): boolean {
+    return this.hosts.length > 1;
+  }
+
+  get first(): Host {
+    return this.hosts[0]!;
+  }
+
+  /** By name or base URL (what `X-Foreman-Host` may say). */
+  find(nameOrUrl: string): Host | undefined {
+    const key = nameOrUrl.trim().replace(/\/+$/, '');
+    return this.hosts.find((h) => h.name === key || h.url === key) ?? this.hosts.find((h) => h.name.toLowerCase() === key.toLowerCase());
+  }
+
+  /** Called with a host whose state changed (down or up again) or whose catalogue was read. */
+  onChange(listener: (host: Host) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Starts probes and catalogue reads; only with several hosts. */
+  start(): void {
+    if (!this.multi) return;
+    for (const host of this.hosts) void this.refreshCatalogue(host);
+    const probe = setInterval(() => {
+      for (const host of this.hosts) void this.probe(host);
+    }, this.#probeMs);
+    const catalogue = setInterval(() => {
+      for (const host of this.hosts) if (host.state === 'up') void this.refreshCatalogue(host);
+    }, this.#catalogueMs);
+    probe.unref();
+    catalogue.unref();
+    this.#timers.push(probe, catalogue);
+  }
+
+  /** A connection to the host failed: it takes no jobs until a probe succeeds. */
+  markDown(host: Host, reason: string): void {
+    if (!this.multi || host.state === 'down') return;
+    host.state = 'down';
+    host.error = reason;
+    this.#log.warn('host down', { host: host.name, error: reason });
+    this.#emit(host);
+  }
+
+  /** `/api/version`; a good answer brings a down host back (and re-reads its catalogue). */
+  async probe(host: Host): Promise<void> {
+    if (this.#probing.has(host) || this.#closed) return;
+    this.#probing.add(host);
+    try {
+      host.version = await host.upstream.version(AbortSignal.timeout(PROBE_TIMEOUT_MS));
+      if (host.state === 'down') {
+        await this.refreshCatalogue(host);
+        host.state = 'up';
+        host.error = null;
+        this.#log.info('host up', { host: host.name, version: host.version });
+        this.#emit(host);
+      }
+    } catch (err) {
+      this.markDown(host, (err as Error).message);
+    } finally {
+      this.#probing.delete(host);
+    }
+  }
+
+  async refreshCatalogue(host: Host): Promise<void> {
+    try {
+      const res = await host.upstream.send('/api/tags', { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS * 5) });
+      const text = await res.text(64 * 1024 * 1024);
+      if (!res.ok) throw new Error(`/api/tags answered ${res.status}`);
+      const models = (JSON.parse(text) as { models?: Array<{ name?: string; model?: string }> | null }).models ?? [];
+      host.setCatalogue(models.map((m) => String(m.model || m.name || '')).filter(Boolean));
+      this.#emit(host);
+    } catch (err) {
+      if (this.#closed) return;
+      this.#log.warn('catalogue unknown', { host: host.name, error: (err as Error).message });
+    }
+  }
+
+  /** A host answered 404 for a model it was thought to have: read what it has again. */
+  modelMissing(host: Host): void {
+    if (this.multi) void this.refreshCatalogue(host);
+  }
+
+  /** Hosts that may run `model`: up, and it is installed there (or nobody knows where it is). */
+  candidates(model: string): Host[] {
+    const up = this.hosts.filter((h) => h.state === 'up' || !this.multi);
+    const having = up.filter((h) => h.hasModel(model) !== false);
+    return having.length > 0 ? having : up;
+  }
+
+  /**
+   * SPEC §17: an embedding goes to a host that has the model loaded, else one that has it
+   * installed, within that host's embed_parallel; the least busy such host wins ties.
+   */
+  embeddingHost(model: string): Host {
+    if (!this.multi) return this.first;
+    const name = normalizeModel(model).toLowerCase();
+    const up = this.hosts.filter((h) => h.state === 'up');
+    if (up.length === 0) return this.first;
+    const rank = (h: Host) => (h.embedLoaded?.toLowerCase() === name ? 0 : h.hasModel(model) === true ? 1 : h.hasModel(model) === undefined ? 2 : 3);
+    const load = (h: Host) => (h.embeddings.active + h.embeddings.waiting) / h.embeddings.max;
+    return [...up].sort((a, b) => rank(a) - rank(b) || load(a) - load(b))[0]!;
+  }
+
+  #emit(host: Host): void {
+    for (const listener of this.#listeners) listener(host);
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    for (const host of this.hosts) host.close();
+  }
+}

@@ -1,0 +1,75 @@
+// Writes whole lines or events to a response: the units that arrived together leave in one
+// write() (one syscall), yet each stays its own HTTP chunk on the wire, as before (SPEC §2).
+// Node would frame every write() itself, at several socket writes per unit; we frame a batch once.
+
+import type { ServerResponse } from 'node:http';
+
+const CRLF_0 = 0x0d;
+const CRLF_1 = 0x0a;
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+
+function hexDigits(n: number): number {
+  let digits = 1;
+  while (n >= 16) {
+    n = Math.floor(n / 16);
+    digits++;
+  }
+  return digits;
+}
+
+/** `<hex length>\r\n<unit>\r\n` for each unit, in one buffer: exactly the frames node writes per write(). */
+export function chunkFrames(units: readonly Uint8Array[]): Buffer {
+  let total = 0;
+  for (const unit of units) total += hexDigits(unit.length) + unit.length + 4;
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const unit of units) {
+    let n = unit.length;
+    const digits = hexDigits(n);
+    for (let i = digits - 1; i >= 0; i--) {
+      out[at + i] = HEX[n % 16]!;
+      n = Math.floor(n / 16);
+    }
+    at += digits;
+    out[at++] = CRLF_0;
+    out[at++] = CRLF_1;
+    out.set(unit, at);
+    at += unit.length;
+    out[at++] = CRLF_0;
+    out[at++] = CRLF_1;
+  }
+  return out;
+}
+
+/**
+ * Writes `units` (each a complete line or event) with one write() of one buffer, even for a
+ * single unit (node's own framing costs four socket writes per unit). Returns write()'s answer:
+ * false means the socket buffer is full and the caller should wait for 'drain'.
+ * Headers must have been sent (writeHead) when the response is chunked.
+ */
+export function writeUnits(res: ServerResponse, units: readonly Uint8Array[]): boolean {
+  if (units.length === 0) return !res.writableNeedDrain;
+  if (res.chunkedEncoding && res.headersSent) {
+    // node frames each write() as one chunk; we hand it the frames ready made, so for this one
+    // call it must not frame again. Restored at once: res.end() still writes the last chunk.
+    const frames = chunkFrames(units);
+    res.chunkedEncoding = false;
+    try {
+      return res.write(frames);
+    } finally {
+      res.chunkedEncoding = true;
+    }
+  }
+  // A length-delimited or close-delimited body has no frames: the bytes alone.
+  return res.write(units.length === 1 ? units[0]! : Buffer.concat(units));
+}
+
+/**
+ * Writes a unit that may be skipped (a heartbeat) only when the socket has room: a client that
+ * does not read while it waits in the queue must not make foreman buffer a beat per interval.
+ */
+export function writeIfRoom(res: ServerResponse, unit: Uint8Array): boolean {
+  if (res.destroyed || res.writableEnded || res.writableNeedDrain) return false;
+  res.write(unit);
+  return true;
+}
