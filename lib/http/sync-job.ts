@@ -80,7 +80,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   const fail = async (err: HttpError) => {
     if (!res.headersSent) sendError(res, err, surface);
     else {
-      await writeUnit(res, errorUnit(kind, err.message));
+      await writeUnit(res, errorUnit(kind, err.message, err.status));
       res.end();
     }
   };
@@ -124,7 +124,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     if (rc.host !== undefined) foremanHeaders['x-foreman-host'] = rc.host;
     if (heartbeatStarted) {
       if (!upstreamRes.ok) {
-        await writeUnit(res, errorUnit(kind, await readUpstreamError(upstreamRes)));
+        await writeUnit(res, errorUnit(kind, await readUpstreamError(upstreamRes), upstreamRes.status));
         res.end();
         return 'failed';
       }
@@ -178,6 +178,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     deps.scheduler.enqueue({
       id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind, key: key.name,
       session: sessionOf(req.headers),
+      bytes: job.raw.length,
       run: (rc) =>
         run(rc)
           .then((state) => {

@@ -40,6 +40,8 @@ export interface SchedulerJob {
   readonly key?: string | null;
   /** An agent session (session-id, x-session-id, x-session-affinity, x-claude-code-session-id): its turns stay on one host (SPEC §17). */
   readonly session?: string | null;
+  /** request bytes the job holds while it waits (SPEC §16: counted against max_queue_bytes) */
+  readonly bytes?: number;
   /** Runs the job to its end; the returned state is what the books record. */
   run(ctx: RunContext): Promise<FinishState>;
   /** The job left the queue without running. */

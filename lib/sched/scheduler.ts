@@ -68,6 +68,8 @@ export interface SchedulerOptions {
   markDown?: (host: FleetHost, reason: string) => void;
   /** A host answered 404 for a model (several hosts): read its catalogue again. */
   modelMissing?: (host: FleetHost) => void;
+  /** bound on the bytes of waiting jobs' bodies (SPEC §16); default unbounded */
+  maxQueueBytes?: number;
 }
 
 export interface FinishedRecord {
@@ -120,6 +122,7 @@ export class Scheduler {
   readonly #recent: FinishedRecord[] = [];
   readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0 };
   #idleWaiters: Array<() => void> = [];
+  #waitingBytes = 0;
   readonly #runningByKey = new Map<string, number>();
   readonly #policy: (key: string) => KeyPolicy;
 
@@ -164,6 +167,36 @@ export class Scheduler {
   get fleet(): HostFleet | null {
     return this.#fleet;
   }
+  /** bytes of the bodies of waiting jobs */
+  get waitingBytes(): number {
+    return this.#waitingBytes;
+  }
+
+  /**
+   * Would a job of `bytes` more be refused now, by count or by bytes (SPEC §16)? `extra` counts
+   * admissions in flight. Returns the limit it would break, or null.
+   */
+  fullFor(bytes: number, extra = { count: 0, bytes: 0 }): string | null {
+    if (this.waiting + extra.count >= this.#opts.maxQueue) return `max_queue ${this.#opts.maxQueue}`;
+    const max = this.#opts.maxQueueBytes ?? Infinity;
+    // One job larger than the whole bound still enters an empty queue: it could never run otherwise.
+    if (this.#waitingBytes + extra.bytes + bytes > max && this.waiting + extra.count > 0) return `max_queue_bytes ${max}`;
+    return null;
+  }
+
+  /** Takes a job out of its queue without telling it: its owner keeps it (e.g. while the journal cannot write). */
+  withdraw(id: string): boolean {
+    for (const q of this.#queues) {
+      const entry = q.remove(id);
+      if (entry) {
+        this.#waitingBytes -= entry.job.bytes ?? 0;
+        this.#pump();
+        return true;
+      }
+    }
+    return false;
+  }
+
   get runningCount(): number {
     return this.#running.size;
   }
@@ -177,7 +210,8 @@ export class Scheduler {
    */
   enqueue(job: SchedulerJob, options: { arrivalMs?: number; force?: boolean } = {}): void {
     if (this.#closing) throw closing();
-    if (!options.force && this.waiting >= this.#opts.maxQueue) throw queueFull(`max_queue ${this.#opts.maxQueue}`);
+    const full = options.force ? null : this.fullFor(job.bytes ?? 0);
+    if (full) throw queueFull(full);
     const owner = job.key ?? '';
     if (!options.force) {
       const { maxQueued } = this.#policy(owner);
@@ -188,6 +222,7 @@ export class Scheduler {
     // A session's turn is pinned to the host that served its last turn while that host holds the model.
     const group = this.#fleet && lane.queue === this.#fleet.queue ? this.#fleet.queueKey(job) : job.group;
     lane.queue.enqueue({ id: job.id, group, priority: job.priority, arrivalMs, owner, job });
+    this.#waitingBytes += job.bytes ?? 0;
     // A key at its running cap holds back its new jobs in this lane's queue too.
     this.#updateBlocked(owner);
     this.#pump();
@@ -206,6 +241,7 @@ export class Scheduler {
     for (const q of this.#queues) {
       const entry = q.remove(id);
       if (entry) {
+        this.#waitingBytes -= entry.job.bytes ?? 0;
         entry.job.dropped('cancelled');
         this.#pump();
         return true;
@@ -318,6 +354,7 @@ export class Scheduler {
             const now = this.#now();
             const entry = lane.next(now);
             if (!entry) break;
+            this.#waitingBytes -= entry.job.bytes ?? 0;
             this.#start(lane, entry, now);
             progress = this.#fleet !== null;
           }
@@ -353,8 +390,10 @@ export class Scheduler {
     const runMs = now - running.startedMs;
     lane.queue.finished(entry.id, runMs);
     // Failed over before its first byte (several hosts): back in the queue with its age, for another host.
-    if (again && !this.#closing) lane.queue.enqueue(entry);
-    else if (again) entry.job.dropped('shutdown');
+    if (again && !this.#closing) {
+      lane.queue.enqueue(entry);
+      this.#waitingBytes += entry.job.bytes ?? 0;
+    } else if (again) entry.job.dropped('shutdown');
     const left = this.runningOf(entry.owner) - 1;
     if (left > 0) this.#runningByKey.set(entry.owner, left);
     else this.#runningByKey.delete(entry.owner);
@@ -396,6 +435,7 @@ export class Scheduler {
     for (const q of this.#queues) {
       for (const entry of [...q.values()]) {
         q.remove(entry.id);
+        this.#waitingBytes -= entry.job.bytes ?? 0;
         entry.job.dropped('shutdown');
       }
     }
