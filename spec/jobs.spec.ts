@@ -15,6 +15,11 @@ import {
   allJobs, getJson, newSecret, postJob, startReceiver, waitJob,
 } from './support/jobs-receiver.js';
 import { until } from './support/until.js';
+import { JobService } from '../lib/jobs/service.js';
+import { Scheduler, type SchedulerJob } from '../lib/sched/scheduler.js';
+import { isForemanError } from '../lib/errors.js';
+import type { Journal } from '../lib/journal/journal.js';
+import type { Upstream } from '../lib/upstream.js';
 
 const CHAT = (content: string, model = 'llama3.2') => ({ model, messages: [{ role: 'user', content }] });
 const STALL = { sim: { fault: 'stall', after: 1 } };
@@ -188,6 +193,58 @@ describe('POST /jobs', () => {
     }
     assert.equal((await getJson(stack, `/jobs/${holder.id}/cancel`, { method: 'POST' })).body.state, 'cancelled');
     for (const r of accepted) assert.equal((await waitJob(stack, r.job.id)).state, 'completed');
+  });
+});
+
+describe('JobService admission', () => {
+  /** A journal whose appends all wait for open(): every submit of a burst is inside its fsync at once. */
+  function gatedJournal() {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let appended = 0;
+    const journal = {
+      path: '(memory)',
+      replay: { records: [], tornTail: false, badLines: 0, copiedAside: null, bytes: 0, durationMs: 0 },
+      append: async () => {
+        appended++;
+        await gate;
+      },
+      compact: async () => {},
+      close: async () => {},
+    } as unknown as Journal;
+    return { journal, open, appended: () => appended };
+  }
+
+  it('counts submissions still waiting for their fsync against max_queue, so a burst cannot overfill it', async () => {
+    const upstream = {
+      exists: async () => true, unload: async () => {}, loadedModels: async () => [], capabilities: async () => [],
+    } as unknown as Upstream;
+    const scheduler = new Scheduler({ parallel: 1, maxQueue: 2, agingMs: 60_000, unloadOnSwitch: false, upstream });
+    // A job that never ends holds the only slot, so whatever is admitted stays waiting.
+    const holder: SchedulerJob = {
+      id: 'holder', model: 'other', group: 'other', priority: 0, origin: 'sync', kind: 'chat',
+      run: (rc) => new Promise((resolve) => rc.signal.addEventListener('abort', () => resolve('cancelled'))),
+      dropped: () => {},
+    };
+    scheduler.enqueue(holder);
+    const { journal, open, appended } = gatedJournal();
+    const jobs = new JobService({ journal, scheduler, upstream, maxQueue: 2, maxAttempts: 3, retentionMs: 3_600_000, webhookMaxResult: 1024, log: silentLogger });
+    const outcomes = Array.from({ length: 8 }, (_, i) =>
+      jobs
+        .submit({ kind: 'chat', model: 'llama3.2', body: CHAT(`burst ${i}`), priority: 0, metadata: null, webhookUrl: null, idempotency: null })
+        .then(() => 'accepted', (err: unknown) => (isForemanError(err, 'queue_full') ? 'refused' : Promise.reject(err))),
+    );
+    // Both admitted submits are waiting for the journal; none of the burst is queued in the scheduler yet.
+    assert.equal(appended(), 2);
+    assert.equal(scheduler.waiting, 0);
+    open();
+    const settled = await Promise.all(outcomes);
+    assert.deepEqual(settled.filter((o) => o === 'accepted').length, 2);
+    assert.deepEqual(settled.filter((o) => o === 'refused').length, 6);
+    assert.equal(scheduler.waiting, 2, 'never more waiting than max_queue');
+    assert.equal(jobs.size, 2, 'a refused submit leaves no job behind');
+    await scheduler.shutdown(0);
+    await jobs.close();
   });
 });
 
