@@ -3,7 +3,7 @@
 
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config.js';
+import { isLoopbackHost, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import type { Upstream } from './upstream.js';
 import { HostPool } from './hosts/pool.js';
@@ -25,6 +25,8 @@ import { VERSION } from './version.js';
 import { openJournal, type Journal } from './journal/journal.js';
 import { JobService } from './jobs/service.js';
 import { jobRoutes } from './http/routes-jobs.js';
+import { createWebhookTransport, type Resolver } from './http/webhook-transport.js';
+import type { TargetPolicy } from './webhooks/targets.js';
 import { keyRoutes } from './http/routes-keys.js';
 import { KeyRegistry } from './keys/registry.js';
 import { KeysFileError, type Key } from './keys/keys-file.js';
@@ -59,6 +61,8 @@ export interface ForemanDeps {
   /** Webhook retry schedule; tests inject a short one. */
   webhookSchedule?: readonly number[];
   webhookTimeoutMs?: number;
+  /** Name resolution for webhook targets; tests make names resolve to chosen addresses. */
+  webhookResolve?: Resolver;
   /** Silence after which an upstream request is abandoned; tests shorten it. */
   upstreamIdleMs?: number;
   /** Host health probe interval (SPEC §17: 5 s); tests shorten it. */
@@ -119,6 +123,10 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     },
   });
 
+  // Which webhook targets are refused (SPEC §5, ADR 0021): a foreman reachable from the LAN must not be a
+  // way into the LAN, so private targets need webhook_allow; one on loopback serves local scripts.
+  const webhookPolicy: TargetPolicy = { strict: !isLoopbackHost(config.listen.host), allow: config.webhook_allow };
+
   const jobs = new JobService({
     journal, scheduler, upstream, log, now,
     maxQueue: config.max_queue,
@@ -128,6 +136,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     webhookMaxResult: config.webhook_max_result,
     webhookSchedule: deps.webhookSchedule,
     webhookTimeoutMs: deps.webhookTimeoutMs,
+    webhookSend: createWebhookTransport({ policy: webhookPolicy, resolve: deps.webhookResolve }),
     onWebhook: (outcome) => metrics.webhookDelivery(outcome),
     onTransition: (job, state) => {
       if (state === 'completed' && job.key && job.response) {
@@ -233,7 +242,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       metricsContentType: METRICS_CONTENT_TYPE,
       uiPage: renderUiPage,
     }),
-    ...jobRoutes({ jobs, maxBody: config.max_body }),
+    ...jobRoutes({ jobs, maxBody: config.max_body, webhookPolicy }),
     ...keyRoutes({ registry: keys, usage, waitingOf: (k) => scheduler.waitingOf(k), runningOf: (k) => scheduler.runningOf(k) }),
     ...ollamaRoutes(generationDeps),
     ...openaiRoutes(generationDeps),

@@ -11,6 +11,7 @@ import {
   type KeyDecl, type ValueOf,
 } from './config-kinds.js';
 
+import { badAllowEntries } from './webhooks/targets.js';
 export { isLoopbackHost, parseDuration, parseSize } from './config-kinds.js';
 
 /**
@@ -137,6 +138,10 @@ function crossCheck(config: Config, problems: string[]): void {
   if (config.hosts_file !== undefined || config.upstream.includes(',')) {
     // Read and checked now so a bad hosts file stops the start with the others' problems.
     collectHosts(config, problems);
+  }
+  const badAllow = badAllowEntries(config.webhook_allow);
+  if (badAllow.length > 0) {
+    problems.push(`webhook_allow: ${badAllow.map((e) => `'${e}'`).join(', ')} is not a host name, an address or a CIDR (10.0.0.0/8, fd00::/8)`);
   }
   // Checked here so a bad keys file stops the start with the other problems; the server reads it again.
   let fileKeys = 0;

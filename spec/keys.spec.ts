@@ -14,6 +14,19 @@ import { startSim } from '../lib/sim/index.js';
 import { KeysFileError, mayUseModel, parseKeysFile, priorityFor, keysFromTokens } from '../lib/keys/keys-file.js';
 import { parseConfig, ConfigError } from '../lib/config.js';
 import { parsePrometheusText } from '../lib/ops/metrics.js';
+import { PassThrough, Writable } from 'node:stream';
+import { runCli } from '../lib/cli/cli.js';
+
+async function cli(argv: string[], env: NodeJS.ProcessEnv, input?: string) {
+  let out = '';
+  let err = '';
+  const sink = (add: (s: string) => void) => new Writable({ write(c, _e, cb) { add(String(c)); cb(); } });
+  const stdin = new PassThrough();
+  if (input !== undefined) stdin.end(input);
+  const code = await runCli(argv, env, { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), stdin });
+  stdin.destroy();
+  return { code, out, err };
+}
 
 const sha = (t: string) => createHash('sha256').update(t).digest('hex');
 const CI = 'ci-secret-token';
@@ -326,5 +339,24 @@ describe('named keys (HTTP)', () => {
     assert.equal((await get('tok-b')).status, 200);
     assert.equal((await get('tok-a')).status, 401);
     assert.equal(fp.child.exitCode, null);
+  });
+
+  it('foreman keys prints the keys with limits and usage; foreman keys hash gives token_sha256', async (t) => {
+    const s = await stackWithKeys(t);
+    await (await s.as(BOT, '/api/chat', { json: chat() })).text();
+    const admin = await cli(['keys'], { FOREMAN_URL: s.url, FOREMAN_TOKEN: TOKEN });
+    assert.equal(admin.code, 0, admin.err);
+    const lines = admin.out.split('\n');
+    assert.match(lines[0]!, /^KEY\s+FLAGS\s+WEIGHT\s+RUNNING\s+WAITING/);
+    assert.match(lines.find((l) => l.startsWith('bot '))!, /^bot\s+-\s+1\s+0\/1\s+0\s+-\s+\*\s+1\s+1\/0\/0\s+\d+\/\d+/);
+    assert.match(lines.find((l) => l.startsWith('ci '))!, /^ci\s+-\s+1\s+0\s+0\/3\s+2\s+llama3\.2\*,qwen3\*/);
+    assert.match(admin.out, /keys file .*keys\.json: 0 reloads, 0 refused/);
+    const own = await cli(['keys', '--json'], { FOREMAN_URL: s.url, FOREMAN_TOKEN: BOT });
+    assert.deepEqual(JSON.parse(own.out).keys.map((k: { name: string }) => k.name), ['bot']);
+    const hash = await cli(['keys', 'hash', CI], {});
+    assert.equal(hash.out, sha(CI) + '\n');
+    assert.equal((await cli(['keys', 'hash'], {}, `${CI}\n`)).out, sha(CI) + '\n');
+    const refused = await cli(['keys'], { FOREMAN_URL: s.url, FOREMAN_TOKEN: 'wrong' });
+    assert.equal(refused.code, 3);
   });
 });

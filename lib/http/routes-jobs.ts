@@ -8,6 +8,7 @@ import { badRequest, notFound } from '../errors.js';
 import { validateGeneration } from './generation-request.js';
 import { parsePriority } from './priority.js';
 import { checkWebhookUrl } from '../webhooks/dispatcher.js';
+import type { TargetPolicy } from '../webhooks/targets.js';
 import type { JobService } from '../jobs/service.js';
 import type { JobState } from '../jobs/records.js';
 import { parseJsonObject, readBody, sendJson } from './body.js';
@@ -24,6 +25,8 @@ const STATES: readonly JobState[] = ['queued', 'working', 'completed', 'failed',
 export interface JobRouteDeps {
   jobs: JobService;
   maxBody: number;
+  /** Which webhook targets a submission may name (SPEC §5); the open policy when absent. */
+  webhookPolicy?: TargetPolicy;
 }
 
 const keyOf = (ctx: RequestContext): Key => ctx.key ?? ANONYMOUS;
@@ -54,7 +57,7 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         const priority = priorityFor(caller, parsePriority(body.priority, 'priority'), 0);
         let webhookUrl: string | null = null;
         if (body.state_webhook_url !== undefined && body.state_webhook_url !== null) {
-          const problem = checkWebhookUrl(body.state_webhook_url);
+          const problem = checkWebhookUrl(body.state_webhook_url, deps.webhookPolicy);
           if (problem) throw badRequest(problem);
           webhookUrl = String(body.state_webhook_url);
         }

@@ -12,7 +12,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { JournalError, type Journal } from '../journal/journal.js';
 import type { Upstream } from '../upstream.js';
 import type { FinishState, RunContext, Scheduler } from '../sched/scheduler.js';
-import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher } from '../webhooks/dispatcher.js';
+import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher, type WebhookSend } from '../webhooks/dispatcher.js';
 import { runOnce } from './runner.js';
 import { SortedIds } from './sorted-ids.js';
 import {
@@ -44,6 +44,8 @@ export interface JobServiceOptions {
   webhookMaxResult: number;
   webhookSchedule?: readonly number[];
   webhookTimeoutMs?: number;
+  /** The POST of each event, to checked addresses (webhooks/transport.ts). */
+  webhookSend?: WebhookSend;
   log?: Logger;
   now?: () => number;
   onWebhook?: (outcome: DeliveryProgress['outcome']) => void;
@@ -97,6 +99,7 @@ export class JobService {
       secret: options.webhookSecret,
       schedule: options.webhookSchedule,
       timeoutMs: options.webhookTimeoutMs,
+      send: options.webhookSend,
       now: this.#now,
       log: this.#log,
       onProgress: (p) => this.#onWebhookProgress(p),
