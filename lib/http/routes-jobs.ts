@@ -86,13 +86,13 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         });
         logFields.job = job.id;
         logFields.model = job.model;
-        sendJson(res, created ? 202 : 200, jobs.view(job), { location: `/jobs/${job.id}` });
+        sendJson(res, created ? 202 : 200, await jobs.view(job), { location: `/jobs/${job.id}` });
       },
     },
     {
       method: 'GET',
       path: '/jobs',
-      handler: (ctx) => {
+      handler: async (ctx) => {
         const { res, url } = ctx;
         const caller = keyOf(ctx);
         const state = url.searchParams.get('state') ?? undefined;
@@ -107,7 +107,7 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
           limit,
           cursor: url.searchParams.get('cursor') ?? undefined,
         });
-        sendJson(res, 200, { jobs: page.jobs.map((j) => jobs.view(j)), next_cursor: page.next });
+        sendJson(res, 200, { jobs: await Promise.all(page.jobs.map((j) => jobs.view(j))), next_cursor: page.next });
       },
     },
     {
@@ -121,30 +121,31 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
           if (!Number.isFinite(seconds) || seconds < 0 || seconds > 300) throw badRequest('wait must be 0..300 seconds');
           job = await jobs.wait(job.id, seconds * 1000, abortOnClientClose(ctx).signal);
         }
-        if (!ctx.res.destroyed) sendJson(ctx.res, 200, jobs.view(job));
+        const view = await jobs.view(job);
+        if (!ctx.res.destroyed) sendJson(ctx.res, 200, view);
       },
     },
     {
       method: ['POST'],
       path: '/jobs/:id/cancel',
-      handler: async (ctx) => sendJson(ctx.res, 200, jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
+      handler: async (ctx) => sendJson(ctx.res, 200, await jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
     },
     {
       method: ['DELETE'],
       path: '/jobs/:id',
-      handler: async (ctx) => sendJson(ctx.res, 200, jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
+      handler: async (ctx) => sendJson(ctx.res, 200, await jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
     },
     {
       method: 'GET',
       path: '/jobs/:id/events',
-      handler: (ctx) => sendJson(ctx.res, 200, { events: jobs.events(own(ctx, ctx.params.id!).id) }),
+      handler: async (ctx) => sendJson(ctx.res, 200, { events: await jobs.events(own(ctx, ctx.params.id!).id) }),
     },
     {
       method: 'GET',
       path: '/jobs/:id/artifacts/:name',
-      handler: (ctx) => {
+      handler: async (ctx) => {
         const { res, params } = ctx;
-        const a = jobs.artifact(own(ctx, params.id!).id, params.name!);
+        const a = await jobs.artifact(own(ctx, params.id!).id, params.name!);
         res.writeHead(200, { 'content-type': a.contentType, 'content-length': a.bytes });
         res.end(a.body);
       },

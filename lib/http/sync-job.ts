@@ -160,6 +160,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   try {
     deps.scheduler.enqueue({
       id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind, key: key.name,
+      bytes: job.raw.length,
       run: (rc) =>
         run(rc)
           .catch((err) => {
