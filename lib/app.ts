@@ -279,7 +279,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       metricsContentType: METRICS_CONTENT_TYPE,
       uiPage: renderUiPage,
     }),
-    ...jobRoutes({ jobs, maxBody: config.max_body, webhookPolicy }),
+    ...jobRoutes({ jobs, maxBody: config.max_body, webhookPolicy, aliasOf: generationDeps.aliasOf }),
     ...keyRoutes({ registry: keys, usage, waitingOf: (k) => scheduler.waitingOf(k), runningOf: (k) => scheduler.runningOf(k) }),
     ...ollamaRoutes(generationDeps),
     ...openaiRoutes(generationDeps),
