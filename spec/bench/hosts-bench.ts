@@ -226,6 +226,7 @@ export async function runHostsBench(options: { quick?: boolean } = {}): Promise<
         'sync wait p50 ms': num(o.syncWaitP50), 'sync wait p95 ms': num(o.syncWaitP95), errors: o.errors,
       });
     }
+    if (process.env.HOSTS_BENCH_LOG) (await import('node:fs')).writeFileSync(process.env.HOSTS_BENCH_LOG, foreman.logTail(100_000));
     if (process.env.HOSTS_BENCH_DEBUG) console.error(foreman.logTail(2000).split('\n').filter((l) => /model switch|host (down|up)|requeued/.test(l)).join('\n'));
     const f = outcomes.get('foreman (lanes, drain by model)')!;
     const lc = outcomes.get('least connections (installed models)')!;
