@@ -3,7 +3,7 @@
 
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isLoopbackHost, type Config } from './config.js';
+import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import type { Upstream } from './upstream.js';
 import { HostPool } from './hosts/pool.js';
@@ -26,7 +26,7 @@ import { openJournal, type Journal } from './journal/journal.js';
 import { JobService } from './jobs/service.js';
 import { jobRoutes } from './http/routes-jobs.js';
 import { createWebhookTransport, type Resolver } from './http/webhook-transport.js';
-import type { TargetPolicy } from './webhooks/targets.js';
+import { policyForListen } from './webhooks/targets.js';
 import { keyRoutes } from './http/routes-keys.js';
 import { KeyRegistry } from './keys/registry.js';
 import { KeysFileError, type Key } from './keys/keys-file.js';
@@ -125,7 +125,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
 
   // Which webhook targets are refused (SPEC §5, ADR 0021): a foreman reachable from the LAN must not be a
   // way into the LAN, so private targets need webhook_allow; one on loopback serves local scripts.
-  const webhookPolicy: TargetPolicy = { strict: !isLoopbackHost(config.listen.host), allow: config.webhook_allow };
+  const webhookPolicy = policyForListen(config.listen.host, config.webhook_allow);
 
   const jobs = new JobService({
     journal, scheduler, upstream, log, now,
