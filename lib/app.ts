@@ -20,6 +20,7 @@ import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.j
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
 import { renderUiPage } from './ops/ui-page.js';
 import { cachedProbe } from './ops/health-probe.js';
+import { effectiveMaxConnections, openFileLimit } from './ops/fd-limit.js';
 import { buildQueueView, type QueueSnapshot } from './ops/queue-view.js';
 import { VERSION } from './version.js';
 import { openJournal, type Journal } from './journal/journal.js';
@@ -249,8 +250,14 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     ...agentRoutes(generationDeps),
   ];
 
+  // Below the open-file limit, or the cap protects nothing (SPEC §16).
+  const fdLimit = openFileLimit();
+  const connections = effectiveMaxConnections(config.max_connections, fdLimit);
+  if (connections.lowered) {
+    log.warn('max_connections lowered', { configured: config.max_connections, max_connections: connections.max, open_file_limit: fdLimit ?? undefined });
+  }
   const server = createHttpServer({
-    routes, log, maxConnections: config.max_connections,
+    routes, log, maxConnections: connections.max,
     authenticate: (headers) => keys.authenticate(headers),
     onRequest: (key, path) => usage.request(key.name, path),
   });
