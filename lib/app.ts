@@ -23,8 +23,10 @@ import { cachedProbe } from './ops/health-probe.js';
 import { effectiveMaxConnections, openFileLimit } from './ops/fd-limit.js';
 import { buildQueueView, type QueueSnapshot } from './ops/queue-view.js';
 import { VERSION } from './version.js';
-import { openJournal, type Journal } from './journal/journal.js';
+import { openJournal, type Journal, type JournalIo } from './journal/journal.js';
 import { JobService } from './jobs/service.js';
+import { JobReplay } from './jobs/records.js';
+import { JobStore } from './jobs/store.js';
 import { jobRoutes } from './http/routes-jobs.js';
 import { createWebhookTransport, type Resolver } from './http/webhook-transport.js';
 import { policyForListen } from './webhooks/targets.js';
@@ -68,6 +70,10 @@ export interface ForemanDeps {
   upstreamIdleMs?: number;
   /** Host health probe interval (SPEC §17: 5 s); tests shorten it. */
   hostProbeMs?: number;
+  /** The journal's and job files' write calls; tests inject a failing disk. */
+  journalIo?: JournalIo;
+  /** First delay between write probes once the disk failed; tests shorten it. */
+  journalProbeMs?: number;
 }
 
 export async function createForeman(config: Readonly<Config>, deps: ForemanDeps = {}): Promise<Foreman> {
@@ -89,7 +95,23 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   let snapshot: () => QueueSnapshot = () => { throw new Error('not wired'); };
   const metrics = createForemanMetrics(() => snapshot());
   // The journal first: a second foreman on the same data dir must fail before it binds a port.
-  const journal = await openJournal({ dir: config.data_dir, log, onFsync: (ms) => metrics.journalFsync(ms) });
+  // Its replay feeds the job reducer line by line: no record array, no bodies in memory.
+  const replay = new JobReplay();
+  let jobsRef: JobService | null = null;
+  const journal = await openJournal({
+    dir: config.data_dir, log, visit: replay.visit, io: deps.journalIo, probeMs: deps.journalProbeMs,
+    onFsync: (ms) => metrics.journalFsync(ms),
+    onHealth: (h) => jobsRef?.journalHealthChanged(h),
+  });
+  const store = new JobStore(config.data_dir, journal, deps.journalIo);
+  let files: Awaited<ReturnType<JobStore['listFiles']>>;
+  try {
+    await store.init();
+    files = await store.listFiles();
+  } catch (err) {
+    await journal.close();
+    throw err;
+  }
   if (journal.replay.tornTail || journal.replay.badLines > 0) {
     log.warn('journal damaged', {
       torn_tail: journal.replay.tornTail, bad_lines: journal.replay.badLines, copy: journal.replay.copiedAside ?? undefined,
@@ -99,6 +121,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   const scheduler = new Scheduler({
     parallel: config.parallel,
     maxQueue: config.max_queue,
+    maxQueueBytes: config.max_queue_bytes,
     agingMs: config.aging_ms,
     unloadOnSwitch: config.unload_on_switch,
     cloudParallel: config.cloud_parallel,
@@ -129,7 +152,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   const webhookPolicy = policyForListen(config.listen.host, config.webhook_allow);
 
   const jobs = new JobService({
-    journal, scheduler, upstream, log, now,
+    journal, replay, store, files, scheduler, upstream, log, now,
     maxQueue: config.max_queue,
     maxAttempts: config.max_attempts,
     retentionMs: config.retention_ms,
@@ -153,6 +176,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     waitingOf: (k) => scheduler.waitingOf(k),
     runningOf: (k) => scheduler.runningOf(k),
   });
+  jobsRef = jobs;
 
   snapshot = () =>
     buildQueueView(scheduler.state(now()), {
@@ -200,18 +224,31 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     } else {
       ({ reachable, version, error } = await probeUpstream());
     }
+    const store = jobs.storeHealth();
+    const reasons: string[] = [];
+    if (!reachable || hostsDown) reasons.push(hostsDown && reachable ? error ?? 'a host is down' : `upstream unreachable: ${error ?? 'no answer'}`);
+    if (!store.journal.writable) reasons.push(store.journal.reason ?? 'journal cannot write');
+    if (journal.replay.tornTail || journal.replay.badLines > 0) {
+      reasons.push(`journal damage found at start (torn tail: ${journal.replay.tornTail}, bad lines: ${journal.replay.badLines}); copy at ${journal.replay.copiedAside}`);
+    }
+    if (store.compaction.failures > 0) reasons.push(`journal compaction failing: ${store.compaction.last_error}`);
     return {
-      status: reachable && !hostsDown && !journal.replay.tornTail && journal.replay.badLines === 0 ? 'ok' : 'degraded',
+      status: reasons.length === 0 ? 'ok' : 'degraded',
+      ...(reasons.length ? { reasons } : {}),
       upstream: { url: config.upstream, reachable, version, ...(error ? { error } : {}) },
       ...(hosts.multi ? { hosts: hosts.hosts.map((h) => ({ name: h.name, url: h.url, state: h.state, version: h.version, error: h.error })) } : {}),
       version: VERSION,
       uptime_s: Math.floor((now() - startedAt) / 1000),
       journal: {
         path: journal.path,
+        writable: store.journal.writable,
+        unwritable_since: store.journal.since === null ? null : new Date(store.journal.since).toISOString(),
         torn_tail: journal.replay.tornTail,
         bad_lines: journal.replay.badLines,
         copied_aside: journal.replay.copiedAside,
         orphan_records: jobs.replayOrphans,
+        compaction: store.compaction,
+        bytes: journal.stats().bytes,
         jobs: jobs.counts(),
       },
     };
@@ -243,7 +280,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       metricsContentType: METRICS_CONTENT_TYPE,
       uiPage: renderUiPage,
     }),
-    ...jobRoutes({ jobs, maxBody: config.max_body, webhookPolicy }),
+    ...jobRoutes({ jobs, maxBody: config.max_body, webhookPolicy, aliasOf: generationDeps.aliasOf }),
     ...keyRoutes({ registry: keys, usage, waitingOf: (k) => scheduler.waitingOf(k), runningOf: (k) => scheduler.runningOf(k) }),
     ...ollamaRoutes(generationDeps),
     ...openaiRoutes(generationDeps),

@@ -104,7 +104,7 @@ function fromDomain(err: ForemanError): HttpError {
     case 'conflict': return conflict(err.message);
     case 'idempotency_mismatch': return unprocessable(err.message);
     case 'journal_backlog': return new HttpError(503, err.code, err.message, { 'retry-after': '1' });
-    case 'journal_unavailable': return new HttpError(503, err.code, err.message);
+    case 'journal_unavailable': return new HttpError(503, err.code, err.message, { 'retry-after': '5' });
   }
 }
 

@@ -198,6 +198,26 @@ describe('POST /v1/messages', () => {
   });
 });
 
+describe('POST /v1/messages after heartbeats began', () => {
+  it("ends with one error event typed from upstream's status when upstream then refuses (404 not_found_error)", async (t) => {
+    const stack = await startStack(t, { config: { stream_heartbeat_ms: 1 } });
+    const held = await holdSlot(stack);
+    const res = await stack.call('/v1/messages', { json: message('hi', { model: 'llama9', stream: true }) });
+    assert.equal(res.status, 200, 'the heartbeats had already sent 200');
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = decoder.decode((await reader.read()).value, { stream: true });
+    held.abort();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
+    const evs = events(text).filter((e) => e.event !== 'ping');
+    assert.equal(evs.length, 1);
+    assert.equal(evs[0]!.event, 'error');
+    assertAnthropicError(evs[0]!.data, 'not_found_error');
+    assert.match(evs[0]!.data.error.message, /llama9/);
+    await held.done;
+  });
+});
+
 describe('POST /v1/responses', () => {
   it('streams Responses events one per write, unchanged, ending in response.completed', async (t) => {
     const stack = await startStack(t, { sim: { split: 'random', seed: 13 } });

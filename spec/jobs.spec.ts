@@ -29,7 +29,7 @@ function stackOf(t: TestContext, o: { sim?: SimOptions; config?: Partial<Config>
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'foreman-jobs-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 10 }));
   return dir;
 }
 

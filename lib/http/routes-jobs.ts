@@ -27,6 +27,8 @@ export interface JobRouteDeps {
   maxBody: number;
   /** Which webhook targets a submission may name (SPEC §5); the open policy when absent. */
   webhookPolicy?: TargetPolicy;
+  /** Model aliases (SPEC §7): the target for a requested name, or null. */
+  aliasOf?: (model: string) => string | null;
 }
 
 const keyOf = (ctx: RequestContext): Key => ctx.key ?? ANONYMOUS;
@@ -52,7 +54,11 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         const hasPrompt = body.prompt !== undefined;
         if (hasMessages === hasPrompt) throw badRequest('a job body has either messages (chat) or prompt (generate)');
         const kind = hasMessages ? 'chat' : 'generate';
-        const request = validateGeneration(body, kind);
+        const validated = validateGeneration(body, kind);
+        // An alias (SPEC §7) applies to async jobs too: the job is sent, grouped and recorded as its target.
+        const target = deps.aliasOf?.(validated.model) ?? null;
+        if (target !== null) logFields.alias = validated.model;
+        const request = target === null ? validated : { ...validated, model: target };
         checkModel(caller, request.model);
         const priority = priorityFor(caller, parsePriority(body.priority, 'priority'), 0);
         let webhookUrl: string | null = null;
@@ -71,6 +77,7 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         }
         const forwarded: Record<string, unknown> = { ...body };
         for (const f of FOREMAN_FIELDS) delete forwarded[f];
+        if (target !== null) forwarded.model = target;
         delete forwarded.stream; // async jobs always stream from upstream and keep the merged result
         const { job, created } = await jobs.submit({
           kind,
@@ -86,13 +93,13 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         });
         logFields.job = job.id;
         logFields.model = job.model;
-        sendJson(res, created ? 202 : 200, jobs.view(job), { location: `/jobs/${job.id}` });
+        sendJson(res, created ? 202 : 200, await jobs.view(job), { location: `/jobs/${job.id}` });
       },
     },
     {
       method: 'GET',
       path: '/jobs',
-      handler: (ctx) => {
+      handler: async (ctx) => {
         const { res, url } = ctx;
         const caller = keyOf(ctx);
         const state = url.searchParams.get('state') ?? undefined;
@@ -107,7 +114,7 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
           limit,
           cursor: url.searchParams.get('cursor') ?? undefined,
         });
-        sendJson(res, 200, { jobs: page.jobs.map((j) => jobs.view(j)), next_cursor: page.next });
+        sendJson(res, 200, { jobs: await Promise.all(page.jobs.map((j) => jobs.view(j))), next_cursor: page.next });
       },
     },
     {
@@ -121,30 +128,31 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
           if (!Number.isFinite(seconds) || seconds < 0 || seconds > 300) throw badRequest('wait must be 0..300 seconds');
           job = await jobs.wait(job.id, seconds * 1000, abortOnClientClose(ctx).signal);
         }
-        if (!ctx.res.destroyed) sendJson(ctx.res, 200, jobs.view(job));
+        const view = await jobs.view(job);
+        if (!ctx.res.destroyed) sendJson(ctx.res, 200, view);
       },
     },
     {
       method: ['POST'],
       path: '/jobs/:id/cancel',
-      handler: async (ctx) => sendJson(ctx.res, 200, jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
+      handler: async (ctx) => sendJson(ctx.res, 200, await jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
     },
     {
       method: ['DELETE'],
       path: '/jobs/:id',
-      handler: async (ctx) => sendJson(ctx.res, 200, jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
+      handler: async (ctx) => sendJson(ctx.res, 200, await jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
     },
     {
       method: 'GET',
       path: '/jobs/:id/events',
-      handler: (ctx) => sendJson(ctx.res, 200, { events: jobs.events(own(ctx, ctx.params.id!).id) }),
+      handler: async (ctx) => sendJson(ctx.res, 200, { events: await jobs.events(own(ctx, ctx.params.id!).id) }),
     },
     {
       method: 'GET',
       path: '/jobs/:id/artifacts/:name',
-      handler: (ctx) => {
+      handler: async (ctx) => {
         const { res, params } = ctx;
-        const a = jobs.artifact(own(ctx, params.id!).id, params.name!);
+        const a = await jobs.artifact(own(ctx, params.id!).id, params.name!);
         res.writeHead(200, { 'content-type': a.contentType, 'content-length': a.bytes });
         res.end(a.body);
       },

@@ -10,6 +10,8 @@ import { ANONYMOUS, type Key } from '../keys/keys-file.js';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';
+  /** what is wrong, in words, when degraded */
+  reasons?: string[];
   upstream: { url: string; reachable: boolean; version: string | null; error?: string };
   /** with several hosts (SPEC §17): each one's state */
   hosts?: Array<{ name: string; url: string; state: 'up' | 'down'; version: string | null; error: string | null }>;

@@ -80,7 +80,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   const fail = async (err: HttpError) => {
     if (!res.headersSent) sendError(res, err, surface);
     else {
-      await writeUnit(res, errorUnit(kind, err.message));
+      await writeUnit(res, errorUnit(kind, err.message, err.status));
       res.end();
     }
   };
@@ -114,7 +114,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     };
     if (heartbeatStarted) {
       if (!upstreamRes.ok) {
-        await writeUnit(res, errorUnit(kind, await readUpstreamError(upstreamRes)));
+        await writeUnit(res, errorUnit(kind, await readUpstreamError(upstreamRes), upstreamRes.status));
         res.end();
         return 'failed';
       }
@@ -160,6 +160,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   try {
     deps.scheduler.enqueue({
       id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind, key: key.name,
+      bytes: job.raw.length,
       run: (rc) =>
         run(rc)
           .catch((err) => {

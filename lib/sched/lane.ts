@@ -25,6 +25,8 @@ export interface SchedulerJob {
   readonly kind: string;
   /** The name of the key that made it (SPEC §15): fair share, caps and usage are per key. */
   readonly key?: string | null;
+  /** request bytes the job holds while it waits (SPEC §16: counted against max_queue_bytes) */
+  readonly bytes?: number;
   /** Runs the job to its end; the returned state is what the books record. */
   run(ctx: RunContext): Promise<FinishState>;
   /** The job left the queue without running. */

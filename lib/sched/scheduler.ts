@@ -58,6 +58,8 @@ export interface SchedulerOptions {
   switchBudgetMs?: number;
   /** Cloud-model jobs running at once (SPEC §12); default 4. */
   cloudParallel?: number;
+  /** bound on the bytes of waiting jobs' bodies (SPEC §16); default unbounded */
+  maxQueueBytes?: number;
 }
 
 export interface FinishedRecord {
@@ -105,6 +107,7 @@ export class Scheduler {
   readonly #recent: FinishedRecord[] = [];
   readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0 };
   #idleWaiters: Array<() => void> = [];
+  #waitingBytes = 0;
   readonly #runningByKey = new Map<string, number>();
   readonly #policy: (key: string) => KeyPolicy;
 
@@ -132,6 +135,36 @@ export class Scheduler {
     for (const lane of this.#lanes) n += lane.queue.size;
     return n;
   }
+  /** bytes of the bodies of waiting jobs */
+  get waitingBytes(): number {
+    return this.#waitingBytes;
+  }
+
+  /**
+   * Would a job of `bytes` more be refused now, by count or by bytes (SPEC §16)? `extra` counts
+   * admissions in flight. Returns the limit it would break, or null.
+   */
+  fullFor(bytes: number, extra = { count: 0, bytes: 0 }): string | null {
+    if (this.waiting + extra.count >= this.#opts.maxQueue) return `max_queue ${this.#opts.maxQueue}`;
+    const max = this.#opts.maxQueueBytes ?? Infinity;
+    // One job larger than the whole bound still enters an empty queue: it could never run otherwise.
+    if (this.#waitingBytes + extra.bytes + bytes > max && this.waiting + extra.count > 0) return `max_queue_bytes ${max}`;
+    return null;
+  }
+
+  /** Takes a job out of its queue without telling it: its owner keeps it (e.g. while the journal cannot write). */
+  withdraw(id: string): boolean {
+    for (const lane of this.#lanes) {
+      const entry = lane.queue.remove(id);
+      if (entry) {
+        this.#waitingBytes -= entry.job.bytes ?? 0;
+        this.#pump();
+        return true;
+      }
+    }
+    return false;
+  }
+
   get runningCount(): number {
     return this.#running.size;
   }
@@ -145,7 +178,8 @@ export class Scheduler {
    */
   enqueue(job: SchedulerJob, options: { arrivalMs?: number; force?: boolean } = {}): void {
     if (this.#closing) throw closing();
-    if (!options.force && this.waiting >= this.#opts.maxQueue) throw queueFull(`max_queue ${this.#opts.maxQueue}`);
+    const full = options.force ? null : this.fullFor(job.bytes ?? 0);
+    if (full) throw queueFull(full);
     const owner = job.key ?? '';
     if (!options.force) {
       const { maxQueued } = this.#policy(owner);
@@ -154,6 +188,7 @@ export class Scheduler {
     const arrivalMs = options.arrivalMs ?? this.#now();
     const lane = this.#laneOf(job);
     lane.queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, owner, job });
+    this.#waitingBytes += job.bytes ?? 0;
     // A key at its running cap holds back its new jobs in this lane's queue too.
     this.#updateBlocked(owner);
     this.#pump();
@@ -172,6 +207,7 @@ export class Scheduler {
     for (const lane of this.#lanes) {
       const entry = lane.queue.remove(id);
       if (entry) {
+        this.#waitingBytes -= entry.job.bytes ?? 0;
         entry.job.dropped('cancelled');
         this.#pump();
         return true;
@@ -265,6 +301,7 @@ export class Scheduler {
           const now = this.#now();
           const entry = lane.next(now);
           if (!entry) break;
+          this.#waitingBytes -= entry.job.bytes ?? 0;
           this.#start(lane, entry, now);
         }
       }
@@ -337,6 +374,7 @@ export class Scheduler {
     for (const lane of this.#lanes) {
       for (const entry of [...lane.queue.values()]) {
         lane.queue.remove(entry.id);
+        this.#waitingBytes -= entry.job.bytes ?? 0;
         entry.job.dropped('shutdown');
       }
     }

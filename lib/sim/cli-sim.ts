@@ -16,7 +16,8 @@ export interface SimIo {
 export const SIM_HELP = `Usage: foreman sim [flags]
 
 Runs a simulated Ollama server: native /api/* (NDJSON) and /v1/* (SSE),
-deterministic replies, model loads and evictions like Ollama's scheduler
+including the agent surfaces /v1/messages (Anthropic), /v1/responses and
+/v1/audio/transcriptions, deterministic replies, model loads and evictions like Ollama's scheduler
 (one generation model and one embedding model resident), injectable faults.
 
 Flags:
