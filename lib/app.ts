@@ -136,12 +136,12 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     events: {
       started: (job, queueMs) => {
         metrics.jobStarted(job.origin, queueMs);
-        if (job.origin === 'sync') log.info('job working', { job: job.id, model: job.model, origin: job.origin, queue_ms: queueMs });
+        if (job.origin === 'sync') log.info('job working', { job: job.id, model: job.model, key: job.key ?? undefined, origin: job.origin, queue_ms: queueMs });
       },
       finished: (job, state, queueMs, runMs) => {
         metrics.jobFinished(job.origin, state, runMs);
         if (job.key) usage.jobFinished(job.key, state, queueMs, runMs);
-        if (job.origin === 'sync') log.info(`job ${state}`, { job: job.id, model: job.model, origin: job.origin, queue_ms: queueMs, run_ms: runMs });
+        if (job.origin === 'sync') log.info(`job ${state}`, { job: job.id, model: job.model, key: job.key ?? undefined, origin: job.origin, queue_ms: queueMs, run_ms: runMs });
       },
       switched: () => metrics.modelSwitched(),
     },
@@ -166,7 +166,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       if (state === 'completed' && job.key && job.response) {
         usage.tokens(job.key, Number(job.response.prompt_eval_count) || null, Number(job.response.eval_count) || null);
       }
-      log.info(`job ${state}`, { job: job.id, model: job.model, origin: 'async', attempts: job.attempts });
+      log.info(`job ${state}`, { job: job.id, model: job.model, key: job.key ?? undefined, origin: 'async', attempts: job.attempts });
     },
   });
   keys.onReload(() => scheduler.refreshKeys());

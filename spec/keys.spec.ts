@@ -230,6 +230,13 @@ describe('named keys (HTTP)', () => {
     assert.deepEqual(new Set(all.jobs.map((j: { id: string }) => j.id)), new Set([mine.id, theirs.id]));
     assert.deepEqual((await (await s.call('/jobs?key=other')).json()).jobs.map((j: { id: string }) => j.id), [theirs.id]);
     assert.equal((await s.call(`/jobs/${theirs.id}`)).status, 200);
+    // An Idempotency-Key is the caller's own: the same one from another key makes another job.
+    const idem = { headers: { 'idempotency-key': 'same' }, json: { model: 'llama3.2', prompt: 'i' } };
+    const first = await s.as(BOT, '/jobs', idem);
+    const second = await s.as(OTHER, '/jobs', idem);
+    assert.deepEqual([first.status, second.status], [202, 202]);
+    assert.notEqual((await first.json()).id, (await second.json()).id);
+    assert.equal((await s.as(BOT, '/jobs', idem)).status, 200);
     const events = await (await s.as(OTHER, `/jobs/${theirs.id}/events`)).json();
     assert.ok(events.events.every((e: { job: { key: string } }) => e.job.key === 'other')); // webhooks carry the same payloads
   });

@@ -37,6 +37,8 @@ export class KeyRegistry {
   #byName: Map<string, Key>;
   #listeners: Array<(keys: readonly Key[]) => void> = [];
   #watching = false;
+  /** sha256 of the file text last read, so a change already loaded (by SIGHUP, say) is not loaded twice */
+  #lastText = '';
   /** reloads done and refused, and the last refusal's reason (GET /keys shows it to admins) */
   readonly reloads = { ok: 0, refused: 0, lastError: null as string | null };
 
@@ -89,8 +91,10 @@ export class KeyRegistry {
   reload(reason = 'reload'): boolean {
     if (this.#file === undefined) return false;
     let keys: Key[];
+    const seen = this.#lastText;
     try {
       keys = this.#read();
+      if (reason === 'file changed' && this.#lastText === seen) return false; // same text: nothing to do
     } catch (err) {
       this.reloads.refused++;
       this.reloads.lastError = (err as Error).message;
@@ -131,6 +135,7 @@ export class KeyRegistry {
     } catch (err) {
       throw new KeysFileError([`cannot read '${this.#file}': ${(err as Error).message}`]);
     }
+    this.#lastText = sha256(text).toString('hex');
     return [...this.#tokenKeys, ...parseKeysFile(text, this.#tokenKeys)];
   }
 }

@@ -1,5 +1,6 @@
-// Test helper: foreman as a real child process (spec/support/jobs-serve.ts, the serve path of
-// bin/foreman.js), so tests can SIGKILL it and restart it on the same data dir.
+// Test helper: foreman as a real child process (`bin/foreman.js serve` from the build that
+// npm test makes first, so no child recompiles TypeScript), so tests can SIGKILL it and
+// restart it on the same data dir.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -8,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { TOKEN } from './stack.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const SERVE = fileURLToPath(new URL('./jobs-serve.ts', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/foreman.js', import.meta.url));
 
 export interface ForemanProcess {
   child: ChildProcess;
@@ -30,7 +31,7 @@ export interface ForemanProcess {
  */
 export async function spawnForeman(flags: string[], options: { token?: boolean; fdLimit?: number } = {}): Promise<ForemanProcess> {
   const args = ['--listen', '127.0.0.1:0', '--log-format', 'json', ...(options.token === false ? [] : ['--tokens', TOKEN]), ...flags];
-  const command = [process.execPath, '--import', 'tsx', SERVE, ...args];
+  const command = [process.execPath, BIN, 'serve', ...args];
   // An open-file limit of the test's choosing: the shell lowers it, then becomes foreman.
   const child = options.fdLimit === undefined
     ? spawn(command[0]!, command.slice(1), { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] })
