@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import type { Upstream } from './upstream.js';
 import { HostPool } from './hosts/pool.js';
+import type { Host } from './hosts/host.js';
 import { resolveHosts } from './hosts/specs.js';
 import { compareVersions } from './http/hosts-routing.js';
 import { Scheduler } from './sched/scheduler.js';
@@ -126,6 +127,9 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     unloadOnSwitch: config.unload_on_switch,
     cloudParallel: config.cloud_parallel,
     upstream,
+    hosts: hosts.multi ? hosts.hosts : undefined,
+    markDown: (host, reason) => hosts.markDown(host as Host, reason),
+    modelMissing: (host) => hosts.modelMissing(host as Host),
     log,
     now,
     keyPolicy: (name) => {
@@ -318,6 +322,8 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   log.info('listening', { url, upstream: config.upstream, parallel: config.parallel, auth: keys.enabled, keys: keys.list().length });
   keys.watch();
   void scheduler.refreshResidency(AbortSignal.timeout(5_000));
+  // A host down: its lane takes nothing; back up: its residency is read and it takes work again.
+  hosts.onChange((host, what) => scheduler.hostChanged(host, what === 'up'));
   hosts.start();
 
   let closing: Promise<void> | null = null;

@@ -346,6 +346,20 @@ describe('POST /v1/audio/transcriptions', () => {
   });
 });
 
+describe('metrics of agent turns', () => {
+  it('counts the tokens of streamed Anthropic and Responses answers', async (t) => {
+    const stack = await startStack(t);
+    const anthropic = events(await (await stack.call('/v1/messages', { json: message('count me', { stream: true }) })).text());
+    const responses = events(await (await stack.call('/v1/responses', { json: { model: 'llama3.2', input: 'and me', stream: true } })).text());
+    const expected = anthropic.at(-2)!.data.usage.output_tokens + responses.at(-1)!.data.response.usage.output_tokens;
+    assert.ok(expected > 0);
+    const text = await (await stack.call('/metrics')).text();
+    const line = text.split('\n').find((l) => l.startsWith('foreman_tokens_generated_total{') && l.includes('llama3.2'));
+    assert.ok(line, text);
+    assert.equal(Number(line.slice(line.lastIndexOf(' ') + 1)), expected);
+  });
+});
+
 describe('the agent surfaces in the queue', () => {
   it('groups every surface with native requests by model: two models interleaved load once each', async (t) => {
     const stack = await startStack(t, { config: { aliases: [{ pattern: 'claude-*', target: 'llama3.2' }] } });
