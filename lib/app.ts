@@ -11,6 +11,7 @@ import { resolveHosts } from './hosts/specs.js';
 import { compareVersions } from './http/hosts-routing.js';
 import { Scheduler } from './sched/scheduler.js';
 import { createHttpServer, type Route } from './http/server.js';
+import { createBrowserPolicy } from './http/browser.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
 import { agentRoutes } from './http/routes-agents.js';
@@ -175,7 +176,8 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     ...agentRoutes(generationDeps),
   ];
 
-  const server = createHttpServer({ routes, tokens: config.tokens, log });
+  const browser = createBrowserPolicy({ origins: config.origins, listenHost: config.listen.host });
+  const server = createHttpServer({ routes, tokens: config.tokens, log, browser });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

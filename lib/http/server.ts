@@ -3,9 +3,10 @@
 
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
+import { forbidden, methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sendError, type Surface } from './body.js';
+import type { BrowserPolicy } from './browser.js';
 
 export interface RequestContext {
   readonly req: IncomingMessage;
@@ -85,6 +86,8 @@ export interface ServerOptions {
   routes: readonly Route[];
   tokens: readonly string[];
   log: Logger;
+  /** CORS and the Host rule (SPEC §13); absent, no browser checks (unit tests of routing). */
+  browser?: BrowserPolicy;
 }
 
 /** A request (headers and body) must arrive within this; the answer may take as long as the queue does. */
@@ -119,6 +122,19 @@ export function createHttpServer(options: ServerOptions): Server {
       });
     });
     try {
+      // Browsers first, as Ollama's middleware order has it: a foreign Origin or Host is refused
+      // on every route, and a preflight is answered before auth (SPEC §13).
+      const verdict = options.browser?.check(req.method ?? 'GET', req.headers);
+      if (verdict?.kind === 'forbidden') {
+        logFields.refused = verdict.reason;
+        throw forbidden(verdict.reason === 'origin' ? 'origin not allowed' : 'host not allowed');
+      }
+      if (verdict?.kind === 'preflight') {
+        res.writeHead(204, verdict.headers);
+        res.end();
+        return;
+      }
+      if (verdict) for (const [name, value] of Object.entries(verdict.headers)) res.setHeader(name, value);
       // A path with its own route answers 405 for other methods, even if a wildcard route would take them.
       let exactPathMatched = false;
       let pathMatched = false;

@@ -15,6 +15,8 @@ export interface Core {
   readonly catalog: Catalog;
   readonly residency: Residency;
   readonly stats: StatsBook;
+  /** OLLAMA_ORIGINS */
+  readonly origins: readonly string[];
   /** cloud-model requests and the account's usage limit */
   readonly cloud: CloudAccount;
   /** A fresh deterministic generator for one request (ids, random cuts). */
@@ -57,6 +59,7 @@ export function createCore(options: SimOptions = {}): Core {
     catalog,
     residency,
     stats,
+    origins: options.origins ?? [],
     cloud,
     requestRng: () => new Rng(hashString(String(++requestCount), settings.seed >>> 0)),
     snapshot: () => ({ ...stats.snapshot(residency.loadedNames()), cloud: cloud.snapshot() }),

@@ -18,6 +18,7 @@ import { handleMessages } from './routes-anthropic.js';
 import { handleResponses } from './routes-responses.js';
 import { handleTranscription } from './routes-audio.js';
 import { SimError, goJson } from './wire.js';
+import { answeredByBrowserRules, createSimBrowserRules } from './cors.js';
 
 type Body = Record<string, unknown>;
 
@@ -83,6 +84,7 @@ export interface SimServer {
 
 export async function startServer(core: Core): Promise<SimServer> {
   const routes = routeTable(core);
+  const browserRules = createSimBrowserRules(core.origins, core.settings.host);
   const sockets = new Set<Socket>();
   // Go's net/http has no request or header timeouts; neither does the simulator.
   const server = createServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 5000 }, (req, res) => {
@@ -96,6 +98,7 @@ export async function startServer(core: Core): Promise<SimServer> {
   server.on('clientError', (_err, socket) => socket.destroy());
 
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (answeredByBrowserRules(browserRules, req, res)) return;
     const ex = new Exchange(req, res, core);
     const url = req.url ?? '/';
     const q = url.indexOf('?');

@@ -37,6 +37,8 @@ export interface SimOptions {
   seed?: number;
   version?: string;
   defaultTokens?: number;
+  /** OLLAMA_ORIGINS: extra allowed browser origins (`*` wildcards), besides Ollama's defaults. */
+  origins?: string[];
 }
 
 export interface SimStats {
