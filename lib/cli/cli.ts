@@ -1,10 +1,11 @@
 // runCli(argv, env, io) -> exit code. Subcommands live beside it in cli/; bin/foreman.js
 // only calls this, so every command is testable in-process.
 
-import { ConfigError, configHelp, parseConfig } from '../config.js';
+import { configHelp } from '../config.js';
 import { VERSION } from '../version.js';
 
 import { EXIT, type CliIo } from './io.js';
+import { serve } from './serve.js';
 
 export { EXIT, type CliIo };
 
@@ -12,7 +13,9 @@ export function helpText(): string {
   return `foreman ${VERSION} — a queued, authenticated, durable front for one Ollama server
 
 Usage:
-  foreman [serve] [flags]        run the server (default)
+  foreman demo [flags]           foreman and a simulated Ollama in one process: no Ollama needed
+                                 (fresh token, temporary data dir; prints the /ui address and a curl line)
+  foreman [serve] [flags]        run the server (default); says so at start when no Ollama answers
   foreman submit [flags]         submit an async job (--model, --prompt or stdin, --wait)
   foreman jobs [--state S]       list async jobs, newest first
   foreman show ID                show one job (--result prints the answer text)
@@ -59,7 +62,15 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
   const args = command === 'serve' && first !== 'serve' ? argv : rest;
   switch (command) {
     case 'serve':
+      if (args.includes('--help') || args.includes('-h')) {
+        io.stdout.write(helpText());
+        return EXIT.ok;
+      }
       return serve(args, env, io);
+    case 'demo': {
+      const { runDemo } = await import('./demo.js');
+      return runDemo(args, env, io);
+    }
     case 'sim': {
       const { runSim } = await import('../sim/cli-sim.js');
       return runSim([...args], io);
@@ -80,44 +91,4 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
       io.stderr.write(`foreman: unknown command '${command}' (see foreman --help)\n`);
       return EXIT.usage;
   }
-}
-
-async function serve(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    io.stdout.write(helpText());
-    return EXIT.ok;
-  }
-  let config;
-  try {
-    config = parseConfig(argv, env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.stderr.write(`foreman: invalid configuration:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
-      return EXIT.usage;
-    }
-    throw err;
-  }
-  const { createForeman } = await import('../app.js');
-  let foreman;
-  try {
-    foreman = await createForeman(config);
-  } catch (err) {
-    io.stderr.write(`foreman: cannot start: ${(err as Error).message}\n`);
-    return EXIT.failure;
-  }
-  const started = foreman;
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        io.stderr.write(`foreman: second ${signal}, exiting now\n`);
-        process.exit(EXIT.failure);
-      }
-      stopping = true;
-      started.close().then(resolve, resolve);
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
-  return EXIT.ok;
 }

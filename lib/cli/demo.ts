@@ -1,0 +1,59 @@
+// `foreman demo`: the simulator and foreman in one process, so the first command
+// works on a machine without Ollama. A fresh token, a temporary data dir (removed
+// at exit) and the sim on a free port; it prints the /ui address and a curl line.
+
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EXIT, type CliIo } from './io.js';
+import { configOrReport, start, untilSignal } from './serve.js';
+
+export const DEMO_HELP = `Usage: foreman demo [serve flags]
+
+Runs foreman on 127.0.0.1:11435 in front of a simulated Ollama (foreman sim) on a
+free port, in one process. It makes a fresh random token and a temporary data dir
+(removed when it stops) unless --tokens or --data-dir are given; any other serve
+flag works too (e.g. --listen 127.0.0.1:0, --parallel 2). Ctrl-C stops both.
+`;
+
+const given = (argv: readonly string[], flag: string) => argv.some((a) => a === flag || a.startsWith(`${flag}=`));
+
+export async function runDemo(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  if (given(argv, '--help') || given(argv, '-h')) {
+    io.stdout.write(DEMO_HELP);
+    return EXIT.ok;
+  }
+  const { startSim } = await import('../sim/index.js');
+  const sim = await startSim({ host: '127.0.0.1', port: 0 });
+  const token = randomBytes(18).toString('base64url');
+  const tempDir = given(argv, '--data-dir') ? null : mkdtempSync(join(tmpdir(), 'foreman-demo-'));
+  const cleanup = async () => {
+    await sim.close();
+    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+  };
+  // The demo's own choices come first; the caller's flags win over them.
+  const own = ['--upstream', sim.url, ...(given(argv, '--tokens') ? [] : ['--tokens', token]), ...(tempDir ? ['--data-dir', tempDir] : [])];
+  const config = configOrReport([...own, ...argv], env, io);
+  const foreman = config && (await start(config, io));
+  if (!config || !foreman) {
+    await cleanup();
+    return config ? EXIT.failure : EXIT.usage;
+  }
+  const stopped = untilSignal(io, async () => {
+    await foreman.close();
+    await cleanup();
+  });
+  const shown = config.tokens[0] ?? token;
+  const auth = `-H 'Authorization: Bearer ${shown}' `;
+  io.stdout.write(`foreman demo: foreman at ${foreman.url} in front of a simulated Ollama at ${sim.url}
+  token     ${shown}
+  data dir  ${tempDir ? `${tempDir} (removed when the demo stops)` : config.data_dir}
+  open      ${foreman.url}/ui#token=${encodeURIComponent(shown)}
+  try       curl ${auth}${foreman.url}/api/chat -d '{"model":"llama3.2","messages":[{"role":"user","content":"Why queue?"}]}'
+            FOREMAN_URL=${foreman.url} FOREMAN_TOKEN=${shown} node bin/foreman.js submit --model llama3.2 --prompt 'Why queue?' --wait
+  Ctrl-C stops both.
+`);
+  await stopped;
+  return EXIT.ok;
+}

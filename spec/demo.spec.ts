@@ -1,0 +1,73 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../bin/foreman.js', import.meta.url));
+
+/** Runs `foreman ARGS` from the build, collecting lines until `ready` matches one. */
+function run(args: string[], ready: RegExp) {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FOREMAN_TOKENS: '' } });
+  const out: string[] = [];
+  const err: string[] = [];
+  const exited = once(child, 'close').then(([code]) => code as number | null);
+  const seen = new Promise<void>((resolve) => {
+    const take = (into: string[]) => (line: string) => {
+      into.push(line);
+      if (ready.test(line)) resolve();
+    };
+    createInterface({ input: child.stdout! }).on('line', take(out));
+    createInterface({ input: child.stderr! }).on('line', take(err));
+  });
+  return { child, out, err, exited, ready: Promise.race([seen, exited.then(() => { throw new Error(`exited early:\n${out.join('\n')}\n${err.join('\n')}`); })]) };
+}
+
+describe('foreman demo', () => {
+  it('runs foreman in front of the simulator with a fresh token and a temporary data dir it removes at exit', async (t) => {
+    const demo = run(['demo', '--listen', '127.0.0.1:0'], /Ctrl-C/);
+    t.after(() => demo.child.kill('SIGKILL'));
+    await demo.ready;
+    const text = demo.out.join('\n');
+    const ui = /open\s+(http:\/\/127\.0\.0\.1:\d+)\/ui#token=(\S+)/.exec(text);
+    assert.ok(ui, text);
+    const [, url, token] = ui;
+    assert.ok(token!.length >= 20, 'a random token, not a fixed one');
+    assert.match(text, new RegExp(`curl -H 'Authorization: Bearer ${token}' ${url}/api/chat -d `));
+    const dataDir = /data dir\s+(\S+) \(removed/.exec(text)?.[1];
+    assert.ok(dataDir && existsSync(dataDir), text);
+
+    // The printed curl line's request answers from the simulator through foreman.
+    const res = await fetch(`${url}/api/chat`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}` },
+      body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'Why queue?' }], stream: false }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { done: boolean }).done, true);
+    assert.equal((await fetch(`${url}/api/tags`)).status, 401, 'the token is required');
+
+    demo.child.kill('SIGINT');
+    assert.equal(await demo.exited, 0);
+    assert.equal(existsSync(dataDir), false);
+  });
+
+  it('foreman serve says at start that no Ollama answers, and what to run instead', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'foreman-no-ollama-'));
+    // Port 9 (discard) on loopback: nothing listens there.
+    const serve = run(['serve', '--listen', '127.0.0.1:0', '--upstream', 'http://127.0.0.1:9', '--data-dir', dir], /foreman\.js demo/);
+    t.after(() => {
+      serve.child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    });
+    await serve.ready;
+    const text = serve.err.join('\n');
+    assert.match(text, /no Ollama answers at http:\/\/127\.0\.0\.1:9/);
+    assert.match(text, /ollama serve/);
+    serve.child.kill('SIGTERM');
+    assert.equal(await serve.exited, 0);
+  });
+});
