@@ -20,6 +20,7 @@ import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
 import { renderUiPage } from './ops/ui-page.js';
+import { cachedProbe } from './ops/health-probe.js';
 import { buildQueueView, type QueueSnapshot } from './ops/queue-view.js';
 import { VERSION } from './version.js';
 import { openJournal, type Journal } from './journal/journal.js';
@@ -39,6 +40,9 @@ export interface Foreman {
   /** Graceful stop (SPEC §9): stop accepting, 503 to waiting sync callers, running jobs get shutdown_grace. */
   close(): Promise<void>;
 }
+
+/** How old the upstream part of /health may be. */
+const HEALTH_MAX_AGE_MS = 1_000;
 
 export interface ForemanDeps {
   log?: Logger;
@@ -114,6 +118,15 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       },
     });
 
+  // One host: at most one upstream call per second however often /health is polled (SPEC §9).
+  const probeUpstream = cachedProbe(async () => {
+    try {
+      return { reachable: true, version: await upstream.version(AbortSignal.timeout(2_000)) as string | null, error: undefined as string | undefined };
+    } catch (err) {
+      return { reachable: false, version: null, error: (err as Error).message };
+    }
+  }, HEALTH_MAX_AGE_MS, now);
+
   const health = async (): Promise<HealthReport> => {
     let reachable = false;
     let version: string | null = null;
@@ -127,12 +140,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       version = up.map((h) => h.version).filter((v): v is string => v !== null).sort(compareVersions)[0] ?? null;
       if (hostsDown) error = hosts.hosts.filter((h) => h.state === 'down').map((h) => `host ${h.name} down: ${h.error ?? 'unreachable'}`).join('; ');
     } else {
-      try {
-        version = await upstream.version(AbortSignal.timeout(2_000));
-        reachable = true;
-      } catch (err) {
-        error = (err as Error).message;
-      }
+      ({ reachable, version, error } = await probeUpstream());
     }
     return {
       status: reachable && !hostsDown && !journal.replay.tornTail && journal.replay.badLines === 0 ? 'ok' : 'degraded',
@@ -177,7 +185,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   ];
 
   const browser = createBrowserPolicy({ origins: config.origins, listenHost: config.listen.host });
-  const server = createHttpServer({ routes, tokens: config.tokens, log, browser });
+  const server = createHttpServer({ routes, tokens: config.tokens, log, browser, maxConnections: config.max_connections });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

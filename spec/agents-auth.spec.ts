@@ -119,7 +119,7 @@ describe('aliases', () => {
     await (await stack.call('/api/generate', { json: { model: 'llama3.2', prompt: 'hi', stream: false } })).text();
     assert.deepEqual(stack.sim.stats().requests, { 'llama3.2:latest': 2 });
     assert.equal(stack.sim.stats().loads['llama3.2:latest'], 1);
-    assert.ok(stack.foreman.snapshot().recent.every((r: Json) => r.model === 'llama3.2:latest'));
+    assert.ok(stack.foreman.snapshot().recent.every((r: Json) => r.model === 'llama3.2'));
   });
 });
 

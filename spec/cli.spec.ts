@@ -81,7 +81,7 @@ describe('foreman submit', () => {
     assert.equal(chat.code, EXIT.ok);
     const record = JSON.parse(chat.stdout);
     assert.equal(record.kind, 'chat');
-    assert.equal(record.model, 'llama3.2:latest');
+    assert.equal(record.model, 'llama3.2', 'the name as sent');
   });
 
   it('reads the prompt, or a whole job body, from stdin', { timeout: 20_000 }, async (t) => {
@@ -93,7 +93,7 @@ describe('foreman submit', () => {
     assert.equal(whole.code, EXIT.ok, whole.stderr);
     const job = JSON.parse(whole.stdout);
     assert.equal(job.state, 'completed');
-    assert.equal(job.model, 'mistral:latest');
+    assert.equal(job.model, 'mistral');
     assert.equal((await waitJob(stack, fromStdin.stdout.trim())).state, 'completed');
   });
 
@@ -135,7 +135,7 @@ describe('foreman jobs, show, cancel', () => {
     assert.deepEqual(listed.jobs.map((j: any) => j.id), [job.id]);
     assert.equal(listed.next_cursor, null);
     const text = await cli(['jobs', '--state', 'completed'], env);
-    assert.match(text.stdout, new RegExp(`^${job.id}\\s+completed\\s+llama3.2:latest`));
+    assert.match(text.stdout, new RegExp(`^${job.id}\\s+completed\\s+llama3.2\\s`));
     const none = await cli(['jobs', '--state', 'failed', '--json'], env);
     assert.deepEqual(JSON.parse(none.stdout).jobs, []);
 

@@ -47,7 +47,7 @@ describe('GET /queue', () => {
     const q = await queue(stack);
     assert.equal(q.loaded_model, 'llama3.2:latest');
     assert.equal(q.running.length, 1);
-    assert.equal(q.running[0].model, 'llama3.2:latest');
+    assert.equal(q.running[0].model, 'llama3.2', 'a job shows its model as sent; the group key normalises');
     assert.equal(q.running[0].origin, 'sync');
     assert.equal(q.totals.waiting, 3);
     assert.equal(q.totals.max_queue, 512);
@@ -206,7 +206,7 @@ describe('logs', () => {
     assert.doesNotMatch(all, /wrong-token-9981/, 'no presented token in the logs');
     const records = lines.map((l) => JSON.parse(l));
     const generate = records.find((r) => r.event === 'request' && r.path === '/api/generate');
-    assert.equal(generate.model, 'llama3.2:latest');
+    assert.equal(generate.model, 'llama3.2', 'the model as sent');
     assert.equal(generate.status, 200);
     assert.equal(typeof generate.queue_ms, 'number');
     assert.equal(typeof generate.ms, 'number');

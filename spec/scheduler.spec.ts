@@ -227,11 +227,11 @@ describe('Scheduler', () => {
     const upstream = fakeUpstream(['nomic-embed-text:latest', 'B'], ['nomic-embed-text:latest']);
     const { s, advance } = scheduler({ upstream });
     await s.refreshResidency();
-    assert.equal(s.loadedGroup, 'B');
+    assert.equal(s.loadedGroup, 'b:latest', 'the group key of the name /api/ps gave');
     // A arrived first, but B is loaded and both heads tie: B goes first.
     const log: string[] = [];
     const a = job('a', 'A', 0, log);
-    const b = job('b', 'B', 0, log);
+    const b = job('b', 'b:latest', 0, log);
     // enqueue with both waiting: hold the pump by filling the queue before anything can start
     s.enqueue(b, { arrivalMs: 1_000_000 + 10 });
     s.enqueue(a, { arrivalMs: 1_000_000 });

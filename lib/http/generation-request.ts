@@ -2,6 +2,7 @@
 // wrong types get a 400 naming the field; everything else passes through untouched.
 
 import { badRequest } from '../errors.js';
+import { checkOptionTypes } from './options-check.js';
 
 export type GenerationKind =
   | 'chat' | 'generate' | 'openai-chat' | 'openai-completion'
@@ -35,6 +36,7 @@ export function validateGeneration(body: Record<string, unknown>, kind: Generati
   expect(model.length <= 512, 'model: name too long');
   expect(body.stream === undefined || typeof body.stream === 'boolean', 'stream: expected true or false');
   expect(body.options === undefined || body.options === null || isObject(body.options), 'options: expected an object');
+  if (isObject(body.options)) checkOptionTypes(body.options);
   expect(body.keep_alive === undefined || typeof body.keep_alive === 'number' || typeof body.keep_alive === 'string', 'keep_alive: expected a number or a duration string');
   expect(body.format === undefined || body.format === null || typeof body.format === 'string' || isObject(body.format), 'format: expected "json" or a JSON schema object');
   expect(body.tools === undefined || body.tools === null || Array.isArray(body.tools), 'tools: expected an array');

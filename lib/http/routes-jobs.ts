@@ -7,7 +7,6 @@ import type { Route } from './server.js';
 import { badRequest } from '../errors.js';
 import { validateGeneration } from './generation-request.js';
 import { parsePriority } from './priority.js';
-import { normalizeModel } from '../sched/model-group.js';
 import { checkWebhookUrl } from '../webhooks/dispatcher.js';
 import type { JobService } from '../jobs/service.js';
 import type { JobState } from '../jobs/records.js';
@@ -59,7 +58,7 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         delete forwarded.stream; // async jobs always stream from upstream and keep the merged result
         const { job, created } = await jobs.submit({
           kind,
-          model: normalizeModel(request.model),
+          model: request.model, // as sent: Ollama echoes it so, and the record must too
           body: forwarded,
           priority,
           metadata,

@@ -79,10 +79,10 @@ export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
       const { raw, request } = applyAlias(deps.aliasOf, body, plain, validateGeneration(body, kind), ctx.logFields);
       if (request.isLoadOnly && request.keepAliveZero) {
         // An unload answers at once in Ollama and must not wait behind the queue.
-        ctx.logFields.model = normalizeModel(request.model);
+        ctx.logFields.model = request.model;
         const host = ctx.req.headers['x-foreman-host'] ? namedHost(ctx, deps.hosts) : hostForModel(deps, request.model);
         await passthrough(ctx, { upstream: host.upstream, maxBody: deps.maxBody, body: raw });
-        deps.scheduler.markUnloaded(normalizeModel(request.model), host.name);
+        deps.scheduler.markUnloaded(request.model, host.name);
         return;
       }
       await serveSyncJob(ctx, deps, { upstreamPath, raw, request, kind });

@@ -3,10 +3,11 @@
 
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { forbidden, methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
+import { badRequest, forbidden, methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sendError, type Surface } from './body.js';
 import type { BrowserPolicy } from './browser.js';
+import { normalizeTarget } from './path.js';
 
 export interface RequestContext {
   readonly req: IncomingMessage;
@@ -88,7 +89,12 @@ export interface ServerOptions {
   log: Logger;
   /** CORS and the Host rule (SPEC §13); absent, no browser checks (unit tests of routing). */
   browser?: BrowserPolicy;
+  /** Client connections at once (SPEC §16); a new one beyond it is closed at once, the others carry on. */
+  maxConnections?: number;
 }
+
+/** The request line's status when the caller hung up before its answer (nginx's "client closed request"). */
+const CLIENT_LEFT = 499;
 
 /** A request (headers and body) must arrive within this; the answer may take as long as the queue does. */
 const REQUEST_TIMEOUT_MS = 5 * 60_000;
@@ -106,19 +112,18 @@ export function createHttpServer(options: ServerOptions): Server {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://foreman.invalid');
-    } catch {
-      url = new URL('http://foreman.invalid/');
-    }
+    // Route on the decoded, normalised path, and hand that same path upstream (SPEC §8).
+    const target = normalizeTarget(req.url ?? '/');
+    const url = new URL(target ? target.pathname + target.search : '/', 'http://foreman.invalid');
     const surface = surfaceOf(url.pathname);
     const logFields: Record<string, string | number | undefined> = {};
     res.once('close', () => {
+      // Closed before any answer went out: the caller left (a 499 in the log, never a 500).
+      const left = !res.writableFinished && !res.headersSent;
       log.info('request', {
-        method: req.method, path: url.pathname, status: res.statusCode,
+        method: req.method, path: url.pathname, status: left ? CLIENT_LEFT : res.statusCode,
         ms: Math.round(performance.now() - started), ...logFields,
-        ...(res.writableFinished ? {} : { aborted: true }),
+        ...(left ? { client: 'left' } : res.writableFinished ? {} : { aborted: true }),
       });
     });
     try {
@@ -135,6 +140,7 @@ export function createHttpServer(options: ServerOptions): Server {
         return;
       }
       if (verdict) for (const [name, value] of Object.entries(verdict.headers)) res.setHeader(name, value);
+      if (!target) throw badRequest('invalid URL escape in the request path');
       // A path with its own route answers 405 for other methods, even if a wildcard route would take them.
       let exactPathMatched = false;
       let pathMatched = false;
@@ -165,6 +171,11 @@ export function createHttpServer(options: ServerOptions): Server {
       route.names.forEach((name, i) => (params[name] = safeDecode(match![i + 1]!)));
       await route.handler({ req, res, url, params, surface, logFields });
     } catch (err) {
+      // The caller hung up: whatever failed after that failed because of it. Not a 500, not a stack (SPEC §8).
+      if (req.socket.destroyed || res.destroyed) {
+        res.destroy();
+        return;
+      }
       const httpErr: HttpError = toHttpError(err);
       if (httpErr.status === 500) log.error('internal error', { path: url.pathname, error: (err as Error)?.stack ?? String(err) });
       sendError(res, httpErr, surface);
@@ -176,6 +187,14 @@ export function createHttpServer(options: ServerOptions): Server {
   const server = createServer({ noDelay: true, keepAliveTimeout: 5_000, headersTimeout: 60_000, requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => {
     void handle(req, res);
   });
+  if (options.maxConnections !== undefined) {
+    server.maxConnections = options.maxConnections;
+    // Node closes the refused socket itself; say so in the log, but not once per socket in a flood.
+    let dropped = 0;
+    server.on('drop', () => {
+      if (dropped++ % 1000 === 0) log.warn('connection refused', { max_connections: options.maxConnections, refused: dropped });
+    });
+  }
   server.on('clientError', (err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":"bad request"}');
     else socket.destroy(err);

@@ -3,7 +3,7 @@
 // or event per write (SPEC §2, §7). Shared by the native and /v1 surfaces.
 
 import { describeNetworkError, internal, isHttpError, shuttingDown, StopReason, upstreamUnreachable, type HttpError } from '../errors.js';
-import { normalizeModel, groupKey } from '../sched/model-group.js';
+import { groupKey } from '../sched/model-group.js';
 import { newJobId } from '../jobs/ids.js';
 import { parsePriority } from './priority.js';
 import type { GenerationKind, GenerationRequest } from './generation-request.js';
@@ -50,7 +50,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   const kind = job.kind;
   const priority = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority') ?? deps.syncPriority;
   const id = newJobId('s_');
-  const model = normalizeModel(job.request.model);
+  const model = job.request.model; // as sent; the group key normalises
   const streamed = job.request.stream && !job.request.isLoadOnly;
   ctx.logFields.job = id;
   ctx.logFields.model = model;

@@ -3,7 +3,7 @@
 // after a crash, retries, retention and compaction (SPEC §4–§6). No HTTP here.
 
 import { ForemanError, queueFull, StopReason } from '../errors.js';
-import { normalizeModel, groupKey } from '../sched/model-group.js';
+import { groupKey, modelKey } from '../sched/model-group.js';
 import { newJobId } from './ids.js';
 import { silentLogger, type Logger } from '../log.js';
 import { JournalError, type Journal } from '../journal/journal.js';
@@ -207,7 +207,7 @@ export class JobService {
   }
 
   list(filter: { state?: JobState; model?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
-    const model = filter.model ? normalizeModel(filter.model) : undefined;
+    const model = filter.model ? modelKey(filter.model) : undefined;
     // Newest first: start below the cursor (the last id of the previous page), or at the end.
     let i = (filter.cursor ? this.#order.lowerBound(filter.cursor) : this.#order.length) - 1;
     const out: Job[] = [];
@@ -215,7 +215,7 @@ export class JobService {
       const job = this.#jobs.get(this.#order.at(i)!);
       if (!job) continue;
       if (filter.state && job.state !== filter.state) continue;
-      if (model && job.model !== model) continue;
+      if (model && modelKey(job.model) !== model) continue;
       out.push(job);
     }
     const more = i >= 0 && out.length === filter.limit;

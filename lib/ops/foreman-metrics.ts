@@ -2,6 +2,7 @@
 // relay's counts, webhook outcomes and journal fsyncs (SPEC §9). Prometheus conventions:
 // base units (seconds), _total for counters.
 
+import { modelKey } from '../sched/model-group.js';
 import { createRegistry, DEFAULT_SECONDS_BUCKETS, type Registry, type Sample } from './metrics.js';
 import type { QueueSnapshot } from './queue-view.js';
 import type { JobOrigin } from './queue-view.js';
@@ -59,7 +60,8 @@ export function createForemanMetrics(takeSnapshot: () => QueueSnapshot): Foreman
     modelSwitched: () => switches.inc(),
     streamObserved(model, ttftMs, evalCount) {
       if (ttftMs !== null) ttft.observe(ttftMs / 1000);
-      if (evalCount !== null && evalCount > 0) tokens.inc({ model }, evalCount);
+      // Labelled by model key, as queue groups are: `Llama3.2` and `llama3.2` are one series.
+      if (evalCount !== null && evalCount > 0) tokens.inc({ model: modelKey(model) }, evalCount);
     },
     webhookDelivery: (outcome) => webhooks.inc({ outcome }),
     journalFsync: (ms) => fsync.observe(ms / 1000),

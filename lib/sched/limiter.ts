@@ -30,6 +30,8 @@ export function createLimiter(max: number, maxWaiting: number): Limiter {
     },
     max,
     async run(fn, signal) {
+      // An abort that happened before the call fires no event: check it, or the caller waits for a slot it no longer wants.
+      if (signal?.aborted) throw signal.reason;
       if (active >= max) {
         if (waiters.length >= maxWaiting) throw queueFull(`${maxWaiting} waiting for ${max} slots`);
         await new Promise<void>((resolve, reject) => {

@@ -3,7 +3,7 @@
 // model; residency comes from /api/ps. It decides what starts; the scheduler runs it.
 
 import { createDrainQueue, type DrainQueue } from './queue.js';
-import { modelOfGroup } from './model-group.js';
+import { modelKey, modelOfGroup, sameModel } from './model-group.js';
 import { isCloudModel } from './model-ref.js';
 import type { Logger } from '../log.js';
 import type { Upstream } from '../upstream.js';
@@ -30,10 +30,13 @@ export interface LocalLaneOptions {
   switched?: (from: string | null, to: string) => void;
   /** Shared with other lanes of the same kind (several hosts); its own otherwise. */
   queue?: DrainQueue<LaneEntry>;
+  /** Time a switch's upstream calls may take together (default 10 s). */
+  switchBudgetMs?: number;
 }
 
 const SWITCH_LIMIT = 20;
-const UNLOAD_TIMEOUT_MS = 60_000;
+/** The whole of a switch's upstream work (the /api/show check and the unload) shares this budget: picking waits on it. */
+const SWITCH_BUDGET_MS = 10_000;
 
 export class LocalLane implements Lane {
   readonly name: string;
@@ -44,8 +47,8 @@ export class LocalLane implements Lane {
   #active = 0;
   #loadedGroup: string | null = null;
   #switching = false;
-  /** After an unload: the group it unloaded, so the next start records the switch from it. */
-  #unloadedFrom: { group: string } | null = null;
+  /** After an unload: the group it unloaded and the group it unloaded for, so the next start records the switch. */
+  #unloadedFrom: { group: string; target: string } | null = null;
   #pendingSwitch: SwitchRecord | null = null;
   readonly #switches: SwitchRecord[] = [];
   #switchCount = 0;
@@ -81,10 +84,16 @@ export class LocalLane implements Lane {
   next(now: number): LaneEntry | null {
     if (this.#switching || this.#active >= this.parallel) return null;
     if (this.#unloadedFrom) {
-      // The unload is done: start the best job with no loaded group to prefer.
-      const next = this.queue.peek(now, null);
+      // The switch is decided: start the target group's head, never the group just unloaded (a job of it that
+      // arrived meanwhile would load it straight back). Only if the target emptied does the pick rule choose again.
+      const { group, target } = this.#unloadedFrom;
+      let next = this.queue.peekGroup(target, now);
+      if (!next) {
+        const other = this.queue.groups(now, null).find((g) => g.group !== group && this.queue.peekGroup(g.group, now));
+        next = this.queue.peekGroup(other?.group ?? group, now);
+      }
       if (!next) return null;
-      const from = this.#unloadedFrom.group;
+      const from = group;
       this.#unloadedFrom = null;
       this.#recordSwitch(from, next.group, now);
       this.queue.take(next.id);
@@ -132,7 +141,8 @@ export class LocalLane implements Lane {
     try {
       const models = await this.#o.upstream.loadedModels(signal);
       const names = models.map((m) => m.model || m.name);
-      if (this.#loadedGroup && names.includes(modelOfGroup(this.#loadedGroup))) return;
+      const loaded = this.#loadedGroup;
+      if (loaded && names.some((n) => sameModel(n, modelOfGroup(loaded)))) return;
       let found: string | null = null;
       for (const name of names) {
         if (!(await this.#isEmbedding(name, signal))) {
@@ -140,7 +150,7 @@ export class LocalLane implements Lane {
           break;
         }
       }
-      if (this.#active === 0) this.#loadedGroup = found;
+      if (this.#active === 0 && !this.#switching && !this.#unloadedFrom) this.#loadedGroup = found === null ? null : modelKey(found);
       this.#o.log.info('residency', { loaded: found ?? 'none' });
     } catch (err) {
       this.#o.log.warn('residency unknown', { error: (err as Error).message });
@@ -149,12 +159,12 @@ export class LocalLane implements Lane {
 
   /** Whether this lane has the model loaded now. */
   hasLoaded(model: string): boolean {
-    return this.#loadedGroup !== null && modelOfGroup(this.#loadedGroup) === model;
+    return this.#loadedGroup !== null && sameModel(modelOfGroup(this.#loadedGroup), model);
   }
 
   /** Forget the loaded model (e.g. a caller unloaded it); the next pick has no tie to prefer. */
   markUnloaded(model: string): void {
-    if (this.#loadedGroup && modelOfGroup(this.#loadedGroup) === model && this.#active === 0) {
+    if (this.#loadedGroup && sameModel(modelOfGroup(this.#loadedGroup), model) && this.#active === 0) {
       this.#loadedGroup = null;
     }
   }
@@ -172,17 +182,19 @@ export class LocalLane implements Lane {
   async #unload(group: string, target: string): Promise<void> {
     this.#switching = true;
     const model = modelOfGroup(group);
+    // One budget for both calls: a hanging upstream holds picking for at most the budget, not twice a minute.
+    const budget = AbortSignal.timeout(this.#o.switchBudgetMs ?? SWITCH_BUDGET_MS);
     try {
       // A request for a model upstream does not have (a typo, say) must not cost the loaded model:
       // it will fail with 404 at once, and the loaded model stays for the jobs after it.
-      const known = await this.#o.upstream.exists(modelOfGroup(target), AbortSignal.timeout(UNLOAD_TIMEOUT_MS)).catch(() => true);
-      if (known) await this.#o.upstream.unload(model, AbortSignal.timeout(UNLOAD_TIMEOUT_MS));
+      const known = await this.#o.upstream.exists(modelOfGroup(target), budget).catch(() => true);
+      if (known) await this.#o.upstream.unload(model, budget);
       else this.#o.log.info('switch without unload', { model, unknown: modelOfGroup(target) });
     } catch (err) {
       this.#o.log.warn('unload failed', { model, error: (err as Error).message });
     }
     this.#switching = false;
-    this.#unloadedFrom = { group };
+    this.#unloadedFrom = { group, target };
     this.#loadedGroup = null;
     this.#o.wake();
   }

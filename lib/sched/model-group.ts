@@ -1,6 +1,7 @@
 // What makes two requests one queue group: the model (with Ollama's implied
 // ':latest') plus the options that force Ollama to load the runner anew (SPEC §1).
-// `x:local` names the local model x, so it shares x's group (SPEC §12).
+// `x:local` names the local model x, so it shares x's group (SPEC §12). Names compare without regard
+// to case, as Ollama compares them; keys normalise, job records and responses keep the name as sent.
 
 import { parseModelRef } from './model-ref.js';
 
@@ -17,8 +18,18 @@ export function normalizeModel(model: string): string {
   return name.indexOf(':', slash + 1) === -1 && !name.includes('@') ? `${name}:latest` : name;
 }
 
+/** The model part of a group key: `Llama3.2` and `llama3.2:latest` are one model to Ollama, so one key here. */
+export function modelKey(model: string): string {
+  return normalizeModel(model).toLowerCase();
+}
+
+/** True when two names address the same upstream model. */
+export function sameModel(a: string, b: string): boolean {
+  return modelKey(a) === modelKey(b);
+}
+
 export function groupKey(model: string, options: unknown): string {
-  let key = normalizeModel(model);
+  let key = modelKey(model);
   if (options && typeof options === 'object' && !Array.isArray(options)) {
     const o = options as Record<string, unknown>;
     for (const name of LOAD_OPTIONS) {

@@ -51,6 +51,8 @@ export interface SchedulerOptions {
   events?: SchedulerEvents;
   /** Limits per key name; absent, every key is equal and unlimited. */
   keyPolicy?: (key: string) => KeyPolicy;
+  /** Time a switch's upstream calls may take together (default 10 s); tests shorten it. */
+  switchBudgetMs?: number;
   /** Cloud-model jobs running at once (SPEC §12); default 4. */
   cloudParallel?: number;
 }
@@ -93,6 +95,9 @@ export class Scheduler {
   readonly #log: Logger;
   readonly #now: () => number;
   #closing = false;
+  /** One /api/ps read at a time; a request during it asks for one more after it (the one in flight may predate the doubt). */
+  #residencyRead: Promise<void> | null = null;
+  #residencyAgain = false;
   readonly #recent: FinishedRecord[] = [];
   readonly #counts = { completed: 0, failed: 0, cancelled: 0, requeued: 0 };
   #idleWaiters: Array<() => void> = [];
@@ -109,7 +114,7 @@ export class Scheduler {
     this.#local = new LocalLane({
       parallel: options.parallel, agingMs: options.agingMs, unloadOnSwitch: options.unloadOnSwitch,
       upstream: options.upstream, log: this.#log, now: this.#now, queue: queue(),
-      wake: () => this.#pump(), switched: options.events?.switched,
+      wake: () => this.#pump(), switched: options.events?.switched, switchBudgetMs: options.switchBudgetMs,
     });
     this.#cloud = new CloudLane({ parallel: options.cloudParallel ?? 4, agingMs: options.agingMs, queue: queue() });
     this.#lanes = [this.#local, this.#cloud];
@@ -210,13 +215,33 @@ export class Scheduler {
     return undefined;
   }
 
-  /** Reads upstream /api/ps to learn which generation model is loaded (embedding models have their own slot). */
-  async refreshResidency(signal?: AbortSignal): Promise<void> {
-    try {
-      await this.#local.refreshResidency(signal);
-    } finally {
-      this.#pump();
+  /**
+   * Reads upstream /api/ps to learn which generation model is loaded (embedding models have their own slot).
+   * Coalesced: while a read is in flight, callers share it and at most one more read follows it, so a burst
+   * of failed jobs costs two reads, not one each.
+   */
+  refreshResidency(signal?: AbortSignal): Promise<void> {
+    if (this.#residencyRead) {
+      this.#residencyAgain = true;
+      return this.#residencyRead;
     }
+    const read = (async () => {
+      try {
+        do {
+          this.#residencyAgain = false;
+          try {
+            await this.#local.refreshResidency(signal ?? AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
+          } finally {
+            this.#pump();
+          }
+          signal = undefined; // a follow-up read gets its own deadline
+        } while (this.#residencyAgain && !this.#closing);
+      } finally {
+        this.#residencyRead = null;
+      }
+    })();
+    this.#residencyRead = read;
+    return read;
   }
 
   /** Names of the hosts whose lane has this model loaded. */
@@ -283,7 +308,7 @@ export class Scheduler {
     // After a failure foreman is unsure what upstream holds (SPEC §1: read /api/ps whenever unsure);
     // a cloud job's failure says nothing about what is loaded here.
     if ((state === 'failed' || state === 'requeued') && lane.kind === 'local') {
-      void this.refreshResidency(AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
+      void this.refreshResidency();
     }
   }
 

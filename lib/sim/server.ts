@@ -108,6 +108,15 @@ export async function startServer(core: Core): Promise<SimServer> {
       const id = decodeURIComponent(path.slice(MODEL_PREFIX.length));
       methods = { GET: openai((e) => models.handleOpenAiModel(e, id)) };
     }
+    if (!methods && path.length > 1 && path.endsWith('/') && routes.has(path.slice(0, -1))) {
+      // gin's RedirectTrailingSlash (on in Ollama): 301 for GET, 307 for other methods, query kept.
+      req.resume();
+      const location = path.slice(0, -1) + (q < 0 ? '' : url.slice(q));
+      const status = req.method === 'GET' ? 301 : 307;
+      res.writeHead(status, { location, 'content-type': 'text/html; charset=utf-8' });
+      res.end(req.method === 'GET' ? `<a href="${location}">Moved Permanently</a>.\n\n` : undefined);
+      return;
+    }
     if (!methods) {
       req.resume();
       return ex.sendText(404, '404 page not found');
