@@ -96,8 +96,6 @@ export interface ServerOptions {
 /** The request line's status when the caller hung up before its answer (nginx's "client closed request"). */
 const CLIENT_LEFT = 499;
 
-/** A request (headers and body) must arrive within this; the answer may take as long as the queue does. */
-const REQUEST_TIMEOUT_MS = 5 * 60_000;
 
 /** Whose error shape a path answers in: Anthropic's under /v1/messages, OpenAI's elsewhere under /v1. */
 export function surfaceOf(pathname: string): Surface {
@@ -179,12 +177,14 @@ export function createHttpServer(options: ServerOptions): Server {
       const httpErr: HttpError = toHttpError(err);
       if (httpErr.status === 500) log.error('internal error', { path: url.pathname, error: (err as Error)?.stack ?? String(err) });
       sendError(res, httpErr, surface);
-      // A refused body (413) may still be arriving: close rather than read megabytes for nothing.
-      if (httpErr.status === 413) res.once('finish', () => req.destroy());
+      // A refused body (413, 408) may still be arriving: close rather than read megabytes for nothing.
+      if (httpErr.status === 413 || httpErr.status === 408) res.once('finish', () => req.destroy());
     }
   };
 
-  const server = createServer({ noDelay: true, keepAliveTimeout: 5_000, headersTimeout: 60_000, requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => {
+  // No server-wide requestTimeout: it would cut uploads that stream for longer (SPEC §14);
+  // bodies read whole have their own deadline (body.ts), headers have 60 s.
+  const server = createServer({ noDelay: true, keepAliveTimeout: 5_000, headersTimeout: 60_000, requestTimeout: 0 }, (req, res) => {
     void handle(req, res);
   });
   if (options.maxConnections !== undefined) {

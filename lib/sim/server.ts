@@ -19,6 +19,7 @@ import { handleResponses } from './routes-responses.js';
 import { handleTranscription } from './routes-audio.js';
 import { SimError, goJson } from './wire.js';
 import { answeredByBrowserRules, createSimBrowserRules } from './cors.js';
+import { handleBlobHead, handleBlobPost, handleCreate, handlePush } from './routes-blobs.js';
 
 type Body = Record<string, unknown>;
 
@@ -27,7 +28,7 @@ interface Route {
   surface: Surface;
   /** Go type named in decode errors; routes without one take no body. */
   struct?: string;
-  /** The handler reads the body itself (multipart). */
+  /** The handler reads the body itself (multipart, blob uploads). */
   ownBody?: boolean;
 }
 
@@ -42,6 +43,7 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
     core.residency.unloadAll();
     core.stats.reset();
     core.cloud.reset();
+    core.blobs.reset();
     ex.sendJson(200, goJson(core.snapshot()));
   });
   return new Map<string, Record<string, Route>>([
@@ -53,6 +55,8 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
     ['/api/pull', { POST: ollama(models.handlePull, 'api.PullRequest') }],
     ['/api/delete', { DELETE: ollama(models.handleDelete, 'api.DeleteRequest') }],
     ['/api/copy', { POST: ollama(models.handleCopy, 'api.CopyRequest') }],
+    ['/api/create', { POST: ollama(handleCreate, 'api.CreateRequest') }],
+    ['/api/push', { POST: ollama(handlePush, 'api.PushRequest') }],
     ['/api/chat', { POST: ollama(handleChat, 'api.ChatRequest') }],
     ['/api/generate', { POST: ollama(handleGenerate, 'api.GenerateRequest') }],
     ['/api/embed', { POST: ollama(handleEmbed, 'api.EmbedRequest') }],
@@ -75,6 +79,7 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
 }
 
 const MODEL_PREFIX = '/v1/models/';
+const BLOB_PREFIX = '/api/blobs/';
 
 export interface SimServer {
   readonly server: Server;
@@ -104,6 +109,9 @@ export async function startServer(core: Core): Promise<SimServer> {
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     let methods = routes.get(path);
+    if (!methods && path.startsWith(BLOB_PREFIX) && path.length > BLOB_PREFIX.length) {
+      methods = { HEAD: ollama(handleBlobHead), POST: { handler: handleBlobPost, surface: 'ollama', ownBody: true } };
+    }
     if (!methods && path.startsWith(MODEL_PREFIX) && path.length > MODEL_PREFIX.length) {
       const id = decodeURIComponent(path.slice(MODEL_PREFIX.length));
       methods = { GET: openai((e) => models.handleOpenAiModel(e, id)) };
