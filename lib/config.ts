@@ -5,11 +5,13 @@
 
 import { readFileSync } from 'node:fs';
 import { collectHosts } from './hosts/specs.js';
+import { KeysFileError, parseKeysFile } from './keys/keys-file.js';
 import {
   bool, choice, duration, int, isLoopbackHost, list, listen, pairs, path, size, text, urls,
   type KeyDecl, type ValueOf,
 } from './config-kinds.js';
 
+import { badAllowEntries } from './webhooks/targets.js';
 export { isLoopbackHost, parseDuration, parseSize } from './config-kinds.js';
 
 /**
@@ -40,7 +42,7 @@ export const CONFIG_KEYS = {
   webhook_allow: list('comma list of private/loopback webhook hosts or CIDRs a non-loopback foreman may call'),
   retention_ms: duration('7d', 'how long finished jobs are kept', { name: 'retention' }),
   webhook_max_result: size('256KiB', 'largest result carried in a webhook'),
-  stream_heartbeat_ms: int(0, 0, 3_600_000, 'keep-alive chunks while a stream waits (0 = off)'),
+  stream_heartbeat_ms: int(0, 0, 3_600_000, 'keep-alive units while a stream waits in the queue, in each surface\'s form (0 = off)'),
   max_body: size('64MiB', 'largest request body'),
   max_connections: int(1024, 1, 1_000_000, 'client connections at once; more are refused'),
   origins: list('extra allowed browser origins, comma list with * wildcards'),
@@ -137,11 +139,25 @@ function crossCheck(config: Config, problems: string[]): void {
     // Read and checked now so a bad hosts file stops the start with the others' problems.
     collectHosts(config, problems);
   }
+  const badAllow = badAllowEntries(config.webhook_allow);
+  if (badAllow.length > 0) {
+    problems.push(`webhook_allow: ${badAllow.map((e) => `'${e}'`).join(', ')} is not a host name, an address or a CIDR (10.0.0.0/8, fd00::/8)`);
+  }
+  // Checked here so a bad keys file stops the start with the other problems; the server reads it again.
+  let fileKeys = 0;
+  if (config.keys_file !== undefined) {
+    try {
+      fileKeys = parseKeysFile(readFileSync(config.keys_file, 'utf8')).length;
+    } catch (err) {
+      const reasons = err instanceof KeysFileError ? err.problems : [(err as Error).message];
+      for (const r of reasons) problems.push(`keys_file '${config.keys_file}': ${r}`);
+    }
+  }
   const { host, port } = config.listen;
-  if (host && tokens.size === 0 && !isLoopbackHost(host) && !config.insecure) {
+  if (host && tokens.size === 0 && fileKeys === 0 && !isLoopbackHost(host) && !config.insecure) {
     problems.push(
       `listen ${host}:${port} is not a loopback address and no token is configured; ` +
-        `set --tokens or --token-file, or pass --insecure to accept anyone on the network`,
+        `set --tokens, --token-file or --keys-file, or pass --insecure to accept anyone on the network`,
     );
   }
 }

@@ -83,9 +83,6 @@ export const payloadTooLarge = (limit: number) =>
 export const unprocessable = (message: string) => new HttpError(422, 'unprocessable', message);
 export const busy = (retryAfterS = 1) =>
   new HttpError(503, 'busy', BUSY_MESSAGE, { 'retry-after': String(retryAfterS) });
-/** A key's own queue bound (SPEC §15 max_queued); the rest of the queue may have room. */
-export const tooManyQueued = (key: string, limit: number) =>
-  new HttpError(429, 'too_many_queued', `key '${key}' already has ${limit} jobs waiting (max_queued)`, { 'retry-after': '5' });
 export const forbidden = (message: string) => new HttpError(403, 'forbidden', message);
 export const shuttingDown = () =>
   new HttpError(503, 'shutting_down', 'foreman is shutting down', { 'retry-after': '5' });
@@ -107,7 +104,7 @@ function fromDomain(err: ForemanError): HttpError {
     case 'conflict': return conflict(err.message);
     case 'idempotency_mismatch': return unprocessable(err.message);
     case 'journal_backlog': return new HttpError(503, err.code, err.message, { 'retry-after': '1' });
-    case 'journal_unavailable': return new HttpError(503, err.code, err.message);
+    case 'journal_unavailable': return new HttpError(503, err.code, err.message, { 'retry-after': '5' });
   }
 }
 

@@ -8,6 +8,7 @@ import { startStack, TOKEN } from './support/stack.js';
 import { estimateInputTokens } from '../lib/token-estimate.js';
 import { createAliasResolver } from '../lib/http/aliases.js';
 import { multipartField, replaceMultipartField } from '../lib/http/multipart.js';
+import { tokensOfFinalUnit } from '../lib/ops/foreman-metrics.js';
 
 type Json = Record<string, any>;
 
@@ -123,6 +124,19 @@ describe('aliases', () => {
   });
 });
 
+describe('aliases on async jobs', () => {
+  it('records, groups and sends an aliased job as its target', async (t) => {
+    const stack = await startStack(t, { config: { aliases: [{ pattern: 'gpt-*', target: 'llama3.2' }] } });
+    const submitted = await stack.call('/jobs', { json: { model: 'gpt-5', prompt: 'hello' } });
+    assert.equal(submitted.status, 202);
+    const job = (await submitted.json()) as Json;
+    assert.equal(job.model, 'llama3.2');
+    const done = (await (await stack.call(`/jobs/${job.id}?wait=30`)).json()) as Json;
+    assert.equal(done.state, 'completed');
+    assert.deepEqual(stack.sim.stats().requests, { 'llama3.2:latest': 1 });
+  });
+});
+
 describe('multipart fields', () => {
   const boundary = 'XyZ';
   const form = Buffer.from(
@@ -142,5 +156,14 @@ describe('multipart fields', () => {
 
   it('refuses a body that is not multipart', () => {
     assert.throws(() => multipartField(form, 'application/json', 'model'), /multipart/);
+  });
+});
+
+describe('token counts of agent answers', () => {
+  it('reads output_tokens from a Responses completion and an Anthropic message, not max_output_tokens', () => {
+    const completed = 'event: response.completed\ndata: {"response":{"max_output_tokens":null,"usage":{"input_tokens":9,"output_tokens":12}}}\n\n';
+    assert.equal(tokensOfFinalUnit(Buffer.from(completed)), 12);
+    assert.equal(tokensOfFinalUnit(Buffer.from('{"type":"message","usage":{"input_tokens":3,"output_tokens":7}}\n')), 7);
+    assert.equal(tokensOfFinalUnit(Buffer.from('event: message_stop\ndata: {"type":"message_stop"}\n\n')), null);
   });
 });

@@ -198,6 +198,26 @@ describe('POST /v1/messages', () => {
   });
 });
 
+describe('POST /v1/messages after heartbeats began', () => {
+  it("ends with one error event typed from upstream's status when upstream then refuses (404 not_found_error)", async (t) => {
+    const stack = await startStack(t, { config: { stream_heartbeat_ms: 1 } });
+    const held = await holdSlot(stack);
+    const res = await stack.call('/v1/messages', { json: message('hi', { model: 'llama9', stream: true }) });
+    assert.equal(res.status, 200, 'the heartbeats had already sent 200');
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = decoder.decode((await reader.read()).value, { stream: true });
+    held.abort();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
+    const evs = events(text).filter((e) => e.event !== 'ping');
+    assert.equal(evs.length, 1);
+    assert.equal(evs[0]!.event, 'error');
+    assertAnthropicError(evs[0]!.data, 'not_found_error');
+    assert.match(evs[0]!.data.error.message, /llama9/);
+    await held.done;
+  });
+});
+
 describe('POST /v1/responses', () => {
   it('streams Responses events one per write, unchanged, ending in response.completed', async (t) => {
     const stack = await startStack(t, { sim: { split: 'random', seed: 13 } });
@@ -263,6 +283,26 @@ describe('POST /v1/responses', () => {
   });
 });
 
+describe('heartbeats for Codex', () => {
+  it('sends Codex (originator codex_*) Responses keepalive events, which reset its idle timer, then the response', async (t) => {
+    const stack = await startStack(t, { config: { stream_heartbeat_ms: 1 } });
+    const held = await holdSlot(stack);
+    const res = await stack.call('/v1/responses', {
+      json: { model: 'llama3.2', input: 'wait', stream: true }, headers: { originator: 'codex_exec' },
+    });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = decoder.decode((await reader.read()).value, { stream: true });
+    assert.ok(text.startsWith('event: keepalive\ndata: {"type":"keepalive","sequence_number":0}\n\n'), JSON.stringify(text));
+    held.abort();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
+    const evs = events(text).filter((e) => e.event !== 'keepalive');
+    assert.equal(evs[0]!.event, 'response.created');
+    assert.equal(evs.at(-1)!.event, 'response.completed');
+    await held.done;
+  });
+});
+
 describe('POST /v1/audio/transcriptions', () => {
   const form = (model: string, extra: Record<string, string> = {}) => {
     const fd = new FormData();
@@ -303,6 +343,20 @@ describe('POST /v1/audio/transcriptions', () => {
     const res = await stack.call('/v1/audio/transcriptions', { method: 'POST', body: form('whisper-1') });
     assert.equal(res.status, 200);
     assert.deepEqual(stack.sim.stats().requests, { 'gemma3:latest': 1 });
+  });
+});
+
+describe('metrics of agent turns', () => {
+  it('counts the tokens of streamed Anthropic and Responses answers', async (t) => {
+    const stack = await startStack(t);
+    const anthropic = events(await (await stack.call('/v1/messages', { json: message('count me', { stream: true }) })).text());
+    const responses = events(await (await stack.call('/v1/responses', { json: { model: 'llama3.2', input: 'and me', stream: true } })).text());
+    const expected = anthropic.at(-2)!.data.usage.output_tokens + responses.at(-1)!.data.response.usage.output_tokens;
+    assert.ok(expected > 0);
+    const text = await (await stack.call('/metrics')).text();
+    const line = text.split('\n').find((l) => l.startsWith('foreman_tokens_generated_total{') && l.includes('llama3.2'));
+    assert.ok(line, text);
+    assert.equal(Number(line.slice(line.lastIndexOf(' ') + 1)), expected);
   });
 });
 

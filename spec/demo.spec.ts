@@ -49,6 +49,14 @@ describe('foreman demo', () => {
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { done: boolean }).done, true);
     assert.equal((await fetch(`${url}/api/tags`)).status, 401, 'the token is required');
+    // The printed agent line works: a claude-* model runs as llama3.2 by the demo's default alias.
+    assert.match(text, new RegExp(`ANTHROPIC_BASE_URL=${url} ANTHROPIC_AUTH_TOKEN=${token} claude`));
+    const agent = await fetch(`${url}/v1/messages`, {
+      method: 'POST', headers: { 'x-api-key': token! },
+      body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 64, messages: [{ role: 'user', content: 'Why queue?' }] }),
+    });
+    assert.equal(agent.status, 200);
+    assert.equal(((await agent.json()) as { model: string }).model, 'llama3.2');
 
     demo.child.kill('SIGINT');
     assert.equal(await demo.exited, 0);

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Scheduler, type FinishState, type RunContext, type SchedulerJob } from '../lib/sched/scheduler.js';
 import { createLimiter } from '../lib/sched/limiter.js';
+import { groupKey } from '../lib/sched/model-group.js';
 
 interface Controlled extends SchedulerJob {
   started: Promise<RunContext>;
@@ -169,6 +170,15 @@ describe('scheduler edges', () => {
     await a2.started;
     a2.finish();
     await s.idle();
+  });
+});
+
+describe('group keys', () => {
+  it('ignore the case of model names and the fraction Ollama drops from runner options', () => {
+    assert.equal(groupKey('Llama3.2', undefined), groupKey('llama3.2:latest', {}));
+    assert.equal(groupKey('LLAMA3.2:LATEST', { num_ctx: 8192.7 }), groupKey('llama3.2', { num_ctx: 8192 }));
+    assert.notEqual(groupKey('llama3.2', { num_ctx: 8192 }), groupKey('llama3.2', { num_ctx: 4096 }));
+    assert.equal(groupKey('llama3.2', { temperature: 0.1 }), groupKey('llama3.2', {}), 'sampling options share a runner');
   });
 });
 

@@ -118,10 +118,11 @@ describe('jobView', () => {
     const a = replayRecords(history()).jobs.get('job_a')!;
     const view = jobView(a, { pendingWebhooks: 4 });
     assert.deepEqual(Object.keys(view).sort(), [
-      'artifacts', 'attempts', 'created_at', 'error', 'finished_at', 'id', 'kind', 'metadata', 'model', 'priority',
+      'artifacts', 'attempts', 'created_at', 'error', 'finished_at', 'id', 'key', 'kind', 'metadata', 'model', 'priority',
       'result', 'started_at', 'state', 'state_webhook_url', 'webhook',
     ]);
     assert.equal(view.created_at, iso(T0));
+    assert.equal(view.key, null); // a journal from before keys: no owner, seen by admins only
     assert.equal(view.started_at, iso(T0 + 30));
     assert.equal(view.finished_at, iso(T0 + 40));
     assert.deepEqual(view.metadata, { ticket: 7 });

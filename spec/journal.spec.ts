@@ -11,10 +11,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { JournalError, JournalLockedError, openJournal } from '../lib/journal/journal.js';
+import { faultyJournalIo } from '../lib/journal/io.js';
 import type { Journal, JournalOptions } from '../lib/journal/journal.js';
 import type { LogFields, Logger } from '../lib/log.js';
 
-const JOURNAL_MODULE = pathToFileURL(fileURLToPath(new URL('../lib/journal/journal.ts', import.meta.url))).href;
+// The built module (npm test builds first): a child on plain node starts without compiling TypeScript.
+const JOURNAL_MODULE = pathToFileURL(fileURLToPath(new URL('../dist/journal/journal.js', import.meta.url))).href;
 
 const dirs: string[] = [];
 const journals: Journal[] = [];
@@ -46,14 +48,6 @@ function recordingLogger(): Logger & { entries: LogEntry[] } {
 
 async function exists(path: string): Promise<boolean> {
   return access(path).then(() => true, () => false);
-}
-
-/** A child process that exits at once: its pid is, for a moment at least, nobody's. */
-async function deadPid(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', '']);
-  await once(child, 'exit');
-  assert.ok(child.pid);
-  return child.pid;
 }
 
 afterEach(async () => {
@@ -274,7 +268,94 @@ describe('journal compaction', () => {
     await assert.rejects(journal.compact([{ id: 1 }, circular]), TypeError);
     await journal.append({ id: 3 });
     assert.equal(await readFile(journal.path, 'utf8'), '{"id":1}\n{"id":3}\n');
-    assert.deepEqual(await readdir(dir).then((names) => names.sort()), ['foreman.lock', 'journal.jsonl']);
+    assert.deepEqual(await readdir(dir).then((names) => names.sort()), ['foreman.sock', 'journal.jsonl']);
+  });
+});
+
+describe('journal kept lines (job bodies)', () => {
+  it('reads a kept line back, carries it over compactions verbatim, and drops it once released', async () => {
+    const dir = await tempDir();
+    const journal = await openJournal({ dir });
+    await journal.append({ t: 'noise' });
+    await journal.append({ t: 'submit', id: 'a', body: { prompt: 'é'.repeat(10) } }, 'a');
+    await journal.append({ t: 'submit', id: 'b', body: { prompt: 'bee' } }, 'b');
+    assert.deepEqual(JSON.parse((await journal.readKept('a'))!.toString()), { t: 'submit', id: 'a', body: { prompt: 'é'.repeat(10) } });
+    await journal.compact([{ t: 'snapshot' }]);
+    assert.equal(journal.stats().kept, 2);
+    assert.deepEqual(JSON.parse((await journal.readKept('b'))!.toString()).body, { prompt: 'bee' });
+    journal.release('a');
+    assert.equal(await journal.readKept('a'), null);
+    await journal.compact(() => [{ t: 'snapshot', n: 2 }]);
+    await journal.append({ t: 'after' });
+    const lines = (await readFile(journal.path, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((r) => r.t), ['submit', 'snapshot', 'after'], 'b, then the snapshot; a is gone');
+    await journal.close();
+    // A visitor that keeps submit lines finds them again at the next open.
+    const seen: string[] = [];
+    const again = await openTracked({
+      dir, visit: (r) => {
+        const rec = r as { t: string; id?: string };
+        seen.push(rec.t);
+        return rec.t === 'submit' ? rec.id! : true;
+      },
+    });
+    assert.deepEqual(seen, ['submit', 'snapshot', 'after']);
+    assert.deepEqual(again.replay.records, [], 'a visitor sees the records; none are held');
+    assert.deepEqual(JSON.parse((await again.readKept('b'))!.toString()).body, { prompt: 'bee' });
+  });
+
+  it('counts records the visitor rejects as bad lines, copies the file aside, and keeps offsets right after the repair', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'journal.jsonl');
+    await writeFile(path, ['{"t":"job"}', '{"t":"submit","id":"x","body":{"p":1}}', '{"t":"ok"}', ''].join('\n'));
+    const journal = await openTracked({
+      dir, log: recordingLogger(), visit: (r) => {
+        const rec = r as { t: string; id?: string };
+        if (rec.t === 'job') return false; // not a well-formed record of its type
+        return rec.t === 'submit' ? rec.id! : true;
+      },
+    });
+    assert.equal(journal.replay.badLines, 1);
+    assert.ok(journal.replay.copiedAside);
+    assert.equal(journal.replay.count, 2);
+    assert.deepEqual(JSON.parse((await journal.readKept('x'))!.toString()), { t: 'submit', id: 'x', body: { p: 1 } });
+    assert.equal(await readFile(path, 'utf8'), '{"t":"submit","id":"x","body":{"p":1}}\n{"t":"ok"}\n');
+  });
+});
+
+describe('journal write failures', () => {
+  it('refuses appends while the disk fails, says why, and takes appends again once a probe succeeds', async () => {
+    const dir = await tempDir();
+    const io = faultyJournalIo();
+    const changes: boolean[] = [];
+    const journal = await openTracked({ dir, io, probeMs: 5, log: recordingLogger(), onHealth: (h) => changes.push(h.writable) });
+    await journal.append({ n: 1 });
+    io.failing = true;
+    await assert.rejects(journal.append({ n: 2 }), (e: unknown) => e instanceof JournalError && e.code === 'JOURNAL_UNAVAILABLE' && /disk full/.test(e.message));
+    assert.equal(journal.health().writable, false);
+    assert.match(journal.health().reason!, /disk full/);
+    await assert.rejects(journal.append({ n: 3 }), /journal cannot write: disk full/);
+    await assert.rejects(journal.compact([{ n: 1 }]), /disk full/);
+    const back = journal.whenWritable();
+    io.failing = false;
+    await back;
+    assert.deepEqual(changes, [false, true]);
+    assert.equal(journal.health().writable, true);
+    await journal.append({ n: 4 });
+    assert.equal(await readFile(journal.path, 'utf8'), '{"n":1}\n{"n":4}\n', 'nothing of the failed writes is left');
+    assert.deepEqual(await readdir(dir).then((names) => names.sort()), ['foreman.sock', 'journal.jsonl'], 'no probe file left');
+  });
+
+  it('treats a failure reported by another writer (a result file) like its own', async () => {
+    const io = faultyJournalIo();
+    const journal = await openTracked({ dir: await tempDir(), io, probeMs: 5 });
+    io.failing = true;
+    journal.reportFailure(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
+    assert.match(journal.health().reason!, /I\/O error/);
+    await assert.rejects(journal.append({ n: 1 }), /I\/O error/);
+    io.failing = false;
+    await journal.whenWritable();
+    await journal.append({ n: 2 });
   });
 });
 
@@ -302,7 +383,7 @@ describe('journal lock', () => {
       `process.stdin.resume();`,
       `process.stdin.on('end', async () => { await journal.close(); console.log('closed'); });`,
     ].join('\n');
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
     children.push(child);
     const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
     assert.equal((await lines.next()).value, 'ready');
@@ -318,28 +399,36 @@ describe('journal lock', () => {
     assert.deepEqual(journal.replay.records, [{ from: 'child' }]);
   });
 
-  it('replaces a stale lock left by a dead process, and a garbage one, and logs it', async () => {
+  it('takes over the lock of a process killed with SIGKILL, with no hand needed', async () => {
     const dir = await tempDir();
-    const lockPath = join(dir, 'foreman.lock');
-    const pid = await deadPid();
-    await writeFile(lockPath, `${pid}\n`);
+    const code = [
+      `const { openJournal } = await import(${JSON.stringify(JOURNAL_MODULE)});`,
+      `await openJournal({ dir: ${JSON.stringify(dir)} });`,
+      `console.log('ready');`,
+      `setInterval(() => {}, 1000);`,
+    ].join('\n');
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(child);
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    assert.equal((await lines.next()).value, 'ready');
+    await assert.rejects(openJournal({ dir }), JournalLockedError);
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    assert.equal(await exists(join(dir, 'foreman.sock')), true, 'the dead holder left its socket file');
     const log = recordingLogger();
-    const journal = await openJournal({ dir, log });
-    assert.equal(await readFile(lockPath, 'utf8'), `${process.pid}\n`);
-    assert.ok(log.entries.some((e) => e.event === 'journal.stale_lock' && e.fields?.pid === pid));
-    await journal.close();
-    assert.equal(await exists(lockPath), false);
-    await writeFile(lockPath, 'not a pid');
-    await openTracked({ dir });
-    assert.equal(await readFile(lockPath, 'utf8'), `${process.pid}\n`);
+    await openTracked({ dir, log });
+    assert.ok(log.entries.some((e) => e.event === 'journal.stale_lock'));
   });
 
-  it('does not remove a lock that someone else owns by the time it closes', async () => {
+  it('ignores a pid file of an earlier version, even one naming a live process (pid 1, or our own)', async () => {
     const dir = await tempDir();
     const lockPath = join(dir, 'foreman.lock');
-    const journal = await openJournal({ dir });
-    await writeFile(lockPath, '1\n');
-    await journal.close();
-    assert.equal(await readFile(lockPath, 'utf8'), '1\n');
+    for (const pid of [1, process.pid]) {
+      await writeFile(lockPath, `${pid}\n`);
+      const journal = await openJournal({ dir });
+      assert.equal(await exists(lockPath), false, 'the old pid file is removed');
+      await journal.close();
+    }
+    assert.equal(await exists(join(dir, 'foreman.sock')), false, 'close removes the socket file');
   });
 });

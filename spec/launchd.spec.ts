@@ -104,6 +104,12 @@ describe('launchd', () => {
     });
   });
 
+  it('raises the open-file limit to match max_connections when asked', () => {
+    const plist = readPlist(renderLaunchAgent({ ...input, openFiles: 2048 })) as Record<string, unknown>;
+    assert.deepEqual(plist.SoftResourceLimits, { NumberOfFiles: 2048 });
+    assert.deepEqual(plist.HardResourceLimits, { NumberOfFiles: 2048 });
+  });
+
   it('escapes &, <, >, quotes and apostrophes in values', () => {
     const text = renderLaunchAgent(input);
     assert.ok(text.includes('<string>a&amp;b&lt;c&gt;&quot;d&apos;e</string>'));

@@ -228,19 +228,25 @@ describe('Scheduler', () => {
     const { s, advance } = scheduler({ upstream });
     await s.refreshResidency();
     assert.equal(s.loadedGroup, 'b:latest', 'the group key of the name /api/ps gave');
-    // A arrived first, but B is loaded and both heads tie: B goes first.
+    // A arrived first, but B is loaded and both heads tie: B goes first. Both must be waiting
+    // when the pick happens, so a running job of the loaded group holds the only slot meanwhile.
     const log: string[] = [];
+    const holder = job('holder', 'b:latest', 0, log);
+    s.enqueue(holder);
+    await holder.started;
     const a = job('a', 'A', 0, log);
     const b = job('b', 'b:latest', 0, log);
-    // enqueue with both waiting: hold the pump by filling the queue before anything can start
-    s.enqueue(b, { arrivalMs: 1_000_000 + 10 });
     s.enqueue(a, { arrivalMs: 1_000_000 });
+    s.enqueue(b, { arrivalMs: 1_000_000 + 10 });
+    assert.equal(s.waiting, 2);
     advance(20);
-    await b.started;
+    holder.finish();
+    await Promise.race([a.started, b.started]);
+    assert.deepEqual(log, ['holder', 'b'], 'the loaded group wins the tie');
     b.finish();
     await a.started;
     a.finish();
-    assert.deepEqual(log, ['b', 'a']);
+    assert.deepEqual(log, ['holder', 'b', 'a']);
   });
 
   it('reports queue groups and running jobs in its state, which ops/ renders as the /queue view', async () => {
@@ -257,5 +263,42 @@ describe('Scheduler', () => {
     assert.equal(snap.running[0]!.elapsed_ms, 1500);
     assert.deepEqual(snap.groups.map((g) => [g.group, g.count, g.head_priority, g.head_wait_ms]), [['B', 2, 5, 1500]]);
     a1.finish();
+  });
+  it('shares run time by key weight and runs at most max_running of a key, with an injected clock', async () => {
+    const policies: Record<string, { weight: number; maxRunning: number | null; maxQueued: number | null }> = {
+      light: { weight: 1, maxRunning: null, maxQueued: null },
+      heavy: { weight: 3, maxRunning: null, maxQueued: 2000 },
+    };
+    const { s, advance } = scheduler({ keyPolicy: (k) => policies[k]!, maxQueue: 10_000 });
+    const log: string[] = [];
+    const all: Controlled[] = [];
+    for (let i = 0; i < 200; i++) {
+      for (const key of ['light', 'heavy']) {
+        const j = { ...job(`${key}${i}`, 'A', 0, log), key };
+        all.push(j as Controlled);
+      }
+    }
+    for (const j of all) s.enqueue(j);
+    for (let n = 0; n < 200; n++) {
+      const id = log[n]!;
+      const j = all.find((x) => x.id === id)!;
+      await j.started;
+      advance(100); // every job runs 100 ms of the injected clock
+      j.finish();
+      await tick();
+    }
+    const light = log.slice(0, 200).filter((id) => id.startsWith('light')).length;
+    assert.ok(light >= 48 && light <= 52, `light got ${light} of 200 runs, 50 is 1:3`);
+    assert.equal(s.waitingOf('heavy') + s.waitingOf('light'), 199); // the 201st is running
+    // A cap that arrives with a reload applies to jobs already waiting.
+    policies.heavy = { weight: 3, maxRunning: 0, maxQueued: 2000 };
+    s.refreshKeys();
+    const next = all.find((x) => x.id === log[200])!;
+    await next.started;
+    advance(100);
+    next.finish();
+    await tick();
+    assert.ok(log.length > 201 && log.slice(201).every((id) => id.startsWith('light')), 'a capped key waits; the others run');
+    assert.equal(s.runningOf('heavy'), 0);
   });
 });

@@ -74,6 +74,19 @@ describe('sim /v1/messages', () => {
   });
 });
 
+describe('sim max_tokens on /v1', () => {
+  it('is a cap: 32000 (what agents send) gives the natural length and stop, a small one cuts with length', async (t) => {
+    const sim = await simFor(t, { defaultTokens: 6 });
+    const ask = (max_tokens: number) => post(sim, '/v1/chat/completions', { model: 'llama3.2', max_tokens, messages: [{ role: 'user', content: 'x' }] });
+    const big = JSON.parse((await ask(32000)).text) as Json;
+    assert.equal(big.choices[0].finish_reason, 'stop');
+    assert.equal(big.usage.completion_tokens, 6);
+    const small = JSON.parse((await ask(2)).text) as Json;
+    assert.equal(small.choices[0].finish_reason, 'length');
+    assert.equal(small.usage.completion_tokens, 2);
+  });
+});
+
 describe('sim /v1/responses', () => {
   it('checks reasoning effort and input items as Ollama does', async (t) => {
     const sim = await simFor(t);

@@ -33,6 +33,20 @@ const snapshot: QueueSnapshot = {
   recent: [{ id: 'j_done1', model: 'qwen2.5:14b', origin: 'async', state: 'failed', queue_ms: 3_000, run_ms: 450,
     finished_at: '2025-01-02T09:59:00.000Z' }],
   embeddings: { in_flight: 0, max: 4 },
+  key: { name: 'token-1', admin: true, waiting: 0, running: 1 },
+};
+
+const usage = (completed: number, prompt: number, completion: number) => ({
+  requests: { ollama: 3, openai: 1, anthropic: 0, jobs: 2, ops: 0 }, jobs: { completed, failed: 1, cancelled: 0, requeued: 0 },
+  prompt_tokens: prompt, completion_tokens: completion, run_seconds: 12.5, queue_wait_seconds: 3,
+});
+const keysBody = {
+  keys: [
+    { name: 'token-1', admin: true, source: 'tokens', sync_priority: null, max_priority: null, max_running: null, max_queued: null,
+      weight: 1, models: null, waiting: 0, running: 1, usage: usage(5, 10, 20) },
+    { name: 'ci', admin: false, source: 'keys_file', sync_priority: 5, max_priority: 0, max_running: 1, max_queued: 200,
+      weight: 3, models: ['llama3.2*'], waiting: 7, running: 1, usage: usage(40, 1234, 5678) },
+  ],
 };
 
 interface Seen { url: string; authorization: string | undefined }
@@ -47,6 +61,8 @@ before(async () => {
     seen.push({ url: req.url ?? '', authorization: req.headers.authorization });
     if (req.url === '/ui') {
       res.writeHead(200, uiPageHeaders()).end(renderUiPage());
+    } else if (req.url === '/keys' && req.headers.authorization === 'Bearer t0k') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(keysBody));
     } else if (req.url === '/queue' && queueMode === 'drop') {
       req.socket.destroy();
     } else if (req.url === '/queue') {
@@ -110,6 +126,10 @@ describe('ui-page', () => {
     assert.match(dom, /id="switches".*qwen2\.5:14b.*llama3\.2.*load 2\.5s/s);
     assert.match(dom, /id="recent-rows".*data-job="j_done1" data-state="failed"/s);
     assert.match(dom, /id="status" data-state="ok"/);
+    // Keys and their usage (SPEC §15), from GET /keys with the same token.
+    assert.ok(!isHidden(dom, 'keys-card'));
+    assert.match(dom, /data-key="token-1"[^>]*><td>token-1<span class="badge">you<\/span><span class="badge">admin<\/span>/);
+    assert.match(dom, /data-key="ci".*?data-field="running">1 \/ 1<.*?data-field="waiting">7 \/ 200<.*?data-field="jobs">40 \/ 1 \/ 0<.*?data-field="tokens">1234 \/ 5678</s);
     assert.ok(isHidden(dom, 'token-panel'));
     assert.ok(!isHidden(dom, 'dashboard'));
   });

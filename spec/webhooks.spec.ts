@@ -363,7 +363,7 @@ describe('webhook dispatcher', () => {
 
     d.enqueue(event(rx.url, 'j', 1));
     await d.idle();
-    assert.deepEqual(progress.list.map((p) => [p.outcome, p.status, p.error]), [['exhausted', null, 'no answer in 50 ms']]);
+    assert.deepEqual(progress.list.map((p) => [p.outcome, p.status, p.error]), [['exhausted', null, 'timed out']]);
   });
 
   it('does not follow redirects and sends no signature without a secret', async (t) => {
@@ -382,7 +382,7 @@ describe('webhook dispatcher', () => {
     assert.match(String(h['webhook-timestamp']), /^\d+$/);
   });
 
-  it('reports a network error with its cause', async (t) => {
+  it('reports a network error in words, never the raw socket error', async (t) => {
     const gone = await startReceiver(answer(200));
     await gone.close(); // nothing listens on this port now
     const progress = progressLog();
@@ -393,7 +393,7 @@ describe('webhook dispatcher', () => {
     await d.idle();
     assert.equal(progress.list.length, 1);
     assert.equal(progress.list[0]!.outcome, 'exhausted');
-    assert.match(progress.list[0]!.error!, /ECONNREFUSED/);
+    assert.equal(progress.list[0]!.error, 'could not connect');
   });
 
   it('orders a synchronous batch by seq and ignores an event enqueued twice', async (t) => {

@@ -1,3 +1,5 @@
+// cli/ owns the command line: subcommands, their help and exit codes, serve and demo.
+//
 // runCli(argv, env, io) -> exit code. Subcommands live beside it in cli/; bin/foreman.js
 // only calls this, so every command is testable in-process.
 
@@ -17,10 +19,12 @@ Usage:
                                  (fresh token, temporary data dir; prints the /ui address and a curl line)
   foreman [serve] [flags]        run the server (default); says so at start when no Ollama answers
   foreman submit [flags]         submit an async job (--model, --prompt or stdin, --wait)
-  foreman jobs [--state S]       list async jobs, newest first
+  foreman jobs [--state S]       list async jobs, newest first (--key NAME: an admin's filter)
   foreman show ID                show one job (--result prints the answer text)
   foreman cancel ID              cancel a queued or working job
   foreman status [--watch]       the queue now; --watch redraws it
+  foreman keys                   keys with their limits and usage (admin: all; others: their own)
+  foreman keys hash TOKEN        the sha256 to put in keys_file as token_sha256 (token also on stdin)
   foreman sim [flags]            run the Ollama simulator (see foreman sim --help)
   foreman launchd                print a macOS LaunchAgent plist for this configuration
   foreman --help | --version
@@ -31,7 +35,7 @@ ${configHelp()}
   Sizes take a unit (1048576, 64MiB); *_ms keys are milliseconds; retention and
   shutdown_grace take a unit (30s, 7d); a bare boolean flag means true.
 
-Client commands (submit, jobs, show, cancel, status) read:
+Client commands (submit, jobs, show, cancel, status, keys) read:
   FOREMAN_URL    default http://127.0.0.1:11435
   FOREMAN_TOKEN  Bearer token, when the server has tokens
   and print JSON with --json. Exit codes: 0 ok, 1 job failed or cancelled,
@@ -43,8 +47,15 @@ Endpoints:
   /api/tags /api/ps /api/show ...  proxied at once
   /v1/chat/completions /v1/completions /v1/models /v1/embeddings   OpenAI-compatible, SSE
   /jobs                            async jobs: POST, GET /jobs/{id}[?wait=s], cancel, events, artifacts
-  /health /queue /metrics /ui      operations (/health and /ui need no token)
-Sync callers may send X-Foreman-Priority: -100..100 (default sync_priority).
+  /health /queue /metrics /ui      operations (/health and /ui need no token; /metrics admin keys only)
+  /keys                            named keys, their limits and usage
+Sync callers may send X-Foreman-Priority: -100..100 (default sync_priority, capped by the key's max_priority).
+
+Named keys (--keys-file, JSON, read again on SIGHUP and when it changes):
+  {"keys": [{"name": "ci", "token_sha256": "…", "sync_priority": 5, "max_priority": 0,
+             "max_running": 1, "max_queued": 200, "weight": 1, "models": ["llama3.2*"], "admin": false}]}
+  A key that is not admin sees only its own jobs. Tokens from --tokens/--token-file are admin keys
+  token-1, token-2, … Waiting jobs of one model at one priority share run time by weight.
 `;
 }
 
@@ -79,7 +90,8 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
     case 'submit':
     case 'jobs':
     case 'show':
-    case 'cancel': {
+    case 'cancel':
+    case 'keys': {
       const { runClientCommand } = await import('./client.js');
       return runClientCommand(command, args, env, io);
     }

@@ -2,8 +2,11 @@
 // foreman over HTTP (FOREMAN_URL, FOREMAN_TOKEN) and return stable exit codes for scripts.
 
 import { parseArgs } from 'node:util';
+import { createHash } from 'node:crypto';
 import { EXIT, type CliIo } from './io.js';
 import type { QueueSnapshot } from '../ops/queue-view.js';
+import { renderKeys } from '../ops/keys-render.js';
+import type { KeysResponse } from '../keys/view.js';
 import { renderStatus, renderWatchFrame } from '../ops/status-render.js';
 
 interface Client {
@@ -78,6 +81,8 @@ export async function runClientCommand(command: string, argv: readonly string[],
       case 'show':
       case 'cancel':
         return await showOrCancel(command, client, argv, io);
+      case 'keys':
+        return await keys(client, argv, io);
     }
     return EXIT.usage;
   } catch (err) {
@@ -183,10 +188,10 @@ async function submit(client: Client, argv: readonly string[], io: CliIo): Promi
 async function list(client: Client, argv: readonly string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args: [...argv],
-    options: { state: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' } },
+    options: { state: { type: 'string' }, model: { type: 'string' }, key: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' } },
   });
   const q = new URLSearchParams();
-  for (const k of ['state', 'model', 'limit', 'cursor'] as const) if (values[k]) q.set(k, values[k]!);
+  for (const k of ['state', 'model', 'key', 'limit', 'cursor'] as const) if (values[k]) q.set(k, values[k]!);
   const { body } = await client.request('GET', `/jobs${q.size ? `?${q}` : ''}`);
   if (values.json) {
     io.stdout.write(JSON.stringify(body) + '\n');
@@ -210,5 +215,20 @@ async function showOrCancel(command: 'show' | 'cancel', client: Client, argv: re
   if (values.result && command === 'show') io.stdout.write(answerText(job) + '\n');
   else if (values.json || command === 'show') io.stdout.write(JSON.stringify(job, null, values.json ? 0 : 2) + '\n');
   else io.stdout.write(`${job.id} ${job.state}\n`);
+  return EXIT.ok;
+}
+
+async function keys(client: Client, argv: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({ args: [...argv], allowPositionals: true, options: { json: { type: 'boolean' } } });
+  if (positionals[0] === 'hash') {
+    // What token_sha256 holds, so the keys file need not hold the secret; the token never leaves this process.
+    const token = positionals[1] ?? (io.stdin.isTTY ? '' : (await readStdin(io)).trim());
+    if (!token) throw new ClientError(EXIT.usage, 'usage: foreman keys hash TOKEN   (or the token on stdin)');
+    io.stdout.write(createHash('sha256').update(token).digest('hex') + '\n');
+    return EXIT.ok;
+  }
+  if (positionals.length > 0) throw new ClientError(EXIT.usage, 'usage: foreman keys [--json] | foreman keys hash TOKEN');
+  const { body } = await client.request('GET', '/keys');
+  io.stdout.write(values.json ? JSON.stringify(body) + '\n' : renderKeys(body as KeysResponse));
   return EXIT.ok;
 }

@@ -14,7 +14,9 @@ export const DEMO_HELP = `Usage: foreman demo [serve flags]
 Runs foreman on 127.0.0.1:11435 in front of a simulated Ollama (foreman sim) on a
 free port, in one process. It makes a fresh random token and a temporary data dir
 (removed when it stops) unless --tokens or --data-dir are given; any other serve
-flag works too (e.g. --listen 127.0.0.1:0, --parallel 2). Ctrl-C stops both.
+flag works too (e.g. --listen 127.0.0.1:0, --parallel 2). Unless --aliases is
+given, claude-* and gpt-* model names run as llama3.2, so Claude Code and Codex
+work against the demo with only their base URL and the token. Ctrl-C stops both.
 `;
 
 const given = (argv: readonly string[], flag: string) => argv.some((a) => a === flag || a.startsWith(`${flag}=`));
@@ -33,7 +35,9 @@ export async function runDemo(argv: readonly string[], env: NodeJS.ProcessEnv, i
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   };
   // The demo's own choices come first; the caller's flags win over them.
-  const own = ['--upstream', sim.url, ...(given(argv, '--tokens') ? [] : ['--tokens', token]), ...(tempDir ? ['--data-dir', tempDir] : [])];
+  const own = ['--upstream', sim.url, ...(given(argv, '--tokens') ? [] : ['--tokens', token]), ...(tempDir ? ['--data-dir', tempDir] : []),
+    // Agents ask for their own vendor's models; the simulator has llama3.2.
+    ...(given(argv, '--aliases') ? [] : ['--aliases', 'claude-*=llama3.2,gpt-*=llama3.2'])];
   const config = configOrReport([...own, ...argv], env, io);
   const foreman = config && (await start(config, io));
   if (!config || !foreman) {
@@ -52,6 +56,7 @@ export async function runDemo(argv: readonly string[], env: NodeJS.ProcessEnv, i
   open      ${foreman.url}/ui#token=${encodeURIComponent(shown)}
   try       curl ${auth}${foreman.url}/api/chat -d '{"model":"llama3.2","messages":[{"role":"user","content":"Why queue?"}]}'
             FOREMAN_URL=${foreman.url} FOREMAN_TOKEN=${shown} node bin/foreman.js submit --model llama3.2 --prompt 'Why queue?' --wait
+  agents    ANTHROPIC_BASE_URL=${foreman.url} ANTHROPIC_AUTH_TOKEN=${shown} claude -p 'Why queue?'
   Ctrl-C stops both.
 `);
   await stopped;

@@ -3,15 +3,18 @@
 // the JobService owns state.
 
 import { createHash } from 'node:crypto';
-import type { Route } from './server.js';
-import { badRequest } from '../errors.js';
+import type { RequestContext, Route } from './server.js';
+import { badRequest, notFound } from '../errors.js';
 import { validateGeneration } from './generation-request.js';
 import { parsePriority } from './priority.js';
 import { checkWebhookUrl } from '../webhooks/dispatcher.js';
+import type { TargetPolicy } from '../webhooks/targets.js';
 import type { JobService } from '../jobs/service.js';
 import type { JobState } from '../jobs/records.js';
 import { parseJsonObject, readBody, sendJson } from './body.js';
 import { abortOnClientClose } from './passthrough.js';
+import { checkModel } from './sync-job.js';
+import { ANONYMOUS, maySee, priorityFor, type Key } from '../keys/keys-file.js';
 
 export const MAX_METADATA_BYTES = 16 * 1024;
 const MAX_IDEMPOTENCY_KEY = 255;
@@ -22,26 +25,45 @@ const STATES: readonly JobState[] = ['queued', 'working', 'completed', 'failed',
 export interface JobRouteDeps {
   jobs: JobService;
   maxBody: number;
+  /** Which webhook targets a submission may name (SPEC §5); the open policy when absent. */
+  webhookPolicy?: TargetPolicy;
+  /** Model aliases (SPEC §7): the target for a requested name, or null. */
+  aliasOf?: (model: string) => string | null;
 }
+
+const keyOf = (ctx: RequestContext): Key => ctx.key ?? ANONYMOUS;
 
 export function jobRoutes(deps: JobRouteDeps): Route[] {
   const { jobs } = deps;
+  /** The job, if the caller may see it: another key's job is as unknown as a missing one (SPEC §15). */
+  const own = (ctx: RequestContext, id: string) => {
+    const job = jobs.get(id);
+    if (!maySee(keyOf(ctx), job.key)) throw notFound(`job '${id}' not found`);
+    return job;
+  };
   return [
     {
       method: 'POST',
       path: '/jobs',
-      handler: async ({ req, res, logFields }) => {
+      handler: async (ctx) => {
+        const { req, res, logFields } = ctx;
+        const caller = keyOf(ctx);
         const raw = await readBody(req, deps.maxBody);
         const body = parseJsonObject(raw);
         const hasMessages = body.messages !== undefined;
         const hasPrompt = body.prompt !== undefined;
         if (hasMessages === hasPrompt) throw badRequest('a job body has either messages (chat) or prompt (generate)');
         const kind = hasMessages ? 'chat' : 'generate';
-        const request = validateGeneration(body, kind);
-        const priority = parsePriority(body.priority, 'priority') ?? 0;
+        const validated = validateGeneration(body, kind);
+        // An alias (SPEC §7) applies to async jobs too: the job is sent, grouped and recorded as its target.
+        const target = deps.aliasOf?.(validated.model) ?? null;
+        if (target !== null) logFields.alias = validated.model;
+        const request = target === null ? validated : { ...validated, model: target };
+        checkModel(caller, request.model);
+        const priority = priorityFor(caller, parsePriority(body.priority, 'priority'), 0);
         let webhookUrl: string | null = null;
         if (body.state_webhook_url !== undefined && body.state_webhook_url !== null) {
-          const problem = checkWebhookUrl(body.state_webhook_url);
+          const problem = checkWebhookUrl(body.state_webhook_url, deps.webhookPolicy);
           if (problem) throw badRequest(problem);
           webhookUrl = String(body.state_webhook_url);
         }
@@ -55,6 +77,7 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         }
         const forwarded: Record<string, unknown> = { ...body };
         for (const f of FOREMAN_FIELDS) delete forwarded[f];
+        if (target !== null) forwarded.model = target;
         delete forwarded.stream; // async jobs always stream from upstream and keep the merged result
         const { job, created } = await jobs.submit({
           kind,
@@ -63,17 +86,22 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
           priority,
           metadata,
           webhookUrl,
-          idempotency: typeof key === 'string' ? { key, hash: createHash('sha256').update(raw).digest('hex') } : null,
+          // Per key: another key's Idempotency-Key must neither find nor block this one's job.
+          idempotency: typeof key === 'string' ? { key: `${caller.name}:${key}`, hash: createHash('sha256').update(raw).digest('hex') } : null,
+          key: caller.name,
+          maxQueued: caller.maxQueued,
         });
         logFields.job = job.id;
         logFields.model = job.model;
-        sendJson(res, created ? 202 : 200, jobs.view(job), { location: `/jobs/${job.id}` });
+        sendJson(res, created ? 202 : 200, await jobs.view(job), { location: `/jobs/${job.id}` });
       },
     },
     {
       method: 'GET',
       path: '/jobs',
-      handler: ({ res, url }) => {
+      handler: async (ctx) => {
+        const { res, url } = ctx;
+        const caller = keyOf(ctx);
         const state = url.searchParams.get('state') ?? undefined;
         if (state !== undefined && !STATES.includes(state as JobState)) throw badRequest(`state must be one of ${STATES.join(', ')}`);
         const limitText = url.searchParams.get('limit') ?? '50';
@@ -82,10 +110,11 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         const page = jobs.list({
           state: state as JobState | undefined,
           model: url.searchParams.get('model') ?? undefined,
+          key: caller.admin ? url.searchParams.get('key') ?? undefined : caller.name,
           limit,
           cursor: url.searchParams.get('cursor') ?? undefined,
         });
-        sendJson(res, 200, { jobs: page.jobs.map((j) => jobs.view(j)), next_cursor: page.next });
+        sendJson(res, 200, { jobs: await Promise.all(page.jobs.map((j) => jobs.view(j))), next_cursor: page.next });
       },
     },
     {
@@ -93,35 +122,37 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
       path: '/jobs/:id',
       handler: async (ctx) => {
         const waitText = ctx.url.searchParams.get('wait');
-        let job = jobs.get(ctx.params.id!);
+        let job = own(ctx, ctx.params.id!);
         if (waitText !== null) {
           const seconds = Number(waitText);
           if (!Number.isFinite(seconds) || seconds < 0 || seconds > 300) throw badRequest('wait must be 0..300 seconds');
           job = await jobs.wait(job.id, seconds * 1000, abortOnClientClose(ctx).signal);
         }
-        if (!ctx.res.destroyed) sendJson(ctx.res, 200, jobs.view(job));
+        const view = await jobs.view(job);
+        if (!ctx.res.destroyed) sendJson(ctx.res, 200, view);
       },
     },
     {
       method: ['POST'],
       path: '/jobs/:id/cancel',
-      handler: async ({ res, params }) => sendJson(res, 200, jobs.view(await jobs.cancel(params.id!))),
+      handler: async (ctx) => sendJson(ctx.res, 200, await jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
     },
     {
       method: ['DELETE'],
       path: '/jobs/:id',
-      handler: async ({ res, params }) => sendJson(res, 200, jobs.view(await jobs.cancel(params.id!))),
+      handler: async (ctx) => sendJson(ctx.res, 200, await jobs.view(await jobs.cancel(own(ctx, ctx.params.id!).id))),
     },
     {
       method: 'GET',
       path: '/jobs/:id/events',
-      handler: ({ res, params }) => sendJson(res, 200, { events: jobs.events(params.id!) }),
+      handler: async (ctx) => sendJson(ctx.res, 200, { events: await jobs.events(own(ctx, ctx.params.id!).id) }),
     },
     {
       method: 'GET',
       path: '/jobs/:id/artifacts/:name',
-      handler: ({ res, params }) => {
-        const a = jobs.artifact(params.id!, params.name!);
+      handler: async (ctx) => {
+        const { res, params } = ctx;
+        const a = await jobs.artifact(own(ctx, params.id!).id, params.name!);
         res.writeHead(200, { 'content-type': a.contentType, 'content-length': a.bytes });
         res.end(a.body);
       },

@@ -12,7 +12,8 @@ import { validateGeneration, type GenerationKind } from './generation-request.js
 import { normalizeModel } from '../sched/model-group.js';
 import { parseJsonObject, readBody } from './body.js';
 import { abortOnClientClose, passthrough } from './passthrough.js';
-import { serveSyncJob, type SyncJobDeps } from './sync-job.js';
+import { checkModel, serveSyncJob, type SyncJobDeps } from './sync-job.js';
+import { ANONYMOUS } from '../keys/keys-file.js';
 import { namedHost, serveListing } from './hosts-routing.js';
 import { applyAlias } from './aliases.js';
 
@@ -38,6 +39,7 @@ export function embeddingRoute(path: string, deps: OllamaRouteDeps): Route {
       const raw = await readBody(ctx.req, deps.maxBody);
       const body = parseJsonObject(raw); // bad JSON is foreman's 400, not a wasted upstream round trip
       const model = typeof body.model === 'string' ? body.model : '';
+      if (model) checkModel(ctx.key ?? ANONYMOUS, model, deps.aliasOf);
       const controller = abortOnClientClose(ctx);
       const tried = new Set<Host>();
       for (;;) {
@@ -78,6 +80,7 @@ export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
       const body = parseJsonObject(plain);
       const { raw, request } = applyAlias(deps.aliasOf, body, plain, validateGeneration(body, kind), ctx.logFields);
       if (request.isLoadOnly && request.keepAliveZero) {
+        checkModel(ctx.key ?? ANONYMOUS, request.model);
         // An unload answers at once in Ollama and must not wait behind the queue.
         ctx.logFields.model = request.model;
         const host = ctx.req.headers['x-foreman-host'] ? namedHost(ctx, deps.hosts) : hostForModel(deps, request.model);

@@ -1,13 +1,17 @@
-// Operations: /health (open), /queue, /metrics and the /ui page (SPEC §9).
+// Operations: /health (open), /queue, /metrics (admin keys) and the /ui page (SPEC §9, §15).
 // Read-only views over what the scheduler, jobs and journal report.
 
 import type { Route } from './server.js';
 import { sendJson, sendText } from './body.js';
 import type { QueueSnapshot } from '../ops/queue-view.js';
 import { uiPageHeaders } from '../ops/ui-page.js';
+import { forbidden } from '../errors.js';
+import { ANONYMOUS, type Key } from '../keys/keys-file.js';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';
+  /** what is wrong, in words, when degraded */
+  reasons?: string[];
   upstream: { url: string; reachable: boolean; version: string | null; error?: string };
   /** with several hosts (SPEC §17): each one's state */
   hosts?: Array<{ name: string; url: string; state: 'up' | 'down'; version: string | null; error: string | null }>;
@@ -18,7 +22,8 @@ export interface HealthReport {
 
 export interface OpsRouteDeps {
   health(): Promise<HealthReport>;
-  queue(): QueueSnapshot;
+  /** The queue as this key may see it (SPEC §15: others' jobs hidden from a key that is not admin). */
+  queue(key: Key): QueueSnapshot;
   metrics(): string;
   metricsContentType: string;
   uiPage(): string;
@@ -36,8 +41,20 @@ export function opsRoutes(deps: OpsRouteDeps): Route[] {
         sendJson(res, 200, report, { 'cache-control': 'no-store' });
       },
     },
-    { method: 'GET', path: '/queue', handler: ({ res }) => sendJson(res, 200, deps.queue(), { 'cache-control': 'no-store' }) },
-    { method: 'GET', path: '/metrics', handler: ({ res }) => sendText(res, 200, deps.metrics(), deps.metricsContentType) },
+    {
+      method: 'GET',
+      path: '/queue',
+      handler: ({ res, key }) => sendJson(res, 200, deps.queue(key ?? ANONYMOUS), { 'cache-control': 'no-store' }),
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      handler: ({ res, key }) => {
+        // Every key's usage and every job's counts: for admins only (SPEC §15).
+        if (!(key ?? ANONYMOUS).admin) throw forbidden('/metrics is for admin keys');
+        sendText(res, 200, deps.metrics(), deps.metricsContentType);
+      },
+    },
     {
       method: 'GET',
       path: '/ui',

@@ -1,13 +1,16 @@
-// node:http server: the route table, token auth (Bearer or x-api-key), error rendering per surface,
+// http/ owns the wire: routes per surface, request validation, relaying upstream answers,
+// HTTP statuses and error bodies. The only folder that serves clients over node:http.
+//
+// node:http server: the route table, auth by key (Bearer or x-api-key), error rendering per surface,
 // one log line per request. Routes own parsing and answers; this file owns the edges.
 
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { badRequest, forbidden, methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sendError, type Surface } from './body.js';
 import type { BrowserPolicy } from './browser.js';
 import { normalizeTarget } from './path.js';
+import type { Key } from '../keys/keys-file.js';
 
 export interface RequestContext {
   readonly req: IncomingMessage;
@@ -15,6 +18,8 @@ export interface RequestContext {
   readonly url: URL;
   readonly params: Readonly<Record<string, string>>;
   readonly surface: Surface;
+  /** The key the caller presented (SPEC §15); null only on routes without auth when none was sent. */
+  readonly key: Key | null;
   /** Extra fields for the request's log line (model, job, queue_ms …); never prompts or tokens. */
   readonly logFields: Record<string, string | number | undefined>;
 }
@@ -59,33 +64,12 @@ function compile(route: Route): CompiledRoute {
   };
 }
 
-/**
- * The token a caller presents: `Authorization: Bearer …`, or `x-api-key: …` as
- * Anthropic clients send it (SPEC §8). Bearer wins when both are there.
- */
-export function presentedToken(headers: IncomingHttpHeaders): string | null {
-  const m = /^Bearer\s+(.+)$/i.exec(headers.authorization ?? '');
-  if (m) return m[1]!.trim();
-  const key = headers['x-api-key'];
-  return typeof key === 'string' && key.trim() !== '' ? key.trim() : null;
-}
-
-/** Constant-time check against every configured token (hashing first makes the lengths equal). */
-export function createTokenCheck(tokens: readonly string[]): (headers: IncomingHttpHeaders) => boolean {
-  const digests = tokens.map((t) => createHash('sha256').update(t).digest());
-  return (headers) => {
-    if (digests.length === 0) return true;
-    const token = presentedToken(headers);
-    const given = createHash('sha256').update(token ?? '').digest();
-    let ok = false;
-    for (const d of digests) ok = timingSafeEqual(d, given) || ok;
-    return ok && token !== null;
-  };
-}
-
 export interface ServerOptions {
   routes: readonly Route[];
-  tokens: readonly string[];
+  /** The key a request's headers present, or null (KeyRegistry.authenticate). */
+  authenticate(headers: IncomingMessage['headers']): Key | null;
+  /** An authenticated request arrived (usage per key and surface). */
+  onRequest?(key: Key, path: string): void;
   log: Logger;
   /** CORS and the Host rule (SPEC §13); absent, no browser checks (unit tests of routing). */
   browser?: BrowserPolicy;
@@ -105,7 +89,6 @@ export function surfaceOf(pathname: string): Surface {
 
 export function createHttpServer(options: ServerOptions): Server {
   const routes = options.routes.map(compile);
-  const isAuthorized = createTokenCheck(options.tokens);
   const log = options.log;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -155,19 +138,24 @@ export function createHttpServer(options: ServerOptions): Server {
         }
         if (!r.wildcard) exactPathMatched = true;
       }
+      const key = options.authenticate(req.headers);
       if (!route || !match) {
-        // Without a good token a caller learns nothing about which paths exist (SPEC §8).
-        if (!isAuthorized(req.headers)) throw unauthorized();
+        // Without a good token, an unknown path is 401: what exists is no stranger's business (SPEC §8).
+        if (key === null) throw unauthorized();
         if (pathMatched) {
           const allowed = routes.filter((r) => !r.wildcard && r.pattern.test(url.pathname)).flatMap((r) => r.methods);
           throw methodNotAllowed([...new Set(allowed)]);
         }
         throw notFound(`404 page not found`);
       }
-      if (route.auth && !isAuthorized(req.headers)) throw unauthorized();
+      if (route.auth) {
+        if (key === null) throw unauthorized();
+        logFields.key = key.name;
+        options.onRequest?.(key, url.pathname);
+      }
       const params: Record<string, string> = {};
       route.names.forEach((name, i) => (params[name] = safeDecode(match![i + 1]!)));
-      await route.handler({ req, res, url, params, surface, logFields });
+      await route.handler({ req, res, url, params, surface, key, logFields });
     } catch (err) {
       // The caller hung up: whatever failed after that failed because of it. Not a 500, not a stack (SPEC §8).
       if (req.socket.destroyed || res.destroyed) {

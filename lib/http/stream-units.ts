@@ -3,7 +3,9 @@
 // unit that ends a stream foreman saw fail, and how to tell a stream that ended
 // properly. Upstream's own units pass through untouched; these are the only additions.
 
+import type { IncomingHttpHeaders } from 'node:http';
 import type { GenerationKind } from './generation-request.js';
+import { anthropicErrorType } from '../errors.js';
 
 const SSE_KINDS: ReadonlySet<GenerationKind> = new Set([
   'openai-chat', 'openai-completion', 'openai-responses', 'anthropic-messages', 'openai-transcription',
@@ -15,15 +17,27 @@ export function isSseKind(kind: GenerationKind): boolean {
 
 const ANTHROPIC_PING = Buffer.from('event: ping\ndata: {"type": "ping"}\n\n');
 const SSE_COMMENT = Buffer.from(': ping\n\n');
+const RESPONSES_KEEPALIVE = Buffer.from('event: keepalive\ndata: {"type":"keepalive","sequence_number":0}\n\n');
+
+/** Codex names itself in `originator` (codex_exec, codex_cli_rs, codex_vscode …). */
+function isCodex(headers: IncomingHttpHeaders): boolean {
+  const originator = headers.originator;
+  return typeof originator === 'string' && originator.toLowerCase().startsWith('codex');
+}
 
 /**
- * A unit the surface's clients read as "nothing yet". Native: an empty
- * done:false chunk (a blank line breaks the official clients). Anthropic: the
- * `ping` event Anthropic's own API sends. OpenAI SSE: a comment line, which
- * every SSE parser skips.
+ * A unit the surface's clients read as "nothing yet" (measured with the real
+ * clients, ADR 0018). Native: an empty done:false chunk (a blank line breaks
+ * the official clients). Anthropic: the `ping` event Anthropic's own API sends.
+ * OpenAI SSE: a comment line, which every SSE parser skips. Responses to Codex:
+ * a `keepalive` event (OpenAI's own type), because Codex's idle timer ignores
+ * comments and gives up after stream_idle_timeout_ms; openai-node's
+ * responses.stream() helper, on the other hand, throws on any event before
+ * response.created, so everyone else gets the comment.
  */
-export function heartbeatUnit(kind: GenerationKind, model: string): Uint8Array {
+export function heartbeatUnit(kind: GenerationKind, model: string, headers: IncomingHttpHeaders = {}): Uint8Array {
   if (kind === 'anthropic-messages') return ANTHROPIC_PING;
+  if (kind === 'openai-responses' && isCodex(headers)) return RESPONSES_KEEPALIVE;
   if (isSseKind(kind)) return SSE_COMMENT;
   const created_at = new Date().toISOString();
   const body = kind === 'chat'
@@ -38,9 +52,10 @@ export function heartbeatUnit(kind: GenerationKind, model: string): Uint8Array {
  * (with an `error` object too, which is what openai-node throws on);
  * `data: {"error":…}` for chat completions; `{"error":…}` for NDJSON.
  */
-export function errorUnit(kind: GenerationKind, message: string): Uint8Array {
+export function errorUnit(kind: GenerationKind, message: string, status = 502): Uint8Array {
   if (kind === 'anthropic-messages') {
-    const data = { type: 'error', error: { type: 'api_error', message } };
+    // The status the error would have had before the stream began picks its type (overloaded_error, not_found_error …).
+    const data = { type: 'error', error: { type: anthropicErrorType(status), message } };
     return Buffer.from(`event: error\ndata: ${JSON.stringify(data)}\n\n`);
   }
   if (kind === 'openai-responses') {

@@ -2,7 +2,7 @@
 // job starts, upstream's status, headers and body reach it unchanged, one line
 // or event per write (SPEC §2, §7). Shared by the native and /v1 surfaces.
 
-import { describeNetworkError, internal, isHttpError, shuttingDown, StopReason, upstreamUnreachable, type HttpError } from '../errors.js';
+import { describeNetworkError, forbidden, internal, isHttpError, shuttingDown, StopReason, upstreamUnreachable, type HttpError } from '../errors.js';
 import { groupKey } from '../sched/model-group.js';
 import { newJobId } from '../jobs/ids.js';
 import { parsePriority } from './priority.js';
@@ -15,6 +15,7 @@ import { writeIfRoom } from './unit-writer.js';
 import { sendError } from './body.js';
 import { endOfStream, errorUnit, heartbeatUnit, isSseKind } from './stream-units.js';
 import type { RequestContext } from './server.js';
+import { ANONYMOUS, mayUseModel, priorityFor, type Key } from '../keys/keys-file.js';
 
 export interface SyncJobDeps {
   scheduler: Scheduler;
@@ -24,7 +25,15 @@ export interface SyncJobDeps {
   /** Model aliases (SPEC §7): the target for a requested name, or null. */
   aliasOf?: (model: string) => string | null;
   /** Called once per finished stream with what the relay saw (metrics). */
-  observe?: (info: { model: string; kind: GenerationKind; relay: RelayResult | null; ttftMs: number | null }) => void;
+  observe?: (info: { model: string; kind: GenerationKind; key: string; relay: RelayResult | null; ttftMs: number | null }) => void;
+}
+
+/** 403 unless the key may use the model, by the name asked or the model an alias sends it to (SPEC §15 `models`). */
+export function checkModel(key: Key, model: string, aliasOf?: (model: string) => string | null): void {
+  if (mayUseModel(key, model)) return;
+  const target = aliasOf?.(model);
+  if (target && mayUseModel(key, target)) return;
+  throw forbidden(`key '${key.name}' may not use model '${model}'`);
 }
 
 export interface SyncJobRequest {
@@ -48,7 +57,10 @@ function framingOf(contentType: string | null): Framing {
 export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: SyncJobRequest): Promise<void> {
   const { req, res, surface } = ctx;
   const kind = job.kind;
-  const priority = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority') ?? deps.syncPriority;
+  const key = ctx.key ?? ANONYMOUS;
+  checkModel(key, job.request.model, deps.aliasOf);
+  const asked = parsePriority(req.headers['x-foreman-priority'], 'X-Foreman-Priority');
+  const priority = priorityFor(key, asked, key.syncPriority ?? deps.syncPriority);
   const id = newJobId('s_');
   const model = job.request.model; // as sent; the group key normalises
   const streamed = job.request.stream && !job.request.isLoadOnly;
@@ -68,7 +80,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   const fail = async (err: HttpError) => {
     if (!res.headersSent) sendError(res, err, surface);
     else {
-      await writeUnit(res, errorUnit(kind, err.message));
+      await writeUnit(res, errorUnit(kind, err.message, err.status));
       res.end();
     }
   };
@@ -87,20 +99,32 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     ctx.logFields.queue_ms = rc.queueMs;
     if (res.destroyed) return 'cancelled';
     let upstreamRes: UpstreamResponse;
+    if (rc.host !== undefined) ctx.logFields.host = rc.host;
     try {
-      upstreamRes = await deps.upstream.send(job.upstreamPath, {
+      upstreamRes = await (rc.upstream ?? deps.upstream).send(job.upstreamPath, {
         body: job.raw, signal: rc.signal, headers: forwardableHeaders(req.headers),
       });
     } catch (err) {
       if (rc.signal.aborted) return 'cancelled';
-      await fail(isHttpError(err) ? err : upstreamUnreachable(describeNetworkError(err)));
+      const error = isHttpError(err) ? err : upstreamUnreachable(describeNetworkError(err));
+      // Several hosts: nothing reached the caller from this host, so another host serves it unseen (SPEC §17).
+      if (error.code === 'upstream_unreachable' && rc.failover?.(error.message)) {
+        jobStarted = false;
+        armHeartbeat();
+        return 'requeued';
+      }
+      await fail(error);
       return 'failed';
     }
     rc.upstreamAnswered();
-    const foremanHeaders = { 'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)) };
+    if (upstreamRes.status === 404) rc.modelMissing?.();
+    const foremanHeaders: Record<string, string> = {
+      'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)), 'x-foreman-priority': String(priority),
+    };
+    if (rc.host !== undefined) foremanHeaders['x-foreman-host'] = rc.host;
     if (heartbeatStarted) {
       if (!upstreamRes.ok) {
-        await writeUnit(res, errorUnit(kind, await readUpstreamError(upstreamRes)));
+        await writeUnit(res, errorUnit(kind, await readUpstreamError(upstreamRes), upstreamRes.status));
         res.end();
         return 'failed';
       }
@@ -122,13 +146,16 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     else res.end();
     // Time to first token means a streamed chunk; a whole JSON answer has no first token to time.
     const ttftMs = relay.firstUnitMs === null || framing === 'raw' ? null : started - runStarted + relay.firstUnitMs;
-    deps.observe?.({ model, kind: job.kind, relay, ttftMs });
+    deps.observe?.({ model, kind: job.kind, key: key.name, relay, ttftMs });
     if (relay.outcome === 'client_gone' || rc.signal.aborted) return 'cancelled';
     return relay.outcome === 'done' && upstreamRes.ok ? 'completed' : 'failed';
   };
 
   // Armed before enqueue: a job may start synchronously inside enqueue, and then no beat may follow.
-  if (streamed && deps.heartbeatMs > 0) {
+  // Armed again when a failed-over job waits for another host.
+  function armHeartbeat() {
+    if (!streamed || deps.heartbeatMs <= 0 || res.destroyed) return;
+    let ticking = false;
     heartbeat = setTimeout(function beat() {
       if (jobStarted || res.destroyed) return stopHeartbeat();
       if (!heartbeatStarted) {
@@ -136,24 +163,35 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
         res.writeHead(200, {
           'content-type': isSseKind(kind) ? SSE : NDJSON,
           'x-foreman-job-id': id,
+          'x-foreman-priority': String(priority),
         });
+      }
+      if (!ticking) {
+        ticking = true;
         heartbeat = setInterval(beat, deps.heartbeatMs);
       }
-      writeIfRoom(res, heartbeatUnit(kind, job.request.model));
+      writeIfRoom(res, heartbeatUnit(kind, job.request.model, req.headers));
     }, deps.heartbeatMs);
   }
+  armHeartbeat();
   try {
     deps.scheduler.enqueue({
-      id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind,
+      id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind, key: key.name,
+      session: sessionOf(req.headers),
+      bytes: job.raw.length,
       run: (rc) =>
         run(rc)
-          .catch((err) => {
+          .then((state) => {
+            // A failed-over job is back in the queue: its caller keeps waiting.
+            if (state !== 'requeued') settle();
+            return state;
+          }, (err) => {
             // A bug must not leave the caller hanging: answer 500, or cut the stream.
             if (!res.headersSent) sendError(res, internal(), surface);
             else res.destroy();
+            settle();
             throw err;
-          })
-          .finally(settle),
+          }),
       dropped: (reason) => {
         stopHeartbeat();
         if (reason === 'shutdown') void fail(shuttingDown()).finally(settle);
@@ -168,4 +206,16 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
 
   await finished;
   stopHeartbeat();
+}
+
+/** The headers agents send to keep a session's turns together (SPEC §17). */
+const SESSION_HEADERS = ['session-id', 'x-session-id', 'x-session-affinity', 'x-claude-code-session-id'];
+
+export function sessionOf(headers: Record<string, string | string[] | undefined>): string | null {
+  for (const name of SESSION_HEADERS) {
+    const v = headers[name];
+    const text = Array.isArray(v) ? v[0] : v;
+    if (text && text.trim()) return text.trim().slice(0, 256);
+  }
+  return null;
 }

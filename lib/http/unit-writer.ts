@@ -42,13 +42,13 @@ export function chunkFrames(units: readonly Uint8Array[]): Buffer {
 }
 
 /**
- * Writes `units` (each a complete line or event) with one write(). Returns write()'s answer:
+ * Writes `units` (each a complete line or event) with one write() of one buffer, even for a
+ * single unit (node's own framing costs four socket writes per unit). Returns write()'s answer:
  * false means the socket buffer is full and the caller should wait for 'drain'.
  * Headers must have been sent (writeHead) when the response is chunked.
  */
 export function writeUnits(res: ServerResponse, units: readonly Uint8Array[]): boolean {
   if (units.length === 0) return !res.writableNeedDrain;
-  if (units.length === 1) return res.write(units[0]!);
   if (res.chunkedEncoding && res.headersSent) {
     // node frames each write() as one chunk; we hand it the frames ready made, so for this one
     // call it must not frame again. Restored at once: res.end() still writes the last chunk.
@@ -61,7 +61,7 @@ export function writeUnits(res: ServerResponse, units: readonly Uint8Array[]): b
     }
   }
   // A length-delimited or close-delimited body has no frames: the bytes alone.
-  return res.write(Buffer.concat(units));
+  return res.write(units.length === 1 ? units[0]! : Buffer.concat(units));
 }
 
 /**

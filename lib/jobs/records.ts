@@ -1,6 +1,8 @@
-// Async job state as data: the journal records, the reducer that replays them,
-// the public record view and the webhook/event payloads (SPEC §4, §5).
-// Pure: no I/O, no clock; jobs.ts owns the effects.
+// Async job state as data: the journal records and their shapes, the reducer that replays
+// them, the public record view and the webhook/event payloads (SPEC §4, §5, §6).
+// Pure: no I/O, no clock; service.ts owns the effects, store.ts the files.
+
+import { groupKey } from '../sched/model-group.js';
 
 export type JobState = 'queued' | 'working' | 'completed' | 'failed' | 'cancelled';
 export type JobKind = 'chat' | 'generate';
@@ -32,11 +34,28 @@ export interface WebhookProgress {
   retry: { seq: number; attempts: number; nextAt: number } | null;
 }
 
+export interface ArtifactSize {
+  name: string;
+  bytes: number;
+}
+
+/** What memory keeps of a result: its file's size and the artifacts' sizes (the text stays on disk). */
+export interface ResultSummary {
+  bytes: number;
+  artifacts: ArtifactSize[];
+}
+
+/**
+ * A job as memory holds it (SPEC §16): small. The request body stays on disk (a kept journal line
+ * or DATA_DIR/bodies/ID.json), the result in DATA_DIR/results/ID.json.
+ */
 export interface Job {
   id: string;
   model: string;
   kind: JobKind;
   priority: number;
+  /** the name of the key that made it (SPEC §15); null for jobs from before keys existed */
+  key: string | null;
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
@@ -44,11 +63,16 @@ export interface Job {
   state: JobState;
   metadata: unknown;
   webhookUrl: string | null;
-  /** the body forwarded upstream (foreman's own fields removed) */
-  body: Record<string, unknown>;
   idempotency: { key: string; hash: string } | null;
-  /** upstream's final response merged from the stream (response.json) */
-  response: Record<string, unknown> | null;
+  /** the queue group, fixed at submission (model plus load options) */
+  group: string;
+  /** bytes of the forwarded body: what the job counts against max_queue_bytes */
+  bodyBytes: number;
+  /** body in DATA_DIR/bodies/ID.json (large) rather than in the kept submit line */
+  bodyFile: boolean;
+  result: ResultSummary | null;
+  /** a result journaled inline by an earlier version; new results live in files */
+  response?: Record<string, unknown>;
   error: JobError | null;
   transitions: Transition[];
   webhook: WebhookProgress;
@@ -57,12 +81,14 @@ export interface Job {
 /** Journal records. `t` tags the kind; each is one JSON line. */
 export type JobRecord =
   | { t: 'submit'; id: string; at: number; model: string; kind: JobKind; priority: number; metadata: unknown;
-      webhook_url: string | null; body: Record<string, unknown>; idem: { key: string; hash: string } | null }
-  | { t: 'state'; id: string; at: number; state: JobState; attempts: number; error?: JobError | null }
-  | { t: 'result'; id: string; at: number; response: Record<string, unknown> }
+      webhook_url: string | null; idem: { key: string; hash: string } | null; key?: string | null;
+      /** inline body (the line is kept until the job ends), or absent with body_file */
+      body?: Record<string, unknown>; body_file?: boolean; bytes?: number; group?: string }
+  | { t: 'state'; id: string; at: number; state: JobState; attempts: number; error?: JobError | null; seq?: number }
+  | { t: 'result'; id: string; at: number; bytes?: number; artifacts?: ArtifactSize[]; response?: Record<string, unknown> }
   | { t: 'webhook'; id: string; seq: number; outcome: 'delivered' | 'retrying' | 'gone' | 'exhausted';
       attempts: number; next_at: number | null; error: string | null }
-  | { t: 'job'; job: Job };
+  | { t: 'job'; job: Job & { body?: Record<string, unknown> } };
 
 export function newWebhookProgress(): WebhookProgress {
   return { settledSeq: 0, delivered: 0, gone: false, lastError: null, retry: null };
@@ -70,9 +96,12 @@ export function newWebhookProgress(): WebhookProgress {
 
 export function jobFromSubmit(r: Extract<JobRecord, { t: 'submit' }>): Job {
   return {
-    id: r.id, model: r.model, kind: r.kind, priority: r.priority, createdAt: r.at, startedAt: null, finishedAt: null,
-    attempts: 0, state: 'queued', metadata: r.metadata, webhookUrl: r.webhook_url, body: r.body, idempotency: r.idem,
-    response: null, error: null, transitions: [{ seq: 1, state: 'queued', prev: null, at: r.at, attempts: 0 }],
+    id: r.id, model: r.model, kind: r.kind, priority: r.priority, key: r.key ?? null, createdAt: r.at, startedAt: null, finishedAt: null,
+    attempts: 0, state: 'queued', metadata: r.metadata, webhookUrl: r.webhook_url, idempotency: r.idem,
+    group: r.group ?? groupKey(r.model, r.body?.options),
+    bodyBytes: r.bytes ?? (r.body ? Buffer.byteLength(JSON.stringify(r.body)) : 0),
+    bodyFile: r.body_file === true,
+    result: null, error: null, transitions: [{ seq: 1, state: 'queued', prev: null, at: r.at, attempts: 0 }],
     webhook: newWebhookProgress(),
   };
 }
@@ -91,19 +120,135 @@ export function applyState(job: Job, state: JobState, at: number, attempts: numb
   return t;
 }
 
+/** Delivery progress; a settled event already reflected (a snapshot written after it) is not counted twice. */
 export function applyWebhook(job: Job, r: Extract<JobRecord, { t: 'webhook' }>): void {
   const w = job.webhook;
+  if (r.seq <= w.settledSeq) return;
   if (r.outcome === 'retrying') {
     w.retry = { seq: r.seq, attempts: r.attempts, nextAt: r.next_at ?? 0 };
     w.lastError = r.error;
     return;
   }
   w.retry = null;
-  w.settledSeq = Math.max(w.settledSeq, r.seq);
+  w.settledSeq = r.seq;
   if (r.outcome === 'delivered') w.delivered++;
   // Events dropped after a 410 are not delivery attempts: last_error keeps the receiver's answer.
   else if (!w.gone) w.lastError = r.error ?? r.outcome;
   if (r.outcome === 'gone') w.gone = true;
+}
+
+// ---- record shapes (SPEC §6: replay checks each record before trusting it) ----
+
+const STATES: ReadonlySet<string> = new Set(['queued', 'working', 'completed', 'failed', 'cancelled']);
+const OUTCOMES: ReadonlySet<string> = new Set(['delivered', 'retrying', 'gone', 'exhausted']);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isStrOrNull = (v: unknown) => v === null || isStr(v);
+const isTimeOrNull = (v: unknown) => v === null || isTime(v);
+const isError = (v: unknown) => v === null || v === undefined || (isObject(v) && isStr(v.message));
+const isIdem = (v: unknown) => v === null || v === undefined || (isObject(v) && isStr(v.key) && isStr(v.hash));
+const isKind = (v: unknown) => v === 'chat' || v === 'generate';
+const isArtifacts = (v: unknown) => Array.isArray(v) && v.every((a) => isObject(a) && isStr(a.name) && isInt(a.bytes));
+
+function isTransition(v: unknown): boolean {
+  return isObject(v) && isInt(v.seq) && STATES.has(v.state as string) && (v.prev === null || STATES.has(v.prev as string))
+    && isTime(v.at) && isInt(v.attempts);
+}
+
+function isWebhookProgress(v: unknown): boolean {
+  if (!isObject(v) || !isInt(v.settledSeq) || !isInt(v.delivered) || typeof v.gone !== 'boolean' || !isStrOrNull(v.lastError)) return false;
+  return v.retry === null || (isObject(v.retry) && isInt(v.retry.seq) && isInt(v.retry.attempts) && isTime(v.retry.nextAt));
+}
+
+function isSnapshot(j: unknown): boolean {
+  if (!isObject(j)) return false;
+  return isStr(j.id) && isStr(j.model) && isKind(j.kind) && isInt(j.priority) && isTime(j.createdAt)
+    && isTimeOrNull(j.startedAt) && isTimeOrNull(j.finishedAt) && isInt(j.attempts) && STATES.has(j.state as string)
+    && isStrOrNull(j.webhookUrl) && isIdem(j.idempotency) && isError(j.error) && (j.key === undefined || isStrOrNull(j.key))
+    && Array.isArray(j.transitions) && j.transitions.length > 0 && j.transitions.every(isTransition)
+    && isWebhookProgress(j.webhook)
+    && (j.result === undefined || j.result === null || (isObject(j.result) && isInt(j.result.bytes) && isArtifacts(j.result.artifacts)))
+    && (j.body === undefined || isObject(j.body)) && (j.response === undefined || j.response === null || isObject(j.response));
+}
+
+/** The record if it is a well-formed record of its type, else null (skipped and counted at replay). */
+export function parseJobRecord(raw: unknown): JobRecord | null {
+  if (!isObject(raw)) return null;
+  const r = raw;
+  switch (r.t) {
+    case 'submit':
+      return isStr(r.id) && isTime(r.at) && isStr(r.model) && isKind(r.kind) && isInt(r.priority) && isStrOrNull(r.webhook_url)
+        && isIdem(r.idem) && (isObject(r.body) || (r.body_file === true && isInt(r.bytes)))
+        && (r.group === undefined || isStr(r.group)) && (r.bytes === undefined || isInt(r.bytes))
+        && (r.key === undefined || isStrOrNull(r.key))
+        ? (r as JobRecord) : null;
+    case 'state':
+      return isStr(r.id) && isTime(r.at) && STATES.has(r.state as string) && isInt(r.attempts) && isError(r.error)
+        && (r.seq === undefined || isInt(r.seq)) ? (r as JobRecord) : null;
+    case 'result':
+      return isStr(r.id) && isTime(r.at) && (isObject(r.response) || (isInt(r.bytes) && isArtifacts(r.artifacts)))
+        ? (r as JobRecord) : null;
+    case 'webhook':
+      return isStr(r.id) && isInt(r.seq) && OUTCOMES.has(r.outcome as string) && isInt(r.attempts)
+        && isTimeOrNull(r.next_at) && isStrOrNull(r.error) ? (r as JobRecord) : null;
+    case 'job':
+      return isSnapshot(r.job) ? (r as JobRecord) : null;
+    default:
+      return null;
+  }
+}
+
+/**
+ * Rebuilds jobs from journal records in file order (start-up replay, SPEC §6). Records are
+ * applied idempotently: a compaction snapshot may already reflect records written after it.
+ */
+export class JobReplay {
+  readonly jobs = new Map<string, Job>();
+  /** well-formed records naming an unknown job; skipped */
+  orphans = 0;
+
+  /**
+   * For the journal's replay visitor: false = malformed (the journal counts it as a bad line),
+   * the job id = keep this line (it holds the body of a job that has not ended), else true.
+   */
+  visit = (raw: object): boolean | string => {
+    const r = parseJobRecord(raw);
+    if (!r) return false;
+    return this.apply(r);
+  };
+
+  apply(r: JobRecord): boolean | string {
+    if (r.t === 'job') {
+      const { body, ...snapshot } = r.job;
+      const job: Job = { ...snapshot, key: snapshot.key ?? null /* compacted before keys existed */, result: snapshot.result ?? null, group: snapshot.group ?? groupKey(snapshot.model, body?.options),
+        bodyBytes: snapshot.bodyBytes ?? (body ? Buffer.byteLength(JSON.stringify(body)) : 0), bodyFile: snapshot.bodyFile === true };
+      if (job.response === null) delete job.response;
+      this.jobs.set(job.id, job);
+      // A snapshot of an earlier version carried the body itself: keep its line while the job may run.
+      return body && !isTerminal(job.state) ? job.id : true;
+    }
+    if (r.t === 'submit') {
+      // Already known from a snapshot: this is its kept body line, copied ahead of the snapshot.
+      if (!this.jobs.has(r.id)) this.jobs.set(r.id, jobFromSubmit(r));
+      return r.body ? r.id : true;
+    }
+    const job = this.jobs.get(r.id);
+    if (!job) {
+      this.orphans++;
+      return true;
+    }
+    if (r.t === 'state') {
+      if (r.seq === undefined || r.seq > job.transitions.length) applyState(job, r.state, r.at, r.attempts, r.error ?? null);
+    } else if (r.t === 'result') {
+      if (r.response) {
+        job.response = r.response;
+        job.result = { bytes: Buffer.byteLength(JSON.stringify(r.response)), artifacts: artifactsOf(job, r.response).map(({ name, bytes }) => ({ name, bytes })) };
+      } else job.result = { bytes: r.bytes!, artifacts: r.artifacts! };
+    } else applyWebhook(job, r);
+    return true;
+  }
 }
 
 export interface ReplayResult {
@@ -112,35 +257,17 @@ export interface ReplayResult {
   orphans: number;
 }
 
-/** Rebuilds every job from journal records, in file order. */
+/** Rebuilds every job from journal records, in file order (malformed ones count as orphans). */
 export function replayRecords(records: Iterable<unknown>): ReplayResult {
-  const jobs = new Map<string, Job>();
-  let orphans = 0;
-  for (const raw of records) {
-    const r = raw as JobRecord;
-    if (!r || typeof r !== 'object') {
-      orphans++;
-      continue;
-    }
-    if (r.t === 'job') {
-      jobs.set(r.job.id, r.job);
-      continue;
-    }
-    if (r.t === 'submit') {
-      jobs.set(r.id, jobFromSubmit(r));
-      continue;
-    }
-    const job = jobs.get((r as { id: string }).id);
-    if (!job) {
-      orphans++;
-      continue;
-    }
-    if (r.t === 'state') applyState(job, r.state, r.at, r.attempts, r.error ?? null);
-    else if (r.t === 'result') job.response = r.response;
-    else if (r.t === 'webhook') applyWebhook(job, r);
-    else orphans++;
-  }
-  return { jobs, orphans };
+  const replay = new JobReplay();
+  let bad = 0;
+  for (const raw of records) if (replay.visit(raw as object) === false) bad++;
+  return { jobs: replay.jobs, orphans: replay.orphans + bad };
+}
+
+/** The compaction snapshot of a job: everything but the body and the result text. */
+export function snapshotRecord(job: Job): JobRecord {
+  return { t: 'job', job };
 }
 
 // ---- views ----
@@ -163,13 +290,19 @@ function messageOf(response: Record<string, unknown> | null): Record<string, unk
 const artifactCache = new WeakMap<object, Artifact[]>();
 
 /** content.txt, thinking.txt, tool_calls.json, response.json — derived from the merged response. */
-export function artifactsOf(job: Job): Artifact[] {
-  if (!job.response) return [];
-  const cached = artifactCache.get(job.response);
+export function artifactsOf(job: Job, response: Record<string, unknown> | null = job.response ?? null): Artifact[] {
+  if (!response) return [];
+  const cached = artifactCache.get(response);
   if (cached) return cached;
-  const artifacts = deriveArtifacts(job, job.response);
-  artifactCache.set(job.response, artifacts);
+  const artifacts = deriveArtifacts(job, response);
+  artifactCache.set(response, artifacts);
   return artifacts;
+}
+
+/** The artifact list of a record ({name, bytes, url}): from the summary, no need to read the result. */
+export function artifactList(job: Job): Array<{ name: string; bytes: number; url: string }> {
+  const sizes = job.result?.artifacts ?? [];
+  return sizes.map(({ name, bytes }) => ({ name, bytes, url: `/jobs/${encodeURIComponent(job.id)}/artifacts/${name}` }));
 }
 
 function deriveArtifacts(job: Job, response: Record<string, unknown>): Artifact[] {
@@ -190,16 +323,16 @@ function deriveArtifacts(job: Job, response: Record<string, unknown>): Artifact[
 
 const RESULT_FIELDS = ['done_reason', 'total_duration', 'load_duration', 'prompt_eval_count', 'prompt_eval_duration', 'eval_count', 'eval_duration'];
 
-export function resultOf(job: Job): Record<string, unknown> | null {
-  if (!job.response) return null;
+export function resultOf(job: Job, response: Record<string, unknown> | null = job.response ?? null): Record<string, unknown> | null {
+  if (!response) return null;
   const out: Record<string, unknown> = {};
-  if (job.kind === 'chat') out.message = job.response.message ?? null;
+  if (job.kind === 'chat') out.message = response.message ?? null;
   else {
-    out.response = job.response.response ?? '';
-    if (job.response.thinking) out.thinking = job.response.thinking;
-    if (job.response.tool_calls) out.tool_calls = job.response.tool_calls;
+    out.response = response.response ?? '';
+    if (response.thinking) out.thinking = response.thinking;
+    if (response.tool_calls) out.tool_calls = response.tool_calls;
   }
-  for (const f of RESULT_FIELDS) if (job.response[f] !== undefined) out[f] = job.response[f];
+  for (const f of RESULT_FIELDS) if (response[f] !== undefined) out[f] = response[f];
   return out;
 }
 
@@ -211,13 +344,16 @@ export interface RecordViewOptions {
 }
 
 /** The public job record (SPEC §4 record fields). */
-export function jobView(job: Job, options: RecordViewOptions = {}): Record<string, unknown> {
+export function jobView(
+  job: Job, options: RecordViewOptions = {}, response: Record<string, unknown> | null = job.response ?? null,
+): Record<string, unknown> {
   return {
     id: job.id,
     state: job.state,
     model: job.model,
     kind: job.kind,
     priority: job.priority,
+    key: job.key,
     created_at: iso(job.createdAt),
     started_at: iso(job.startedAt),
     finished_at: iso(job.finishedAt),
@@ -225,9 +361,9 @@ export function jobView(job: Job, options: RecordViewOptions = {}): Record<strin
     ...(job.state === 'queued' ? { queue_position: options.queuePosition ?? null } : {}),
     metadata: job.metadata ?? null,
     state_webhook_url: job.webhookUrl,
-    result: resultOf(job),
+    result: resultOf(job, response),
     error: job.error,
-    artifacts: artifactsOf(job).map(({ name, bytes, url }) => ({ name, bytes, url })),
+    artifacts: artifactList(job),
     webhook: job.webhookUrl
       ? { delivered: job.webhook.delivered, pending: options.pendingWebhooks ?? 0, last_error: job.webhook.lastError }
       : null,
@@ -239,12 +375,14 @@ export function jobView(job: Job, options: RecordViewOptions = {}): Record<strin
  * Deterministic, so a retry after a restart sends the same bytes under the same webhook-id.
  * The result is cut at maxResultBytes and marked truncated (SPEC §5).
  */
-export function eventPayload(job: Job, seq: number, maxResultBytes: number): Record<string, unknown> {
+export function eventPayload(
+  job: Job, seq: number, maxResultBytes: number, response: Record<string, unknown> | null = job.response ?? null,
+): Record<string, unknown> {
   const t = job.transitions[seq - 1]!;
   let startedAt: number | null = null;
   for (let i = seq - 1; i >= 0 && startedAt === null; i--) if (job.transitions[i]!.state === 'working') startedAt = job.transitions[i]!.at;
   const terminal = isTerminal(t.state);
-  const view = jobView(job);
+  const view = jobView(job, {}, response);
   view.state = t.state;
   view.attempts = t.attempts;
   view.started_at = t.state === 'queued' ? null : iso(startedAt);

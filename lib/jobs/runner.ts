@@ -1,15 +1,17 @@
 // One run of an async job against upstream: stream the answer, merge it, and say how the
-// run ended. It changes no job state; jobs.ts turns the outcome into transitions.
+// run ended. It changes no job state; service.ts turns the outcome into transitions.
 
 import { stopCodeOf } from '../errors.js';
 import { LineSplitter } from '../ndjson.js';
-import { StreamMerger } from './stream-merge.js';
+import { ResultTooLargeError, StreamMerger } from './stream-merge.js';
 import { parseRetryAfter, readUpstreamError, type Upstream, type UpstreamResponse } from '../upstream.js';
 import type { JobError, JobKind } from './records.js';
 
 export type RunOutcome =
   | { kind: 'completed'; response: Record<string, unknown> }
-  | { kind: 'failed'; error: JobError; /** nothing reached upstream: worth another try */ unreachable: boolean;
+  | { kind: 'failed'; error: JobError;
+      /** upstream could not be reached, or the connection died mid-answer: worth another try (ADR 0011) */
+      retriable: boolean;
       /** upstream said 429 (a cloud usage limit, SPEC §12): run again after this many ms */
       retryAfterMs?: number }
   | { kind: 'aborted'; shutdown: boolean };
@@ -40,15 +42,20 @@ export async function runOnce(
       const parsed = JSON.parse(await res.text()) as Record<string, unknown>;
       failure = merger.push(parsed) !== null ? { message: String(parsed.error) } : null;
     }
-    if (!failure && !merger.done) failure = { message: 'upstream ended the stream before done' };
+    // The connection ended without Ollama's final chunk: the runner died or the host went away.
+    if (!failure && !merger.done) return { kind: 'failed', error: { message: 'upstream ended the stream before done' }, retriable: true };
   } catch (err) {
     if (signal.aborted) return { kind: 'aborted', shutdown: stopCodeOf(signal) === 'shutdown' };
     const e = err as { status?: number; message?: string; code?: string };
     const message = res?.failureReason() ?? (res ? `upstream failed mid-stream: ${e.message}` : e.message ?? String(err));
-    return { kind: 'failed', error: { message, ...(e.status ? { status: e.status } : {}) }, unreachable: e.code === 'upstream_unreachable' };
+    // Before an answer only an unreachable upstream is worth a retry; once answering, any
+    // network failure (reset, silence past the idle limit) is the generation dying mid-stream.
+    const garbage = err instanceof ResultTooLargeError || err instanceof SyntaxError;
+    const retriable = res ? !garbage && e.status === undefined : e.code === 'upstream_unreachable';
+    return { kind: 'failed', error: { message, ...(e.status ? { status: e.status } : {}) }, retriable };
   }
   if (!failure) return { kind: 'completed', response: merger.result()! };
-  return { kind: 'failed', error: failure, unreachable: false, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+  return { kind: 'failed', error: failure, retriable: false, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
 }
 
 /** Reads an NDJSON body into the merger; returns the failure, if any. */

@@ -1,20 +1,25 @@
-// Async jobs: submission (durable before acknowledged), the state machine, what a
-// run's outcome does to a job (job-runner.ts does the run), webhook events, replay
-// after a crash, retries, retention and compaction (SPEC §4–§6). No HTTP here.
+// jobs/ owns async jobs: records, ids, the state machine and each run; durable through
+// journal/, announced through webhooks/, run by sched/.
+//
+// Async jobs: submission (durable before acknowledged), the state machine, what a run's outcome
+// does to a job (runner.ts does the run), webhook events, recovery after a crash, retries, and
+// what happens while the journal cannot write (SPEC §4–§6). No HTTP here; upkeep.ts compacts.
 
-import { ForemanError, queueFull, StopReason } from '../errors.js';
+import { ForemanError, keyQueueFull, queueFull, StopReason } from '../errors.js';
 import { groupKey, modelKey } from '../sched/model-group.js';
 import { newJobId } from './ids.js';
 import { silentLogger, type Logger } from '../log.js';
-import { JournalError, type Journal } from '../journal/journal.js';
+import { JournalError, type Journal, type JournalHealth } from '../journal/journal.js';
 import type { Upstream } from '../upstream.js';
 import type { FinishState, RunContext, Scheduler } from '../sched/scheduler.js';
-import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher } from '../webhooks/dispatcher.js';
+import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher, type WebhookSend } from '../webhooks/dispatcher.js';
 import { runOnce } from './runner.js';
 import { SortedIds } from './sorted-ids.js';
+import { INLINE_BODY_MAX, type JobStore } from './store.js';
+import { JobUpkeep } from './upkeep.js';
 import {
-  applyState, applyWebhook, artifactsOf, eventId, eventPayload, isTerminal, jobFromSubmit, jobView, replayRecords,
-  type Artifact, type Job, type JobError, type JobKind, type JobRecord, type JobState,
+  applyState, applyWebhook, artifactsOf, eventId, eventPayload, isTerminal, jobFromSubmit, jobView,
+  type Artifact, type Job, type JobError, type JobKind, type JobRecord, type JobReplay, type JobState,
 } from './records.js';
 
 export interface SubmitInput {
@@ -25,10 +30,18 @@ export interface SubmitInput {
   metadata: unknown;
   webhookUrl: string | null;
   idempotency: { key: string; hash: string } | null;
+  /** the submitting key's name and its max_queued (SPEC §15) */
+  key?: string | null;
+  maxQueued?: number | null;
 }
 
 export interface JobServiceOptions {
   journal: Journal;
+  /** what start-up replay rebuilt (its visitor ran inside openJournal) */
+  replay: JobReplay;
+  store: JobStore;
+  /** body and result files present at start (JobStore.listFiles) */
+  files: { bodies: Set<string>; results: Set<string> };
   scheduler: Scheduler;
   upstream: Upstream;
   maxQueue: number;
@@ -38,6 +51,8 @@ export interface JobServiceOptions {
   webhookMaxResult: number;
   webhookSchedule?: readonly number[];
   webhookTimeoutMs?: number;
+  /** The POST of each event, to checked addresses (webhooks/transport.ts). */
+  webhookSend?: WebhookSend;
   log?: Logger;
   now?: () => number;
   onWebhook?: (outcome: DeliveryProgress['outcome']) => void;
@@ -46,7 +61,6 @@ export interface JobServiceOptions {
 
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 const MAX_WAIT_MS = 300_000;
-const COMPACT_CHECK_MS = 3600_000;
 const RETRY_BASE_MS = 2_000;
 const RETRY_MAX_MS = 60_000;
 
@@ -54,55 +68,74 @@ interface Waiter {
   resolve(): void;
 }
 
+/** 503 with the journal's reason: nothing was stored, the caller may try again later. */
+function unavailable(reason: string): ForemanError {
+  return new ForemanError('journal_unavailable', `job not stored: ${reason}`);
+}
+
 export class JobService {
   readonly #o: JobServiceOptions;
   readonly #log: Logger;
   readonly #now: () => number;
+  readonly #journal: Journal;
+  readonly #store: JobStore;
   readonly #jobs: Map<string, Job>;
   /** ids in creation order, for newest-first paging */
   readonly #order: SortedIds;
-  /** submits between the max_queue check and their enqueue: they hold a place in the queue */
-  #admitting = 0;
+  /** submits between the admission check and their enqueue: they hold a place (and bytes) in the queue */
+  readonly #admitting = { count: 0, bytes: 0 };
+  readonly #admittingByKey = new Map<string, number>();
   /** submits whose record is not yet durable; an idempotent repeat waits for it */
   readonly #durable = new Map<string, Promise<void>>();
   readonly #idempotency = new Map<string, { id: string; hash: string; at: number }>();
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #running = new Map<string, Promise<void>>();
   readonly #webhooks: WebhookDispatcher;
-  #appendsSinceCompaction = 0;
-  #compacting: Promise<void> | null = null;
-  #compactTimer: NodeJS.Timeout;
+  readonly #upkeep: JobUpkeep;
   readonly #retryTimers = new Set<NodeJS.Timeout>();
+  /** while the journal cannot write, async jobs are held out of the scheduler (SPEC §6) */
+  #paused = false;
+  #closed = false;
   readonly replayOrphans: number;
 
   constructor(options: JobServiceOptions) {
     this.#o = options;
     this.#log = options.log ?? silentLogger;
     this.#now = options.now ?? Date.now;
-    const { jobs, orphans } = replayRecords(options.journal.replay.records);
-    this.#jobs = jobs;
-    this.replayOrphans = orphans;
-    this.#order = new SortedIds(jobs.keys());
-    for (const job of jobs.values()) {
+    this.#journal = options.journal;
+    this.#store = options.store;
+    this.#jobs = options.replay.jobs;
+    this.replayOrphans = options.replay.orphans;
+    this.#order = new SortedIds(this.#jobs.keys());
+    for (const job of this.#jobs.values()) {
       if (job.idempotency) this.#idempotency.set(job.idempotency.key, { id: job.id, hash: job.idempotency.hash, at: job.createdAt });
     }
     this.#webhooks = createWebhookDispatcher({
       secret: options.webhookSecret,
       schedule: options.webhookSchedule,
       timeoutMs: options.webhookTimeoutMs,
+      send: options.webhookSend,
       now: this.#now,
       log: this.#log,
       onProgress: (p) => this.#onWebhookProgress(p),
     });
-    this.#compactTimer = setInterval(() => void this.compact(), COMPACT_CHECK_MS);
-    this.#compactTimer.unref();
+    this.#upkeep = new JobUpkeep({
+      journal: this.#journal, store: this.#store, jobs: this.#jobs, log: this.#log, now: this.#now,
+      retentionMs: options.retentionMs,
+      isPending: (id) => this.#durable.has(id),
+      isRunning: (id) => this.#running.has(id),
+      forget: (job) => this.#forget(job),
+    });
   }
 
-  /** After a restart: working jobs go back to the queue (or fail as interrupted), queued ones are scheduled, webhooks resume. */
-  recover(): { requeued: number; interrupted: number; queued: number } {
+  /** After a restart: lost results and working jobs go back to the queue, queued ones are scheduled, webhooks resume. */
+  recover(): { requeued: number; interrupted: number; queued: number; lost: number } {
     let requeued = 0;
     let interrupted = 0;
     let queued = 0;
+    let lost = 0;
+    const { bodies, results } = this.#o.files;
+    const hasBody = (job: Job) => this.#store.hasBody(job, bodies);
     // Events already durable before the crash that no receiver has acknowledged go out again (at-least-once).
     // The transitions made below announce themselves once their own records are durable (#transition).
     for (const id of this.#order) {
@@ -112,7 +145,21 @@ export class JobService {
       }
     }
     for (const job of this.#jobs.values()) {
-      if (job.state === 'working') {
+      // SPEC §6: a job whose result was lost is not shown completed without one: it runs again.
+      const resultLost = job.state === 'completed' && !job.response && (!job.result || !results.has(job.id));
+      if (resultLost || job.state === 'working' || job.state === 'queued') {
+        if (!hasBody(job)) {
+          this.#transition(job, 'failed', job.attempts, { message: 'the request body was lost from the data dir', reason: 'lost' });
+          lost++;
+          continue;
+        }
+      }
+      if (resultLost) {
+        this.#log.warn('job result lost; running it again', { job: job.id });
+        job.result = null;
+        this.#transition(job, 'queued', job.attempts);
+        requeued++;
+      } else if (job.state === 'working') {
         if (job.attempts >= this.#o.maxAttempts) {
           this.#transition(job, 'failed', job.attempts, { message: 'interrupted', reason: 'interrupted' });
           interrupted++;
@@ -122,15 +169,24 @@ export class JobService {
         requeued++;
       }
     }
+    const removed = this.#store.removeOrphans(
+      { bodies, results },
+      (id) => {
+        const job = this.#jobs.get(id);
+        return job !== undefined && job.bodyFile && (!isTerminal(job.state) || (job.state === 'completed' && !job.result));
+      },
+      (id) => this.#jobs.get(id)?.result != null,
+    );
     for (const id of this.#order) {
       const job = this.#jobs.get(id)!;
       if (job.state === 'queued') {
-        this.#schedule(job, true);
+        this.#schedule(job);
         queued++;
-      }
+      } else if (isTerminal(job.state) && !job.bodyFile) this.#journal.release(job.id);
     }
-    if (requeued || interrupted || queued) this.#log.info('jobs recovered', { requeued, interrupted, queued });
-    return { requeued, interrupted, queued };
+    if (requeued || interrupted || queued || lost || removed) this.#log.info('jobs recovered', { requeued, interrupted, queued, lost, orphan_files: removed });
+    this.#upkeep.start();
+    return { requeued, interrupted, queued, lost };
   }
 
   get size(): number {
@@ -140,6 +196,8 @@ export class JobService {
   /** Durable before it resolves: the 202 waits for the submit record's fsync (SPEC §4). */
   async submit(input: SubmitInput): Promise<{ job: Job; created: boolean }> {
     const now = this.#now();
+    const health = this.#journal.health();
+    if (!health.writable) throw unavailable(health.reason ?? 'the journal cannot write');
     if (input.idempotency) {
       const known = this.#idempotency.get(input.idempotency.key);
       if (known && now - known.at < IDEMPOTENCY_TTL_MS && this.#jobs.has(known.id)) {
@@ -151,18 +209,35 @@ export class JobService {
         return { job: this.get(known.id), created: false };
       }
     }
+    const data = Buffer.from(JSON.stringify(input.body));
     // Count submits still waiting for their fsync: they are admitted, and enqueue below cannot refuse them.
-    if (this.#o.scheduler.waiting + this.#admitting >= this.#o.maxQueue) throw queueFull(`max_queue ${this.#o.maxQueue}`);
+    const full = this.#o.scheduler.fullFor(data.length, this.#admitting);
+    if (full) throw queueFull(full);
+    const owner = input.key ?? '';
+    const admittingOwn = this.#admittingByKey.get(owner) ?? 0;
+    if (input.maxQueued != null && this.#o.scheduler.waitingOf(owner) + admittingOwn >= input.maxQueued) {
+      throw keyQueueFull(owner, input.maxQueued);
+    }
+    const id = newJobId('job_');
+    const bodyFile = data.length > INLINE_BODY_MAX;
     const record: Extract<JobRecord, { t: 'submit' }> = {
-      t: 'submit', id: newJobId('job_'), at: now, model: input.model, kind: input.kind, priority: input.priority,
-      metadata: input.metadata, webhook_url: input.webhookUrl, body: input.body, idem: input.idempotency,
+      t: 'submit', id, at: now, model: input.model, kind: input.kind, priority: input.priority,
+      metadata: input.metadata, webhook_url: input.webhookUrl, idem: input.idempotency, key: input.key ?? null,
+      group: groupKey(input.model, input.body.options), bytes: data.length,
+      ...(bodyFile ? { body_file: true } : { body: input.body }),
     };
     const job = jobFromSubmit(record);
     this.#jobs.set(job.id, job);
     this.#order.insert(job.id);
     if (input.idempotency) this.#idempotency.set(input.idempotency.key, { id: job.id, hash: input.idempotency.hash, at: now });
-    this.#admitting++;
-    const durable = this.#append(record);
+    this.#admitting.count++;
+    this.#admitting.bytes += data.length;
+    this.#admittingByKey.set(owner, admittingOwn + 1);
+    // A large body goes to its own file, durable before the record that names it.
+    const durable = (bodyFile ? this.#store.writeBody(id, data).catch((err) => {
+      this.#journal.reportFailure(err);
+      throw new JournalError('JOURNAL_UNAVAILABLE', `could not store the request body: ${(err as Error).message}`);
+    }) : Promise.resolve()).then(() => this.#append(record, bodyFile ? undefined : id));
     this.#durable.set(job.id, durable.catch(() => {}));
     try {
       await durable;
@@ -170,25 +245,24 @@ export class JobService {
       this.#jobs.delete(job.id);
       this.#order.remove(job.id);
       if (input.idempotency) this.#idempotency.delete(input.idempotency.key);
+      if (bodyFile) this.#store.dropBody(job);
       // Nothing was acknowledged: say why in words a client can act on, not 'internal error'.
       if (err instanceof JournalError && err.code === 'JOURNAL_BACKLOG') {
         throw new ForemanError('journal_backlog', `journal is busy: ${err.message}`);
       }
-      if (err instanceof JournalError) throw new ForemanError('journal_unavailable', `job not stored: ${err.message}`);
+      if (err instanceof JournalError) throw unavailable(err.message);
       throw err;
     } finally {
-      this.#admitting--;
+      this.#admitting.count--;
+      this.#admitting.bytes -= data.length;
+      const left = (this.#admittingByKey.get(owner) ?? 1) - 1;
+      if (left > 0) this.#admittingByKey.set(owner, left);
+      else this.#admittingByKey.delete(owner);
       this.#durable.delete(job.id);
     }
     this.#o.onTransition?.(job, 'queued');
     this.#sendEvent(job, 1);
-    try {
-      // Admitted above, so past max_queue is no reason to refuse now (the 202 is owed: the job is durable).
-      this.#schedule(job, true);
-    } catch (err) {
-      // Shutting down: the job stays queued in the journal and runs at the next start.
-      this.#log.warn('job kept for the next start', { job: job.id, error: (err as Error).message });
-    }
+    this.#schedule(job);
     return { job, created: true };
   }
 
@@ -198,15 +272,17 @@ export class JobService {
     return job;
   }
 
-  view(job: Job): Record<string, unknown> {
+  /** The public record; a completed job's result is read back from its file. */
+  async view(job: Job): Promise<Record<string, unknown>> {
     return jobView(job, {
       queuePosition: job.state === 'queued' ? this.#o.scheduler.position(job.id) ?? null : null,
       // After a 410 nothing more will be sent, so nothing is pending.
       pendingWebhooks: job.webhookUrl && !job.webhook.gone ? job.transitions.length - job.webhook.settledSeq : 0,
-    });
+    }, await this.#response(job));
   }
 
-  list(filter: { state?: JobState; model?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
+  /** `key`: only that key's jobs (a key that is not admin lists its own, SPEC §15). */
+  list(filter: { state?: JobState; model?: string; key?: string; limit: number; cursor?: string }): { jobs: Job[]; next: string | null } {
     const model = filter.model ? modelKey(filter.model) : undefined;
     // Newest first: start below the cursor (the last id of the previous page), or at the end.
     let i = (filter.cursor ? this.#order.lowerBound(filter.cursor) : this.#order.length) - 1;
@@ -216,6 +292,7 @@ export class JobService {
       if (!job) continue;
       if (filter.state && job.state !== filter.state) continue;
       if (model && modelKey(job.model) !== model) continue;
+      if (filter.key !== undefined && job.key !== filter.key) continue;
       out.push(job);
     }
     const more = i >= 0 && out.length === filter.limit;
@@ -226,10 +303,13 @@ export class JobService {
   async cancel(id: string): Promise<Job> {
     const job = this.get(id);
     if (isTerminal(job.state)) throw new ForemanError('conflict', `job '${id}' is already ${job.state}`);
+    // A cancel that could not be recorded would come back after a restart: refuse it instead.
+    const health = this.#journal.health();
+    if (!health.writable) throw new ForemanError('journal_unavailable', `cannot cancel now: ${health.reason}`);
     const found = this.#o.scheduler.cancel(id, new StopReason('cancelled', 'cancelled by request'));
     const running = this.#running.get(id);
     if (running) await running;
-    // Not in the scheduler (e.g. dropped from memory at shutdown) yet queued in the books: cancel it here.
+    // Not in the scheduler (held back, waiting for a retry, or dropped at shutdown) yet queued: cancel it here.
     if (!found && !running && job.state === 'queued') this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
     return job;
   }
@@ -256,13 +336,15 @@ export class JobService {
     return job;
   }
 
-  events(id: string): Array<Record<string, unknown>> {
+  async events(id: string): Promise<Array<Record<string, unknown>>> {
     const job = this.get(id);
-    return job.transitions.map((_, i) => eventPayload(job, i + 1, this.#o.webhookMaxResult));
+    const response = await this.#response(job);
+    return job.transitions.map((_, i) => eventPayload(job, i + 1, this.#o.webhookMaxResult, response));
   }
 
-  artifact(id: string, name: string): Artifact {
-    const found = artifactsOf(this.get(id)).find((a) => a.name === name);
+  async artifact(id: string, name: string): Promise<Artifact> {
+    const job = this.get(id);
+    const found = artifactsOf(job, await this.#response(job)).find((a) => a.name === name);
     if (!found) throw new ForemanError('not_found', `job '${id}' has no artifact '${name}'`);
     return found;
   }
@@ -273,104 +355,132 @@ export class JobService {
     return c;
   }
 
+  /** The store's state for /health: journal writability and compaction trouble. */
+  storeHealth(): { journal: JournalHealth; compaction: ReturnType<JobUpkeep['health']> } {
+    return { journal: this.#journal.health(), compaction: this.#upkeep.health() };
+  }
+
   webhooksIdle(): Promise<void> {
     return this.#webhooks.idle();
   }
 
-  /** Rewrites the journal to live state; terminal jobs past retention drop out (SPEC §6). */
+  /** Drops expired jobs and rewrites the journal to live state now (SPEC §6). */
   compact(): Promise<void> {
-    this.#compacting ??= (async () => {
-      const cutoff = this.#now() - this.#o.retentionMs;
-      for (const [id, job] of this.#jobs) {
-        if (isTerminal(job.state) && (job.finishedAt ?? 0) < cutoff && !this.#running.has(id)) {
-          this.#jobs.delete(id);
-          if (job.idempotency) this.#idempotency.delete(job.idempotency.key);
-        } else if (isTerminal(job.state)) {
-          job.body = {}; // the request is no longer needed once the job ended; the hash guards idempotency
+    return this.#upkeep.compactNow();
+  }
+
+  /** The journal stopped or started being writable (SPEC §6): hold async jobs back, or let them go. */
+  journalHealthChanged(health: JournalHealth): void {
+    if (this.#closed) return;
+    if (!health.writable && !this.#paused) {
+      this.#paused = true;
+      let held = 0;
+      for (const job of this.#jobs.values()) if (job.state === 'queued' && this.#o.scheduler.withdraw(job.id)) held++;
+      this.#log.warn('async jobs held while the journal cannot write', { held, reason: health.reason });
+    } else if (health.writable && this.#paused) {
+      this.#paused = false;
+      let resumed = 0;
+      for (const id of this.#order) {
+        const job = this.#jobs.get(id)!;
+        if (job.state === 'queued' && !this.#o.scheduler.has(id)) {
+          this.#schedule(job);
+          resumed++;
         }
       }
-      this.#order.retain((id) => this.#jobs.has(id));
-      for (const [key, entry] of this.#idempotency) if (this.#now() - entry.at >= IDEMPOTENCY_TTL_MS) this.#idempotency.delete(key);
-      // A copy taken now: the journal writes it later, after the appends queued before this call and
-      // before those queued after it. Live objects would carry later transitions too, and replay would
-      // then apply the records appended after the compaction a second time.
-      const live = [...this.#jobs.values()].map((job): JobRecord => ({ t: 'job', job: structuredClone(job) }));
-      this.#appendsSinceCompaction = 0;
-      await this.#o.journal.compact(live);
-    })()
-      .catch((err) => this.#log.error('compaction failed', { error: (err as Error).message }))
-      .finally(() => (this.#compacting = null));
-    return this.#compacting;
+      this.#log.info('async jobs resumed', { resumed });
+    }
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#compactTimer);
+    this.#closed = true;
+    this.#upkeep.stop();
     for (const timer of this.#retryTimers) clearTimeout(timer);
     this.#retryTimers.clear();
     for (const set of this.#waiters.values()) for (const w of set) w.resolve();
     await this.#webhooks.close();
-    await this.#compacting;
+    await this.#upkeep.idle();
   }
 
   // ---- internals ----
 
-  /** Ids of one millisecond differ in a random tail, so creation order is not id order: insert sorted. */
-
-  #append(record: JobRecord): Promise<void> {
-    this.#appendsSinceCompaction++;
-    // Compact when the journal holds several times more records than there are jobs.
-    if (this.#appendsSinceCompaction > Math.max(50_000, this.#jobs.size * 4) && !this.#compacting) {
-      queueMicrotask(() => void this.compact());
+  async #response(job: Job): Promise<Record<string, unknown> | null> {
+    if (job.state !== 'completed' || (!job.result && !job.response)) return null;
+    try {
+      return await this.#store.readResult(job);
+    } catch (err) {
+      this.#log.error('job result unreadable', { job: job.id, error: (err as Error).message });
+      throw new Error(`the result of job '${job.id}' could not be read from the data dir`);
     }
-    return this.#o.journal.append(record);
   }
 
-  #schedule(job: Job, replayed: boolean): void {
-    this.#o.scheduler.enqueue(
-      {
-        id: job.id, model: job.model, group: groupKey(job.model, job.body.options), priority: job.priority,
-        origin: 'async', kind: job.kind,
-        run: (rc) => this.#run(job, rc),
-        dropped: (reason) => {
-          if (reason === 'cancelled') this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
-          // 'shutdown': stays queued in the journal for the next start
+  #append(record: JobRecord, keep?: string): Promise<void> {
+    const done = this.#journal.append(record, keep);
+    this.#upkeep.appended();
+    return done;
+  }
+
+  /** A job dropped by retention: its files and index entries go. */
+  #forget(job: Job): void {
+    this.#jobs.delete(job.id);
+    this.#order.remove(job.id);
+    if (job.idempotency && this.#idempotency.get(job.idempotency.key)?.id === job.id) this.#idempotency.delete(job.idempotency.key);
+    if (job.result) this.#store.dropResult(job.id);
+  }
+
+  #schedule(job: Job): void {
+    // Held back while the journal cannot write: journalHealthChanged schedules it on recovery.
+    if (this.#paused || this.#closed) return;
+    try {
+      this.#o.scheduler.enqueue(
+        {
+          id: job.id, model: job.model, group: job.group, priority: job.priority, origin: 'async', kind: job.kind,
+          key: job.key, bytes: job.bodyBytes,
+          run: (rc) => this.#run(job, rc),
+          dropped: (reason) => {
+            if (reason === 'cancelled') this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
+            // 'shutdown': stays queued in the journal for the next start
+          },
         },
-      },
-      { arrivalMs: job.createdAt, force: replayed },
-    );
+        // Admitted before (or acknowledged before a restart): past max_queue is no reason to refuse now.
+        { arrivalMs: job.createdAt, force: true },
+      );
+    } catch (err) {
+      // Shutting down: the job stays queued in the journal and runs at the next start.
+      this.#log.warn('job kept for the next start', { job: job.id, error: (err as Error).message });
+    }
   }
 
   /**
-   * Back to queued, and into the scheduler again after a backoff (2 s, 4 s, … at most 60 s), or
-   * after the wait upstream asked for with its attempt given back (a 429, SPEC §12).
+   * Into the scheduler again after a backoff (2 s, 4 s, … at most 60 s), or after the wait
+   * upstream asked for (a 429, SPEC §12).
    * The wait is in memory only: after a restart the job is simply queued.
    */
-  #retryLater(job: Job, failure: JobError, asked?: { delayMs: number; attempts: number }): void {
-    const attempts = asked?.attempts ?? job.attempts;
-    this.#transition(job, 'queued', attempts, failure);
-    const delay = asked?.delayMs ?? Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.max(0, job.attempts - 1));
-    this.#log.warn('job will retry', { job: job.id, attempts, retry_in_ms: delay, error: failure.message });
+  #retryLater(job: Job, delayMs?: number): void {
+    const delay = delayMs ?? Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.max(0, job.attempts - 1));
+    this.#log.warn('job will retry', { job: job.id, attempts: job.attempts, retry_in_ms: delay, error: job.error?.message });
     const timer = setTimeout(() => {
       this.#retryTimers.delete(timer);
       if (job.state !== 'queued' || this.#o.scheduler.has(job.id)) return; // cancelled meanwhile
-      try {
-        this.#schedule(job, true);
-      } catch (err) {
-        this.#log.warn('job kept for the next start', { job: job.id, error: (err as Error).message });
-      }
+      this.#schedule(job);
     }, delay);
     timer.unref();
     this.#retryTimers.add(timer);
   }
 
-  #transition(job: Job, state: JobState, attempts: number, error: JobError | null = null): void {
+  /** Applies a transition at once and journals it; webhooks announce it once it is durable. */
+  #transition(job: Job, state: JobState, attempts: number, error: JobError | null = null): Promise<void> {
     const t = applyState(job, state, this.#now(), attempts, error);
-    const record: JobRecord = { t: 'state', id: job.id, at: t.at, state, attempts, ...(error ? { error } : {}) };
-    // Webhooks go out only once the state they announce is durable.
-    this.#append(record).then(
-      () => this.#sendEvent(job, t.seq),
-      (err) => this.#log.error('journal append failed', { job: job.id, error: (err as Error).message }),
+    const record: JobRecord = { t: 'state', id: job.id, seq: t.seq, at: t.at, state, attempts, ...(error ? { error } : {}) };
+    const durable = this.#append(record);
+    durable.then(
+      () => this.#afterDurable(job, t.seq),
+      (err) => this.#log.error('journal append failed', { job: job.id, state, error: (err as Error).message }),
     );
+    this.#announce(job, state);
+    return durable;
+  }
+
+  #announce(job: Job, state: JobState): void {
     this.#o.onTransition?.(job, state);
     if (isTerminal(state)) {
       const set = this.#waiters.get(job.id);
@@ -378,14 +488,143 @@ export class JobService {
     }
   }
 
+  #afterDurable(job: Job, seq: number): void {
+    this.#sendEvent(job, seq);
+    // The request is no longer needed once the end is durable (a file goes at the next compaction).
+    if (isTerminal(job.state) && job.transitions.length === seq) {
+      if (job.bodyFile) this.#upkeep.bodyFileDead(job.id);
+      else this.#store.dropBody(job);
+    }
+  }
+
+  /**
+   * The end of a run, made durable before anyone can see it (SPEC §6): the result file, then the
+   * result and state records, then the state in memory. While the disk refuses, the job stays
+   * `working` and the outcome waits here (bounded by `parallel`) until the journal writes again.
+   */
+  async #settle(
+    job: Job, state: JobState, error: JobError | null, response: Record<string, unknown> | null, parked: () => void,
+    retry: { delayMs: number; attempts: number } | null = null,
+  ): Promise<void> {
+    const attempts = retry?.attempts ?? job.attempts;
+    let written: { bytes: number; artifacts: Array<{ name: string; bytes: number }> } | null = null;
+    let recorded = false;
+    for (;;) {
+      if (this.#closed) return; // stays working in the journal: the next start runs it again
+      const at = this.#now();
+      try {
+        if (response && !written) {
+          const bytes = await this.#store.writeResult(job.id, response);
+          written = { bytes, artifacts: artifactsOf(job, response).map(({ name, bytes: size }) => ({ name, bytes: size })) };
+        }
+        if (written && !recorded) {
+          await this.#append({ t: 'result', id: job.id, at, bytes: written.bytes, artifacts: written.artifacts });
+          recorded = true;
+          job.result = written;
+        }
+        const seq = job.transitions.length + 1;
+        await this.#append({ t: 'state', id: job.id, seq, at, state, attempts, ...(error ? { error } : {}) });
+        applyState(job, state, at, attempts, error);
+        this.#announce(job, state);
+        this.#afterDurable(job, seq);
+        if (state === 'queued') this.#retryLater(job, retry?.delayMs);
+        return;
+      } catch (err) {
+        if (this.#closed) return;
+        // The result file could not be written: the disk is in trouble, the journal probes it.
+        if (!(err instanceof JournalError)) this.#journal.reportFailure(err);
+        this.#log.warn('job outcome waits for the journal', { job: job.id, state, error: (err as Error).message });
+        parked();
+        await this.#journal.whenWritable();
+      }
+    }
+  }
+
+  #run(job: Job, rc: RunContext): Promise<FinishState> {
+    const done = this.#execute(job, rc);
+    const tracked = done.then(() => undefined, () => undefined);
+    this.#running.set(job.id, tracked);
+    return done.finally(() => this.#running.delete(job.id));
+  }
+
+  async #execute(job: Job, rc: RunContext): Promise<FinishState> {
+    const before = { attempts: job.attempts, startedAt: job.startedAt, error: job.error };
+    let body: Record<string, unknown>;
+    try {
+      // The start must be durable before the run: an unrecorded start could not be counted after a crash.
+      await this.#transition(job, 'working', job.attempts + 1);
+      body = await this.#store.readBody(job);
+    } catch (err) {
+      if (job.state === 'working' && job.transitions.at(-1)!.state === 'working' && err instanceof JournalError) {
+        // Not recorded: undo it in memory; the job is held until the journal writes again.
+        job.transitions.pop();
+        Object.assign(job, { state: 'queued', ...before });
+        if (!this.#paused) this.#schedule(job);
+        return 'requeued';
+      }
+      this.#log.error('job body unreadable', { job: job.id, error: (err as Error).message });
+      void this.#settle(job, 'failed', { message: `the request body could not be read: ${(err as Error).message}`, reason: 'lost' }, null, () => {});
+      return 'failed';
+    }
+    const outcome = await runOnce(rc.upstream ?? this.#o.upstream, job.kind, body, rc.signal, () => rc.upstreamAnswered(), this.#now);
+    let parked!: () => void;
+    const freed = new Promise<void>((resolve) => (parked = resolve));
+    let settled: Promise<void>;
+    let state: FinishState;
+    switch (outcome.kind) {
+      case 'aborted':
+        // A job stopped by shutdown runs again at the next start; one stopped by a caller is cancelled.
+        if (outcome.shutdown) {
+          settled = this.#settle(job, 'queued', null, null, parked);
+          state = 'requeued';
+        } else {
+          settled = this.#settle(job, 'cancelled', { message: 'cancelled' }, null, parked);
+          state = 'cancelled';
+        }
+        break;
+      case 'failed':
+        // A usage limit (429) is no fault of the job: it runs again when upstream said, without
+        // spending an attempt (SPEC §12). Its running attempt was counted when it started.
+        if (outcome.retryAfterMs !== undefined) {
+          settled = this.#settle(job, 'queued', outcome.error, null, parked, { delayMs: outcome.retryAfterMs, attempts: Math.max(0, job.attempts - 1) });
+          state = 'requeued';
+          break;
+        }
+        if (outcome.error.status === 404) rc.modelMissing?.();
+        // Ollama restarting, or dying mid-answer, is no reason to lose the job: try again later (ADR 0011).
+        // With several hosts the host is marked down and the scheduler puts the job straight back in
+        // the queue for another one (SPEC §17; the retry timer then finds it queued and does nothing).
+        if (outcome.retriable && job.attempts < this.#o.maxAttempts) {
+          rc.failover?.(outcome.error.message);
+          settled = this.#settle(job, 'queued', outcome.error, null, parked);
+          state = 'requeued';
+        } else {
+          settled = this.#settle(job, 'failed', outcome.error, null, parked);
+          state = 'failed';
+        }
+        break;
+      case 'completed':
+        settled = this.#settle(job, 'completed', null, outcome.response, parked);
+        state = 'completed';
+        break;
+    }
+    // Normally durable in one group commit. While the disk refuses, free the slot for sync work:
+    // the outcome waits in #settle and the job shows `working` until it is durable.
+    await Promise.race([settled, freed]);
+    return state;
+  }
+
   #sendEvent(job: Job, seq: number): void {
     if (!job.webhookUrl || job.webhook.gone || seq <= job.webhook.settledSeq) return;
     const retry = job.webhook.retry?.seq === seq ? job.webhook.retry : null;
-    this.#webhooks.enqueue({
-      eventId: eventId(job.id, seq), jobId: job.id, seq, url: job.webhookUrl,
-      body: JSON.stringify(eventPayload(job, seq, this.#o.webhookMaxResult)),
+    const enqueue = (response: Record<string, unknown> | null) => this.#webhooks.enqueue({
+      eventId: eventId(job.id, seq), jobId: job.id, seq, url: job.webhookUrl!,
+      body: JSON.stringify(eventPayload(job, seq, this.#o.webhookMaxResult, response)),
       attempts: retry?.attempts ?? 0, nextAttemptAt: retry?.nextAt ?? 0,
     });
+    // Only a completion event carries the result, and it is always a job's last event.
+    if (job.transitions[seq - 1]?.state !== 'completed') return enqueue(null);
+    this.#response(job).then(enqueue, () => enqueue(null));
   }
 
   #onWebhookProgress(p: DeliveryProgress): void {
@@ -397,53 +636,7 @@ export class JobService {
       error: p.error ?? (p.status !== null && p.outcome !== 'delivered' ? `HTTP ${p.status}` : null),
     };
     applyWebhook(job, record);
-    this.#append(record).catch((err) => this.#log.error('journal append failed', { job: job.id, error: (err as Error).message }));
-  }
-
-  #run(job: Job, rc: RunContext): Promise<FinishState> {
-    const done = this.#execute(job, rc);
-    const tracked = done.then(() => undefined, () => undefined);
-    this.#running.set(job.id, tracked);
-    return done.finally(() => this.#running.delete(job.id));
-  }
-
-  async #execute(job: Job, rc: RunContext): Promise<FinishState> {
-    this.#transition(job, 'working', job.attempts + 1);
-    const outcome = await runOnce(this.#o.upstream, job.kind, job.body, rc.signal, () => rc.upstreamAnswered(), this.#now);
-    switch (outcome.kind) {
-      case 'aborted':
-        // A job stopped by shutdown runs again at the next start; one stopped by a caller is cancelled.
-        if (outcome.shutdown) {
-          this.#transition(job, 'queued', job.attempts);
-          return 'requeued';
-        }
-        this.#transition(job, 'cancelled', job.attempts, { message: 'cancelled' });
-        return 'cancelled';
-      case 'failed':
-        // A usage limit (429) is no fault of the job: it runs again when upstream said, without
-        // spending an attempt (SPEC §12). Its running attempt was counted when it started.
-        if (outcome.retryAfterMs !== undefined) {
-          this.#retryLater(job, outcome.error, { delayMs: outcome.retryAfterMs, attempts: Math.max(0, job.attempts - 1) });
-          return 'requeued';
-        }
-        // Ollama restarting (or not up yet) is no reason to lose the job: try again later.
-        if (outcome.unreachable && job.attempts < this.#o.maxAttempts) {
-          this.#retryLater(job, outcome.error);
-          return 'requeued';
-        }
-        this.#transition(job, 'failed', job.attempts, outcome.error);
-        return 'failed';
-      case 'completed':
-        try {
-          // The result must be durable before the job may say completed.
-          await this.#append({ t: 'result', id: job.id, at: this.#now(), response: outcome.response });
-        } catch (err) {
-          this.#transition(job, 'failed', job.attempts, { message: `could not store the result: ${(err as Error).message}` });
-          return 'failed';
-        }
-        job.response = outcome.response;
-        this.#transition(job, 'completed', job.attempts);
-        return 'completed';
-    }
+    // Lost progress only means a delivery is repeated after a restart (at-least-once).
+    this.#append(record).catch((err) => this.#log.warn('journal append failed', { job: job.id, error: (err as Error).message }));
   }
 }

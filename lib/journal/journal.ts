@@ -1,26 +1,32 @@
+// journal/ owns durability: the append-only file, replay, compaction, the data-dir lock.
+//
 // The append-only journal of SPEC §6: JSON lines in DATA_DIR/journal.jsonl, group-committed
-// appends, replay at open, compaction, one process per data dir. Records are opaque objects:
-// this module knows nothing of jobs, HTTP or what a record means.
+// appends, replay at open, compaction, write-failure detection and recovery, one process per
+// data dir. Records are opaque objects: this module knows nothing of jobs, HTTP or their meaning.
 
 import { constants } from 'node:fs';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { errno, syncDir, writeFully, writeLines } from './files.js';
+import { errno, syncDir } from './files.js';
 import { acquireDirLock } from './lock.js';
 import type { DirLock } from './lock.js';
 import { replayJournal } from './replay.js';
-import type { ReplayReport } from './replay.js';
+import type { LineRef, ReplayReport, ReplayVisitor } from './replay.js';
+import { realJournalIo, type JournalIo } from './io.js';
 import { silentLogger } from '../log.js';
 import type { Logger } from '../log.js';
 
 export { JournalLockedError } from './lock.js';
-export type { ReplayReport } from './replay.js';
+export type { LineRef, ReplayReport, ReplayVisitor } from './replay.js';
+export type { JournalIo } from './io.js';
 
 export const JOURNAL_FILE = 'journal.jsonl';
 const DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024;
 const DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024;
+const WRITE_CHUNK = 1024 * 1024;
+const PROBE_BYTES = 64 * 1024;
 
 export interface JournalStats {
   records: number;
@@ -29,6 +35,15 @@ export interface JournalStats {
   lastFsyncMs: number;
   bytes: number;
   compactions: number;
+  /** lines kept addressable (job bodies) */
+  kept: number;
+}
+
+/** Whether the journal can write now; when not, why and since when (SPEC §6, §9 /health). */
+export interface JournalHealth {
+  writable: boolean;
+  reason: string | null;
+  since: number | null;
 }
 
 export interface Journal {
@@ -36,14 +51,32 @@ export interface Journal {
   readonly path: string;
   /** what was found at open */
   readonly replay: ReplayReport;
-  /** resolves only after the fsync that covers this record */
-  append(record: object): Promise<void>;
   /**
-   * Rewrite the file to exactly `live`, then the records appended after this call. It runs
-   * after every earlier append is durable, so `live` must already reflect those records.
+   * Resolves only after the fsync that covers this record. With `keep`, the line stays
+   * addressable under that key (readKept) until released; compaction carries it over verbatim.
    */
-  compact(live: Iterable<object>): Promise<void>;
+  append(record: object, keep?: string): Promise<void>;
+  /** The kept line (without its newline), or null when the key is unknown. */
+  readKept(key: string): Promise<Buffer | null>;
+  /** The kept line is no longer needed: the next compaction drops it. */
+  release(key: string): void;
+  hasKept(key: string): boolean;
+  /**
+   * Rewrite the file to: every kept line, then `live` (called once the compaction's turn comes,
+   * after every earlier append is durable), then the records appended after it. Records appended
+   * after compact() are written after the snapshot even when it already reflects them: replay
+   * must apply records idempotently.
+   */
+  compact(live: Iterable<object> | (() => Iterable<object>)): Promise<void>;
   stats(): JournalStats;
+  health(): JournalHealth;
+  /** Resolves once the journal can write again (at once when it can). */
+  whenWritable(): Promise<void>;
+  /**
+   * Another part of the store (a body or result file) failed to write: the disk is in trouble,
+   * so the journal refuses appends until its probe succeeds, as for its own failures.
+   */
+  reportFailure(error: unknown): void;
   /** waits for pending appends and compactions, closes the file, releases the lock */
   close(): Promise<void>;
 }
@@ -60,9 +93,21 @@ export interface JournalOptions {
   log?: Logger;
   /** metrics hook, called once per batch fsync */
   onFsync?: (durationMs: number, records: number) => void;
+  /** called when the journal stops or starts being writable */
+  onHealth?: (health: JournalHealth) => void;
+  /**
+   * Each parsed line at open: false = not a well-formed record (skipped, counted, copied aside),
+   * a string = keep the line under that key. Without it, replay.records holds every record.
+   */
+  visit?: ReplayVisitor;
+  /** first delay between write probes after a failure (default 500 ms, doubling to 10 s) */
+  probeMs?: number;
+  /** the write and sync calls, for fault injection in tests */
+  io?: JournalIo;
+  now?: () => number;
 }
 
-export type JournalErrorCode = 'JOURNAL_CLOSED' | 'JOURNAL_BACKLOG' | 'JOURNAL_WRITE' | 'JOURNAL_FAILED';
+export type JournalErrorCode = 'JOURNAL_CLOSED' | 'JOURNAL_BACKLOG' | 'JOURNAL_WRITE' | 'JOURNAL_UNAVAILABLE';
 
 export class JournalError extends Error {
   readonly code: JournalErrorCode;
@@ -80,17 +125,47 @@ interface Waiter {
 interface Batch {
   kind: 'batch';
   lines: string[];
+  keys: Array<string | undefined>;
   bytes: number;
   waiters: Waiter[];
 }
 interface Compaction {
   kind: 'compact';
-  live: Iterable<object>;
+  live: Iterable<object> | (() => Iterable<object>);
   waiter: Waiter;
 }
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** A file handle plus the reads still using it: the old file closes only once they are done. */
+class Generation {
+  readonly fh: FileHandle;
+  #reads = 0;
+  #retired = false;
+  constructor(fh: FileHandle) {
+    this.fh = fh;
+  }
+  async read(ref: LineRef): Promise<Buffer> {
+    this.#reads++;
+    try {
+      const buffer = Buffer.allocUnsafe(ref.length);
+      let at = 0;
+      while (at < ref.length) {
+        const { bytesRead } = await this.fh.read(buffer, at, ref.length - at, ref.offset + at);
+        if (bytesRead === 0) throw new Error(`journal ended inside a kept line at byte ${ref.offset + at}`);
+        at += bytesRead;
+      }
+      return buffer;
+    } finally {
+      if (--this.#reads === 0 && this.#retired) void this.fh.close().catch(() => undefined);
+    }
+  }
+  retire(): void {
+    this.#retired = true;
+    if (this.#reads === 0) void this.fh.close().catch(() => undefined);
+  }
 }
 
 class FileJournal implements Journal {
@@ -99,11 +174,15 @@ class FileJournal implements Journal {
   readonly #dir: string;
   readonly #lock: DirLock;
   readonly #log: Logger;
+  readonly #io: JournalIo;
+  readonly #now: () => number;
   readonly #groupCommit: boolean;
   readonly #maxBatchBytes: number;
   readonly #maxPendingBytes: number;
+  readonly #probeMs: number;
   readonly #onFsync: ((durationMs: number, records: number) => void) | undefined;
-  #fh: FileHandle;
+  readonly #onHealth: ((health: JournalHealth) => void) | undefined;
+  #gen: Generation;
   // A single writer drains this queue in order. Compactions sit in it as barriers, so an
   // append made after compact() is written to the new file, never to the one being replaced.
   readonly #queue: Array<Batch | Compaction> = [];
@@ -111,7 +190,12 @@ class FileJournal implements Journal {
   readonly #idle: Array<() => void> = [];
   #pendingBytes = 0;
   #closing: Promise<void> | null = null;
-  #failure: JournalError | null = null;
+  /** set while the journal cannot write; a probe clears it */
+  #broken: { error: JournalError; since: number } | null = null;
+  #probeTimer: NodeJS.Timeout | null = null;
+  #probeDelay: number;
+  #writableWaiters: Array<() => void> = [];
+  #kept: Map<string, LineRef>;
   #size: number;
   #records: number;
   #fsyncs = 0;
@@ -123,23 +207,29 @@ class FileJournal implements Journal {
     this.path = join(dir, JOURNAL_FILE);
     this.replay = replay;
     this.#dir = dir;
-    this.#fh = fh;
+    this.#gen = new Generation(fh);
     this.#size = size;
-    this.#records = replay.records.length;
+    this.#records = replay.count;
+    this.#kept = replay.kept;
     this.#lock = lock;
     this.#log = options.log ?? silentLogger;
+    this.#io = options.io ?? realJournalIo;
+    this.#now = options.now ?? Date.now;
     this.#groupCommit = options.groupCommit ?? true;
     this.#maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
+    this.#probeMs = options.probeMs ?? 500;
+    this.#probeDelay = this.#probeMs;
     this.#onFsync = options.onFsync;
+    this.#onHealth = options.onHealth;
   }
 
   #refusal(): JournalError | null {
     if (this.#closing) return new JournalError('JOURNAL_CLOSED', 'journal is closed');
-    return this.#failure;
+    return this.#broken?.error ?? null;
   }
 
-  append(record: object): Promise<void> {
+  append(record: object, keep?: string): Promise<void> {
     const refusal = this.#refusal();
     if (refusal) return Promise.reject(refusal);
     let line: string | undefined;
@@ -164,16 +254,30 @@ class FileJournal implements Journal {
       // Group commit (SPEC §6): join the batch that waits behind the write in flight.
       if (this.#groupCommit && last?.kind === 'batch' && last.bytes + bytes <= this.#maxBatchBytes) {
         last.lines.push(line);
+        last.keys.push(keep);
         last.bytes += bytes;
         last.waiters.push({ resolve, reject });
       } else {
-        this.#queue.push({ kind: 'batch', lines: [line], bytes, waiters: [{ resolve, reject }] });
+        this.#queue.push({ kind: 'batch', lines: [line], keys: [keep], bytes, waiters: [{ resolve, reject }] });
       }
       this.#kick();
     });
   }
 
-  compact(live: Iterable<object>): Promise<void> {
+  readKept(key: string): Promise<Buffer | null> {
+    const ref = this.#kept.get(key);
+    return ref ? this.#gen.read(ref) : Promise.resolve(null);
+  }
+
+  release(key: string): void {
+    this.#kept.delete(key);
+  }
+
+  hasKept(key: string): boolean {
+    return this.#kept.has(key);
+  }
+
+  compact(live: Iterable<object> | (() => Iterable<object>)): Promise<void> {
     const refusal = this.#refusal();
     if (refusal) return Promise.reject(refusal);
     return new Promise<void>((resolve, reject) => {
@@ -190,7 +294,24 @@ class FileJournal implements Journal {
       lastFsyncMs: this.#lastFsyncMs,
       bytes: this.#size,
       compactions: this.#compactions,
+      kept: this.#kept.size,
     };
+  }
+
+  health(): JournalHealth {
+    return this.#broken
+      ? { writable: false, reason: this.#broken.error.message, since: this.#broken.since }
+      : { writable: true, reason: null, since: null };
+  }
+
+  whenWritable(): Promise<void> {
+    if (!this.#broken) return Promise.resolve();
+    return new Promise((resolve) => this.#writableWaiters.push(resolve));
+  }
+
+  reportFailure(error: unknown): void {
+    if (this.#closing) return;
+    this.#break(error);
   }
 
   close(): Promise<void> {
@@ -199,9 +320,13 @@ class FileJournal implements Journal {
   }
 
   async #shutdown(): Promise<void> {
+    if (this.#probeTimer) clearTimeout(this.#probeTimer);
+    this.#probeTimer = null;
     if (this.#running) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    // Anyone waiting for the disk to come back is told by the closed journal's refusal instead.
+    for (const resolve of this.#writableWaiters.splice(0)) resolve();
     try {
-      await this.#fh.close();
+      this.#gen.retire();
     } finally {
       await this.#lock.release();
     }
@@ -226,12 +351,13 @@ class FileJournal implements Journal {
   }
 
   async #flush(batch: Batch): Promise<void> {
+    const start = this.#size;
     try {
-      if (this.#failure) throw this.#failure;
-      await writeFully(this.#fh, Buffer.from(batch.lines.join('')));
+      if (this.#broken) throw this.#broken.error;
+      await this.#io.write(this.#gen.fh, Buffer.from(batch.lines.join('')));
       const started = performance.now();
       // datasync is enough: the size change it must persist is what makes the data reachable.
-      await this.#fh.datasync();
+      await this.#io.datasync(this.#gen.fh);
       const ms = performance.now() - started;
       this.#fsyncs++;
       this.#fsyncSeconds += ms / 1000;
@@ -240,33 +366,91 @@ class FileJournal implements Journal {
       this.#records += batch.lines.length;
       this.#onFsync?.(ms, batch.lines.length);
     } catch (error) {
-      if (error !== this.#failure) {
+      if (!this.#broken) {
         this.#log.error('journal.write_failed', { path: this.path, records: batch.lines.length, error: messageOf(error) });
-        await this.#restoreBoundary(error);
+        await this.#restoreBoundary();
+        this.#break(error);
       }
-      const reason = error instanceof JournalError ? error : new JournalError('JOURNAL_WRITE', `journal write failed: ${messageOf(error)}`, { cause: error });
+      const reason = this.#broken!.error;
       this.#pendingBytes -= batch.bytes;
       for (const waiter of batch.waiters) waiter.reject(reason);
       return;
     }
+    let offset = start;
+    batch.lines.forEach((line, i) => {
+      const key = batch.keys[i];
+      const length = Buffer.byteLength(line) - 1;
+      if (key !== undefined) this.#kept.set(key, { offset, length });
+      offset += length + 1;
+    });
     this.#pendingBytes -= batch.bytes;
     for (const waiter of batch.waiters) waiter.resolve();
   }
 
-  /**
-   * After a failed write or fsync, cut the file back to the last durable byte: a half-written
-   * batch left in place would merge with the next record into one bad line. If even that
-   * fails, refuse every later append rather than write after unknown bytes.
-   */
-  async #restoreBoundary(cause: unknown): Promise<void> {
+  /** After a failed write or fsync, cut the file back to the last durable byte (best effort; the probe retries). */
+  async #restoreBoundary(): Promise<boolean> {
     try {
-      await this.#fh.truncate(this.#size);
-      await this.#fh.datasync();
-    } catch (error) {
-      const message = `journal is unusable after a failed write (${messageOf(cause)}; truncate: ${messageOf(error)}); restart foreman`;
-      this.#failure = new JournalError('JOURNAL_FAILED', message, { cause });
-      this.#log.error('journal.failed', { path: this.path, error: message });
+      await this.#gen.fh.truncate(this.#size);
+      await this.#io.datasync(this.#gen.fh);
+      return true;
+    } catch {
+      return false;
     }
+  }
+
+  #break(cause: unknown): void {
+    if (this.#broken) return;
+    const code = errno(cause);
+    const detail = code === 'ENOSPC' ? 'disk full' : code === 'EROFS' ? 'read-only file system' : code === 'EIO' ? 'I/O error' : messageOf(cause);
+    const error = new JournalError('JOURNAL_UNAVAILABLE', `journal cannot write: ${detail}`, { cause });
+    this.#broken = { error, since: this.#now() };
+    this.#log.error('journal.unwritable', { path: this.path, error: error.message });
+    this.#onHealth?.(this.health());
+    this.#probeDelay = this.#probeMs;
+    this.#scheduleProbe();
+  }
+
+  #scheduleProbe(): void {
+    if (this.#closing || this.#probeTimer) return;
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = null;
+      void this.#probe();
+    }, this.#probeDelay);
+    // Not unref'd: a caller awaiting whenWritable() must not see the process exit under it; close() clears it.
+  }
+
+  /**
+   * Can the disk take writes again? Write and sync a scratch file of a useful size, then cut the
+   * journal back to its durable end. Only then are appends accepted again (SPEC §6: recover
+   * without a restart).
+   */
+  async #probe(): Promise<void> {
+    if (this.#closing || !this.#broken) return;
+    const scratch = join(this.#dir, 'journal.probe');
+    let ok = false;
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(scratch, 'w');
+      await this.#io.write(fh, Buffer.alloc(PROBE_BYTES, 0x20));
+      await this.#io.datasync(fh);
+      ok = await this.#restoreBoundary();
+    } catch {
+      ok = false;
+    } finally {
+      await fh?.close().catch(() => undefined);
+      await unlink(scratch).catch(() => undefined);
+    }
+    if (this.#closing) return;
+    if (!ok) {
+      this.#probeDelay = Math.min(this.#probeDelay * 2, 10_000);
+      this.#scheduleProbe();
+      return;
+    }
+    const downMs = this.#now() - this.#broken.since;
+    this.#broken = null;
+    this.#log.info('journal.writable_again', { path: this.path, down_ms: downMs });
+    this.#onHealth?.(this.health());
+    for (const resolve of this.#writableWaiters.splice(0)) resolve();
   }
 
   async #compactNow(op: Compaction): Promise<void> {
@@ -275,13 +459,43 @@ class FileJournal implements Journal {
     let tmp: FileHandle | undefined;
     let size = 0;
     let count = 0;
+    const kept = new Map<string, LineRef>();
     try {
-      if (this.#failure) throw this.#failure;
-      // O_APPEND: this handle becomes the journal's append handle once renamed into place.
-      tmp = await open(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_APPEND);
-      ({ bytes: size, count } = await writeLines(tmp, op.live));
+      if (this.#broken) throw this.#broken.error;
+      // O_APPEND: this handle becomes the journal's append (and kept-line read) handle once renamed.
+      tmp = await open(tmpPath, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_APPEND);
+      let parts: Buffer[] = [];
+      let pending = 0;
+      const flush = async () => {
+        if (pending === 0) return;
+        await this.#io.write(tmp!, Buffer.concat(parts, pending));
+        size += pending;
+        parts = [];
+        pending = 0;
+      };
+      const push = async (data: Buffer) => {
+        parts.push(data);
+        pending += data.length;
+        count++;
+        // Each ~1 MiB goes out with an await: the event loop serves others between chunks.
+        if (pending >= WRITE_CHUNK) await flush();
+      };
+      // Kept lines first, verbatim, in file order: the snapshot records that follow may refer to them.
+      const order = [...this.#kept].sort((a, b) => a[1].offset - b[1].offset);
+      for (const [key, ref] of order) {
+        const line = await this.#gen.read(ref);
+        kept.set(key, { offset: size + pending, length: line.length });
+        await push(Buffer.concat([line, Buffer.from('\n')]));
+      }
+      const live = typeof op.live === 'function' ? op.live() : op.live;
+      for (const record of live) {
+        const line = JSON.stringify(record);
+        if (typeof line !== 'string') throw new TypeError('journal records must serialise to JSON');
+        await push(Buffer.from(line + '\n'));
+      }
+      await flush();
       // SPEC §6 order: temp file durable, then rename, then the directory entry durable.
-      await tmp.sync();
+      await this.#io.datasync(tmp);
       await rename(tmpPath, this.path);
     } catch (error) {
       await tmp?.close().catch(() => undefined);
@@ -291,12 +505,15 @@ class FileJournal implements Journal {
       return;
     }
     // The renamed handle still points at the new inode; the old one now points at an unlinked file.
-    const old = this.#fh;
-    this.#fh = tmp;
+    const old = this.#gen;
+    this.#gen = new Generation(tmp);
+    // Lines released while the compaction copied them are released in the new map too.
+    for (const key of kept.keys()) if (!this.#kept.has(key)) kept.delete(key);
+    this.#kept = kept;
     this.#size = size;
     this.#records = count;
     this.#compactions++;
-    await old.close().catch(() => undefined);
+    old.retire();
     try {
       await syncDir(this.#dir);
     } catch (error) {
@@ -319,11 +536,13 @@ export async function openJournal(options: JournalOptions): Promise<Journal> {
   const lock = await acquireDirLock(dir, log);
   try {
     // Left by a compaction that crashed before its rename: the journal itself is intact.
-    await unlink(`${path}.tmp`).catch((error: unknown) => {
-      if (errno(error) !== 'ENOENT') throw error;
-    });
-    const report = await replayJournal(path, dir, log);
-    const fh = await open(path, 'a');
+    for (const leftover of [`${path}.tmp`, join(dir, 'journal.probe')]) {
+      await unlink(leftover).catch((error: unknown) => {
+        if (errno(error) !== 'ENOENT') throw error;
+      });
+    }
+    const report = await replayJournal(path, dir, log, options.visit);
+    const fh = await open(path, 'a+');
     try {
       const { size } = await fh.stat();
       // Make the file's creation (or repair rename) durable before any append relies on it.

@@ -1,14 +1,21 @@
-// The data-dir lock of SPEC §6: one foreman process per directory, held by a
-// `foreman.lock` file that names its owner's pid. Knows nothing of the journal's records.
+// The data-dir lock of SPEC §6: one foreman process per directory, held by listening on a Unix
+// socket in it. The kernel closes the socket when the process dies (kill -9, crash, reboot), so a
+// lock is never stale in a way that needs a hand. Knows nothing of the journal's records.
 
-import { link, readFile, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { connect, createServer, type Server } from 'node:net';
+import { unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { errno } from './files.js';
 import type { Logger } from '../log.js';
 
-export const LOCK_FILE = 'foreman.lock';
-
-let tmpSeq = 0;
+export const LOCK_SOCKET = 'foreman.sock';
+/** The pid file of earlier versions: ignored and removed, it proved nothing about liveness. */
+const LEGACY_LOCK_FILE = 'foreman.lock';
+// sun_path is 104 bytes on macOS, 108 on Linux, terminator included.
+const MAX_SOCKET_PATH = 100;
+const PROBE_TIMEOUT_MS = 2_000;
 
 /** Thrown by openJournal when a live process already holds the data dir. */
 export class JournalLockedError extends Error {
@@ -26,93 +33,109 @@ export interface DirLock {
   release(): Promise<void>;
 }
 
-/** A positive integer pid, or null for anything else (empty, garbage, 0, negative). */
-function parsePid(text: string): number | null {
-  const trimmed = text.trim();
-  if (!/^\d{1,10}$/.test(trimmed)) return null;
-  const pid = Number(trimmed);
-  // pid 0 and negatives would make kill() signal a process group: never probe those.
-  return pid > 0 && pid <= 0x7fffffff ? pid : null;
-}
-
-/** Signal 0 probes existence only; EPERM means it exists but belongs to someone else. */
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errno(error) === 'EPERM';
-  }
-}
-
 /**
- * Create the lock exclusively with its content already in place: write a private
- * temp file, then link() it to the lock name, which fails with EEXIST atomically.
- * A plain open('wx') + write leaves a moment where another starter would read an
- * empty file and take it for a stale lock. Filesystems without hard links fall
- * back to 'wx'.
+ * Where the lock socket lives: in the data dir, or, when that path is too long for a socket
+ * address, in the temp dir under a name derived from the data dir's absolute path.
  */
-async function createExclusive(lockPath: string, content: string): Promise<boolean> {
-  // Unique per attempt: two opens in one process must not share a temp file.
-  const tmp = `${lockPath}.${process.pid}-${++tmpSeq}.tmp`;
-  await writeFile(tmp, content);
-  try {
-    await link(tmp, lockPath);
-    return true;
-  } catch (error) {
-    const code = errno(error);
-    if (code === 'EEXIST') return false;
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EXDEV') throw error;
-  } finally {
-    await unlink(tmp).catch(() => undefined);
-  }
-  try {
-    await writeFile(lockPath, content, { flag: 'wx' });
-    return true;
-  } catch (error) {
-    if (errno(error) === 'EEXIST') return false;
-    throw error;
-  }
+export function lockSocketPath(dir: string): string {
+  const inDir = join(dir, LOCK_SOCKET);
+  if (Buffer.byteLength(inDir) <= MAX_SOCKET_PATH) return inDir;
+  const digest = createHash('sha256').update(resolve(dir)).digest('hex').slice(0, 24);
+  return join(tmpdir(), `foreman-${digest}.sock`);
+}
+
+type Probe = { alive: true; pid: number | null; nonce: string | null } | { alive: false };
+
+/** Connect to the socket: an answer (or even a silent accept) means a live holder. */
+function probe(path: string): Promise<Probe> {
+  return new Promise((done) => {
+    const socket = connect(path);
+    let text = '';
+    let connected = false;
+    const finish = (result: Probe) => {
+      clearTimeout(timer);
+      socket.destroy();
+      done(result);
+    };
+    const parsed = (): Probe => {
+      const [pid, nonce] = text.trim().split(' ');
+      return { alive: true, pid: /^\d+$/.test(pid ?? '') ? Number(pid) : null, nonce: nonce ?? null };
+    };
+    const timer = setTimeout(() => finish(connected ? parsed() : { alive: false }), PROBE_TIMEOUT_MS);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => (connected = true));
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.includes('\n')) finish(parsed());
+    });
+    socket.on('end', () => finish(parsed()));
+    socket.on('error', (error) => {
+      // Refused or gone: nobody listens, the file is what a dead holder left.
+      if (connected) finish(parsed());
+      else finish(errno(error) === 'ECONNREFUSED' || errno(error) === 'ENOENT' ? { alive: false } : { alive: true, pid: null, nonce: null });
+    });
+  });
+}
+
+function listen(server: Server, path: string): Promise<void> {
+  return new Promise((ok, fail) => {
+    server.once('error', fail);
+    server.listen(path, () => {
+      server.off('error', fail);
+      ok();
+    });
+  });
 }
 
 /**
- * Take `dir/foreman.lock` or throw JournalLockedError. A lock whose pid is dead
- * (or whose content is garbage) was left by a crash: it is replaced and logged.
- * The same process counts as alive, so a second open in one process is refused too.
+ * Take the data dir or throw JournalLockedError. A socket file nobody listens on was left by a
+ * dead holder: it is removed (logged) and taken. The same process counts as a holder, so a second
+ * open in one process is refused too.
  */
 export async function acquireDirLock(dir: string, log: Logger): Promise<DirLock> {
-  const lockPath = join(dir, LOCK_FILE);
-  const content = `${process.pid}\n`;
-  // Bounded: each round either takes the lock, refuses, or removes one stale file.
+  const path = lockSocketPath(dir);
+  await unlink(join(dir, LEGACY_LOCK_FILE)).catch(() => undefined);
+  const nonce = randomBytes(8).toString('hex');
+  const greeting = `${process.pid} ${nonce}\n`;
   for (let attempt = 0; attempt < 5; attempt++) {
-    if (await createExclusive(lockPath, content)) return createHandle(lockPath, content);
-    let text: string;
-    try {
-      text = await readFile(lockPath, 'utf8');
-    } catch (error) {
-      if (errno(error) === 'ENOENT') continue; // released between our create and read
-      throw error;
-    }
-    const pid = parsePid(text);
-    if (pid !== null && isProcessAlive(pid)) throw new JournalLockedError(dir, pid);
-    log.warn('journal.stale_lock', { path: lockPath, pid, reason: pid === null ? 'unreadable' : 'process gone' });
-    await unlink(lockPath).catch((error: unknown) => {
-      if (errno(error) !== 'ENOENT') throw error;
+    const server = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.end(greeting);
     });
+    // The lock must not keep the process alive on its own.
+    server.unref();
+    try {
+      await listen(server, path);
+    } catch (error) {
+      if (errno(error) !== 'EADDRINUSE') throw error;
+      const held = await probe(path);
+      if (held.alive) throw new JournalLockedError(dir, held.pid);
+      log.warn('journal.stale_lock', { path, reason: 'nobody listens on the lock socket' });
+      await unlink(path).catch((e: unknown) => {
+        if (errno(e) !== 'ENOENT') throw e;
+      });
+      continue;
+    }
+    // Two starters that both found the same stale socket may both have bound, the second after
+    // unlinking the first's file: whoever answers on the path now holds the lock.
+    const owner = await probe(path);
+    if (owner.alive && owner.nonce === nonce) return createHandle(path, server);
+    // Lost: leave our orphaned listener open (unref'd). Closing it would make libuv unlink the
+    // path by name, which is now the winner's socket.
+    throw new JournalLockedError(dir, owner.alive ? owner.pid : null);
   }
   throw new JournalLockedError(dir, null);
 }
 
-function createHandle(lockPath: string, content: string): DirLock {
-  let released = false;
+function createHandle(path: string, server: Server): DirLock {
+  let released: Promise<void> | null = null;
   return {
-    path: lockPath,
-    async release() {
-      if (released) return;
-      released = true;
-      // Only remove the file if it is still ours: never delete a successor's lock.
-      const text = await readFile(lockPath, 'utf8').catch(() => null);
-      if (text === content) await unlink(lockPath).catch(() => undefined);
+    path,
+    release() {
+      // libuv unlinks the socket file as it closes the listener, in one step: no moment where
+      // the path is free while a later unlink of ours could still remove a successor's socket.
+      released ??= new Promise<void>((ok) => server.close(() => ok()));
+      return released;
     },
   };
 }

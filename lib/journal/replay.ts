@@ -1,5 +1,6 @@
 // Start-up replay of SPEC §6: read journal.jsonl line by line, cut a torn tail, skip and
-// count bad lines, copy a damaged file aside and repair it. Knows nothing of what records mean.
+// count bad lines, copy a damaged file aside and repair it. What a well-formed record is, the
+// caller's visitor says; this file knows nothing of what records mean.
 
 import { open, rename } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -7,9 +8,25 @@ import { performance } from 'node:perf_hooks';
 import { copyAside, errno, syncDir, writeFully } from './files.js';
 import type { Logger } from '../log.js';
 
+/** Where a line sits in the journal file: its first byte and its length without the newline. */
+export interface LineRef {
+  offset: number;
+  length: number;
+}
+
+/**
+ * Called for each line that parses to a JSON object: false = not a well-formed record (skipped
+ * and counted like garbage), a string = keep the line addressable under that key, else true.
+ */
+export type ReplayVisitor = (record: object, at: LineRef) => boolean | string;
+
 export interface ReplayReport {
-  /** parsed records in file order */
+  /** parsed records in file order (only when no visitor was given: a visitor sees them instead) */
   records: unknown[];
+  /** good records seen */
+  count: number;
+  /** kept lines by key, at their offsets in the (repaired) file */
+  kept: Map<string, LineRef>;
   /** the last line was incomplete (no trailing \n, or unparseable) and was cut off */
   tornTail: boolean;
   /** unparseable lines elsewhere, skipped */
@@ -39,6 +56,8 @@ function parseRecord(text: string): object | undefined {
 
 interface Scan {
   records: object[];
+  count: number;
+  kept: Map<string, LineRef>;
   bad: Range[];
   /** byte offset where the good content ends: the file is cut here when the tail is torn */
   cut: number;
@@ -46,8 +65,10 @@ interface Scan {
   bytes: number;
 }
 
-async function scan(fh: FileHandle): Promise<Scan> {
+async function scan(fh: FileHandle, visit: ReplayVisitor | undefined): Promise<Scan> {
   const records: object[] = [];
+  const kept = new Map<string, LineRef>();
+  let count = 0;
   const bad: Range[] = [];
   // The last bad terminated line is only "bad elsewhere" once another line follows it;
   // if it is the final line it is the torn tail.
@@ -77,8 +98,13 @@ async function scan(fh: FileHandle): Promise<Scan> {
         const record = parseRecord(line);
         if (lastBad) bad.push(lastBad);
         lastBad = null;
-        if (record) records.push(record);
-        else lastBad = [base + start, base + byteEnd + 1];
+        const verdict = record ? (visit ? visit(record, { offset: base + start, length: byteEnd - start }) : true) : false;
+        if (verdict === false) lastBad = [base + start, base + byteEnd + 1];
+        else {
+          count++;
+          if (!visit) records.push(record!);
+          if (typeof verdict === 'string') kept.set(verdict, { offset: base + start, length: byteEnd - start });
+        }
         start = byteEnd + 1;
         if (nl === -1) break;
         from = nl + 1;
@@ -90,10 +116,10 @@ async function scan(fh: FileHandle): Promise<Scan> {
   if (carry.length > 0) {
     // No trailing newline: the write that made it never completed, so it was never acknowledged.
     if (lastBad) bad.push(lastBad);
-    return { records, bad, cut: base, tornTail: true, bytes: position };
+    return { records, count, kept, bad, cut: base, tornTail: true, bytes: position };
   }
-  if (lastBad) return { records, bad, cut: lastBad[0], tornTail: true, bytes: position };
-  return { records, bad, cut: position, tornTail: false, bytes: position };
+  if (lastBad) return { records, count, kept, bad, cut: lastBad[0], tornTail: true, bytes: position };
+  return { records, count, kept, bad, cut: position, tornTail: false, bytes: position };
 }
 
 /** Keep [0, cut) minus the bad lines, via a temp file and rename, so a crash mid-repair loses nothing. */
@@ -142,31 +168,47 @@ async function truncateTo(path: string, size: number): Promise<void> {
  * torn tail is truncated away, and bad middle lines are rewritten out so that the next start
  * does not count (and copy) the same damage again.
  */
-export async function replayJournal(path: string, dir: string, log: Logger, now = () => new Date()): Promise<ReplayReport> {
+/** Offsets after bad lines were rewritten out: each kept line moves back by the bad bytes before it. */
+function shiftKept(kept: Map<string, LineRef>, bad: Range[]): void {
+  for (const ref of kept.values()) {
+    let removed = 0;
+    for (const [start, end] of bad) if (end <= ref.offset) removed += end - start;
+    ref.offset -= removed;
+  }
+}
+
+export async function replayJournal(
+  path: string, dir: string, log: Logger, visit?: ReplayVisitor, now = () => new Date(),
+): Promise<ReplayReport> {
   const started = performance.now();
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
   } catch (error) {
     if (errno(error) !== 'ENOENT') throw error;
-    return { records: [], tornTail: false, badLines: 0, copiedAside: null, bytes: 0, durationMs: performance.now() - started };
+    return {
+      records: [], count: 0, kept: new Map(), tornTail: false, badLines: 0, copiedAside: null, bytes: 0,
+      durationMs: performance.now() - started,
+    };
   }
   let result: Scan;
   try {
-    result = await scan(fh);
+    result = await scan(fh, visit);
   } finally {
     await fh.close();
   }
-  const { records, bad, cut, tornTail, bytes } = result;
+  const { records, count, kept, bad, cut, tornTail, bytes } = result;
   let copiedAside: string | null = null;
   if (tornTail || bad.length > 0) {
     copiedAside = await copyAside(path, dir, now());
-    if (bad.length > 0) await rewriteWithout(path, dir, bad, cut);
-    else await truncateTo(path, cut);
+    if (bad.length > 0) {
+      await rewriteWithout(path, dir, bad, cut);
+      shiftKept(kept, bad);
+    } else await truncateTo(path, cut);
     if (tornTail) log.warn('journal.torn_tail', { path, cut_at: cut, dropped_bytes: bytes - cut, copied_aside: copiedAside });
     if (bad.length > 0) log.warn('journal.bad_lines', { path, count: bad.length, copied_aside: copiedAside });
   }
   const durationMs = performance.now() - started;
-  log.info('journal.replayed', { path, records: records.length, bytes, ms: Math.round(durationMs) });
-  return { records, tornTail, badLines: bad.length, copiedAside, bytes, durationMs };
+  log.info('journal.replayed', { path, records: count, bytes, ms: Math.round(durationMs) });
+  return { records, count, kept, tornTail, badLines: bad.length, copiedAside, bytes, durationMs };
 }

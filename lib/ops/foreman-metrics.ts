@@ -72,6 +72,7 @@ export function createForemanMetrics(takeSnapshot: () => QueueSnapshot): Foreman
 export function tokensOfFinalUnit(unit: Uint8Array | null): number | null {
   if (!unit) return null;
   const text = Buffer.from(unit.buffer, unit.byteOffset, unit.byteLength).toString('utf8');
-  const m = /"eval_count":(\d+)/.exec(text) ?? /"completion_tokens":(\d+)/.exec(text);
+  // Native, chat completions, then Anthropic (a whole message) and Responses (response.completed).
+  const m = /"eval_count":(\d+)/.exec(text) ?? /"completion_tokens":(\d+)/.exec(text) ?? /"output_tokens":(\d+)/.exec(text);
   return m ? Number(m[1]) : null;
 }

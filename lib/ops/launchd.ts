@@ -20,6 +20,8 @@ export interface LaunchAgentInput {
   workingDirectory?: string;
   /** Seconds launchd waits after SIGTERM before SIGKILL; set above shutdown_grace so running jobs can finish. */
   exitTimeoutS?: number;
+  /** Open-file limit to raise to (max_connections plus room for upstream, webhooks and the journal, SPEC §16). */
+  openFiles?: number;
 }
 
 export const DEFAULT_LAUNCH_AGENT_LABEL = 'dev.foreman';
@@ -60,6 +62,11 @@ export function renderLaunchAgent(input: LaunchAgentInput): string {
     // Standard, not Background: Background gets I/O throttling, which would
     // stretch journal fsyncs while a client waits on them.
     ...entry('ProcessType', string('Standard')),
+    // launchd starts agents with 256 open files: far below max_connections, so raise it to match.
+    ...(input.openFiles === undefined ? [] : [
+      ...entry('SoftResourceLimits', dict([], [['NumberOfFiles', input.openFiles]])),
+      ...entry('HardResourceLimits', dict([], [['NumberOfFiles', input.openFiles]])),
+    ]),
     '</dict>',
     '</plist>',
   ];
@@ -97,8 +104,9 @@ function array(values: string[]): string[] {
   return ['<array>', ...values.map((v) => `  <string>${xml(v)}</string>`), '</array>'];
 }
 
-function dict(pairs: Array<[string, string]>): string[] {
-  return ['<dict>', ...pairs.flatMap(([k, v]) => [`  <key>${xml(k)}</key>`, `  <string>${xml(v)}</string>`]), '</dict>'];
+function dict(pairs: Array<[string, string]>, integers: Array<[string, number]> = []): string[] {
+  return ['<dict>', ...pairs.flatMap(([k, v]) => [`  <key>${xml(k)}</key>`, `  <string>${xml(v)}</string>`]),
+    ...integers.flatMap(([k, n]) => [`  <key>${xml(k)}</key>`, `  <integer>${Math.floor(n)}</integer>`]), '</dict>'];
 }
 
 function xml(text: string): string {

@@ -1,3 +1,6 @@
+// ops/ owns what operators see: the /queue view, /metrics, `foreman status` text, the
+// /ui page and the launchd plist. It reads sched/ state; nothing in the core reads ops/.
+//
 // The shape of GET /queue and the one function that builds it from the
 // scheduler's plain state. The /ui page, `foreman status`, /metrics and the
 // tests all read this one snake_case shape; the scheduler never sees it.
@@ -15,6 +18,8 @@ export interface RunningView {
   /** chat | generate | openai-chat | openai-completion */
   kind: string;
   priority: number;
+  /** the key that made it (SPEC §15) */
+  key?: string | null;
   started_at: string;
   elapsed_ms: number;
   queue_ms: number;
@@ -46,6 +51,7 @@ export interface RecentJobView {
   id: string;
   model: string;
   origin: JobOrigin;
+  key?: string | null;
   state: 'completed' | 'failed' | 'cancelled' | 'requeued';
   queue_ms: number;
   run_ms: number;
@@ -88,6 +94,11 @@ export interface QueueSnapshot {
   switches: SwitchView[];
   recent: RecentJobView[];
   embeddings: { in_flight: number; max: number };
+  /**
+   * The caller's key (SPEC §15). For a key that is not admin, `running` and `recent` hold its own
+   * jobs only; groups and totals stay as aggregate counts.
+   */
+  key?: { name: string; admin: boolean; waiting: number; running: number };
 }
 
 /** What the view needs besides the scheduler's state. */
@@ -104,7 +115,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export function buildQueueView(s: SchedulerState, c: QueueViewContext): QueueSnapshot {
   const running: RunningView[] = s.running.map((r) => ({
     id: r.job.id, model: r.job.model, group: r.job.group, origin: r.job.origin, kind: r.job.kind,
-    priority: r.job.priority, started_at: iso(r.startedMs), elapsed_ms: c.nowMs - r.startedMs, queue_ms: r.queueMs,
+    priority: r.job.priority, key: r.job.key ?? null, started_at: iso(r.startedMs), elapsed_ms: c.nowMs - r.startedMs, queue_ms: r.queueMs,
     lane: r.lane,
   }));
   const groups: GroupView[] = s.groups.map((g) => ({
@@ -131,7 +142,7 @@ export function buildQueueView(s: SchedulerState, c: QueueViewContext): QueueSna
     },
     switches: s.switches.map((w) => ({ at: iso(w.atMs), from: w.from, to: w.to, load_ms: w.loadMs })),
     recent: s.recent.map((r) => ({
-      id: r.id, model: r.model, origin: r.origin, state: r.state, queue_ms: r.queueMs, run_ms: r.runMs, finished_at: iso(r.finishedMs),
+      id: r.id, model: r.model, origin: r.origin, key: r.key, state: r.state, queue_ms: r.queueMs, run_ms: r.runMs, finished_at: iso(r.finishedMs),
       lane: r.lane,
     })),
     embeddings: { in_flight: c.embeddings.active, max: c.embeddings.max },

@@ -103,6 +103,7 @@ const SCRIPT = String.raw`
   const MAX_BOXES = 60;
   // /ui -> /queue, and /prefix/ui -> /prefix/queue behind a path-mounting proxy.
   const QUEUE_URL = location.pathname.replace(/\/ui\/?$/, '/') + 'queue';
+  const KEYS_URL = location.pathname.replace(/\/ui\/?$/, '/') + 'keys';
   const $ = (id) => document.getElementById(id);
   let token = null;
   let timer = null;
@@ -203,6 +204,7 @@ const SCRIPT = String.raw`
       const snapshot = await res.json();
       if (gen !== generation) return;
       render(snapshot);
+      await pollKeys(gen, abort.signal, snapshot.key);
       stale = false;
       $('dashboard').classList.remove('stale');
       setStatus('ok', 'live \u00b7 ' + new Date().toLocaleTimeString());
@@ -216,6 +218,36 @@ const SCRIPT = String.raw`
       clearTimeout(limit);
     }
     if (gen === generation) schedule(gen);
+  }
+
+  // Named keys and their usage (SPEC §15): an admin sees every key, any other key itself.
+  // Best effort: an older foreman without /keys leaves the panel hidden.
+  async function pollKeys(gen, signal, me) {
+    let body = null;
+    try {
+      const res = await fetch(KEYS_URL, { headers: { Authorization: 'Bearer ' + token, Accept: 'application/json' }, cache: 'no-store', signal });
+      if (res.ok) body = await res.json();
+    } catch { /* the queue view above is what matters */ }
+    if (gen !== generation) return;
+    $('keys-card').hidden = body === null;
+    if (body === null) return;
+    const you = me ? me.name : '';
+    const of = (n, cap) => String(n) + (cap === null || cap === undefined ? '' : ' / ' + cap);
+    $('keys-rows').replaceChildren(...body.keys.map((k) => {
+      const u = k.usage;
+      const requests = Object.values(u.requests).reduce((a, b) => a + b, 0);
+      return h('tr', { 'data-key': k.name, 'data-source': k.source },
+        h('td', {}, k.name, k.name === you && h('span', { class: 'badge' }, 'you'), k.admin && h('span', { class: 'badge' }, 'admin'),
+          k.source === 'removed' && h('span', { class: 'badge failed' }, 'removed')),
+        h('td', { class: 'num' }, String(k.weight)),
+        h('td', { class: 'num', 'data-field': 'running' }, of(k.running, k.max_running)),
+        h('td', { class: 'num', 'data-field': 'waiting' }, of(k.waiting, k.max_queued)),
+        h('td', { class: 'num' }, String(requests)),
+        h('td', { class: 'num', 'data-field': 'jobs' }, (u.jobs.completed || 0) + ' / ' + (u.jobs.failed || 0) + ' / ' + (u.jobs.cancelled || 0)),
+        h('td', { class: 'num', 'data-field': 'tokens' }, u.prompt_tokens + ' / ' + u.completion_tokens),
+        h('td', { class: 'num' }, fmt(u.run_seconds * 1000)),
+        h('td', { class: 'num' }, fmt(u.queue_wait_seconds * 1000)));
+    }));
   }
 
   const newestFirst = (list, key) => list.slice().sort((a, b) => (a[key] < b[key] ? 1 : a[key] > b[key] ? -1 : 0));
@@ -244,6 +276,7 @@ const SCRIPT = String.raw`
         h('span', { class: 'model' }, r.group),
         r.lane && r.lane !== 'local' && h('span', { class: 'badge lane-badge', 'data-lane': r.lane }, r.lane),
         h('span', { class: 'badge ' + r.origin }, r.origin),
+        r.key && h('span', { class: 'muted', 'data-field': 'key' }, r.key),
         h('span', { class: 'muted' }, r.kind),
         h('span', { class: 'muted' }, 'prio ' + r.priority),
         h('span', { class: 'elapsed' }, tick(r.elapsed_ms))))));
@@ -352,6 +385,11 @@ const BODY = `
       <tbody id="recent-rows"></tbody></table>
     </section>
   </div>
+  <section class="card" id="keys-card" hidden><h2>Keys</h2>
+    <table id="keys"><thead><tr><th>key</th><th class="num">weight</th><th class="num">running</th><th class="num">waiting</th><th class="num">requests</th>
+      <th class="num">ok / failed / cancelled</th><th class="num">tokens in / out</th><th class="num">run</th><th class="num">queue wait</th></tr></thead>
+    <tbody id="keys-rows"></tbody></table>
+  </section>
 </main>
 `;
 

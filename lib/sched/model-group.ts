@@ -33,7 +33,9 @@ export function groupKey(model: string, options: unknown): string {
   if (options && typeof options === 'object' && !Array.isArray(options)) {
     const o = options as Record<string, unknown>;
     for (const name of LOAD_OPTIONS) {
-      if (o[name] !== undefined && o[name] !== null) key += ` ${name}=${JSON.stringify(o[name])}`;
+      const value = o[name];
+      // Ollama reads the runner options as integers (a float is truncated): 8192.5 is 8192's runner.
+      if (value !== undefined && value !== null) key += ` ${name}=${JSON.stringify(typeof value === 'number' ? Math.trunc(value) : value)}`;
     }
   }
   return key;

@@ -1,3 +1,6 @@
+// sim/ owns the Ollama simulator behind `foreman sim`, `foreman demo` and the tests;
+// it shares only pure helpers with foreman.
+//
 // The Ollama simulator: a faithful stand-in for Ollama on a loopback port,
 // for foreman's tests, benchmarks and demos (SPEC §11, shared/ollama-wire.md).
 //
@@ -5,6 +8,8 @@
 // - Replies are deterministic: tokens derive from model + prompt + options.seed.
 //   Length is options.num_predict (done_reason "length") or defaultTokens
 //   (done_reason "stop"); thinking models spend a third of it in `thinking`.
+//   On the /v1 surfaces max_tokens / max_output_tokens is a cap: only a value
+//   below defaultTokens cuts the reply (agents send 32000 on every turn).
 // - Tool calls: when `tools` is non-empty and the LAST message is the user's and
 //   contains the word "weather", the model calls the first tool.
 // - Residency follows Ollama's scheduler: one generation slot, one embedding

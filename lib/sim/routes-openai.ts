@@ -38,7 +38,7 @@ export async function handleChatCompletions(ex: Exchange, body: Body): Promise<v
   const think = reasoning(body);
   const tools = (body['tools'] ?? []) as unknown[];
   checkCapabilities(entry, model, 'chat', think, tools.length > 0);
-  const options = translateOptions(body);
+  const options = translateOptions(body, ex.core.settings.defaultTokens);
   const spec = loadSpec(options, DEFAULT_KEEP_ALIVE_MS);
   const last = messages[messages.length - 1] as Body;
   const format = (body['response_format'] ?? {}) as Body;
@@ -70,7 +70,7 @@ export async function handleCompletions(ex: Exchange, body: Body): Promise<void>
   const entry = model === '' ? undefined : ex.core.catalog.find(model);
   if (!entry) throw notFoundGenerate(model);
   checkCapabilities(entry, model, 'generate', undefined, false);
-  const options = translateOptions(body);
+  const options = translateOptions(body, ex.core.settings.defaultTokens);
   const spec = loadSpec(options, DEFAULT_KEEP_ALIVE_MS);
   const reply = planReply({
     entry,
@@ -87,11 +87,15 @@ export async function handleCompletions(ex: Exchange, body: Body): Promise<void>
   await serveGeneration(ex, { entry, spec, reply, format: out, stream, surface: 'openai' });
 }
 
-/** The options FromChatRequest / FromCompleteRequest fill in. */
-function translateOptions(body: Body): Body {
+/**
+ * The options FromChatRequest / FromCompleteRequest fill in. max_tokens becomes
+ * num_predict, a cap: a simulated model says defaultTokens and stops on its own,
+ * so only a smaller max_tokens cuts it short (agents send 32000 on every turn).
+ */
+function translateOptions(body: Body, defaultTokens: number): Body {
   const options: Body = {};
   const maxTokens = body['max_tokens'] ?? body['max_completion_tokens'];
-  if (typeof maxTokens === 'number') options['num_predict'] = maxTokens;
+  if (typeof maxTokens === 'number' && maxTokens < defaultTokens) options['num_predict'] = maxTokens;
   if (typeof body['seed'] === 'number') options['seed'] = body['seed'];
   options['temperature'] = typeof body['temperature'] === 'number' ? body['temperature'] : 1;
   options['top_p'] = typeof body['top_p'] === 'number' ? body['top_p'] : 1;

@@ -1,9 +1,12 @@
-// Webhook delivery (SPEC §5): per-job ordered chains, a global in-flight cap, timeouts, retries.
-// Knows only the event envelope; never imports node:http or the jobs module. Time and fetch are injected.
+// webhooks/ owns telling others: signing, which targets are allowed, delivery with retries.
+//
+// Webhook delivery (SPEC §5): per-job ordered chains, queued per receiver (scheme, host, port) so a
+// hanging receiver holds only its own queue; timeouts, retries. Knows only the event envelope; the
+// POST itself is transport.ts (checked addresses), injected like time.
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { Outcome } from './policy.js';
-import { nextDelay, parseRetryAfter, RETRY_SCHEDULE_MS } from './policy.js';
+import { errorInWords, nextDelay, parseRetryAfter, RETRY_SCHEDULE_MS, type WebhookSend } from './policy.js';
 import { decodeSecret, signWithKey } from './signing.js';
 
 export type { Decision, NextDelayOptions, Outcome } from './policy.js';
@@ -11,9 +14,14 @@ export { JITTER_RATIO, nextDelay, parseRetryAfter, RETRY_SCHEDULE_MS } from './p
 export type { SignatureHeaders, VerifyOptions } from './signing.js';
 export { signPayload, verifySignature } from './signing.js';
 export { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH } from './url.js';
+export type { SendRequest, SendResult, WebhookSend } from './policy.js';
+
+/** Deliveries in flight to one receiver at once: its jobs' chains share them. */
+export const DEFAULT_PER_RECEIVER = 4;
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
-export const DEFAULT_MAX_CONCURRENT = 16;
+/** Sockets in flight across all receivers: bounds file descriptors; receivers are served round-robin. */
+export const DEFAULT_MAX_CONCURRENT = 256;
 export const MAX_QUEUED_PER_JOB = 1_000;
 export const MAX_QUEUED_TOTAL = 100_000;
 /** Jobs whose receiver answered 410 are remembered so later events are dropped; oldest forgotten first. */
@@ -33,10 +41,12 @@ export interface DeliveryProgress {
 export type Timer = { cancel(): void };
 export interface WebhookDispatcherOptions {
   secret?: string; // no secret → no webhook-signature (webhook-id and webhook-timestamp still sent)
-  fetch?: typeof fetch;
+  /** The POST. foreman passes http/webhook-transport.ts (checked addresses); the default is plain fetch, unchecked. */
+  send?: WebhookSend;
   timeoutMs?: number;
   schedule?: readonly number[];
-  maxConcurrent?: number; // deliveries in flight across all jobs
+  maxConcurrent?: number; // deliveries in flight across all receivers
+  perReceiver?: number; // deliveries in flight to one receiver
   maxQueuedPerJob?: number;
   maxQueuedTotal?: number;
   now?: () => number;
@@ -70,15 +80,18 @@ const defaultSetTimer = (fn: () => void, ms: number): Timer => {
   return { cancel: () => clearTimeout(handle) };
 };
 
-interface Chain { jobId: string; events: WebhookEvent[]; state: 'idle' | 'waiting' | 'ready' | 'sending'; timer: Timer | null }
+interface Chain { jobId: string; receiver: string; events: WebhookEvent[]; state: 'idle' | 'waiting' | 'ready' | 'sending'; timer: Timer | null }
+/** One receiver's line: chains ready to send and how many of its deliveries are in flight. */
+interface Receiver { key: string; ready: Chain[]; inFlight: number }
 type Result = { outcome: Outcome; retryAfterMs?: number } | null;
 
 class Dispatcher implements WebhookDispatcher {
   readonly #key: Buffer | null;
-  readonly #fetch: typeof fetch;
+  readonly #send: WebhookSend;
   readonly #timeoutMs: number;
   readonly #schedule: readonly number[];
   readonly #maxConcurrent: number;
+  readonly #perReceiver: number;
   readonly #maxPerJob: number;
   readonly #maxTotal: number;
   readonly #now: () => number;
@@ -87,7 +100,9 @@ class Dispatcher implements WebhookDispatcher {
   readonly #log: Logger;
   readonly #onProgress: (p: DeliveryProgress) => void;
   readonly #chains = new Map<string, Chain>();
-  readonly #ready: Chain[] = [];
+  readonly #receivers = new Map<string, Receiver>();
+  /** Receivers with chains ready to send, in round-robin order (a Set keeps insertion order). */
+  readonly #readyReceivers = new Set<Receiver>();
   readonly #inFlight = new Map<Chain, { controller: AbortController; done: Promise<void> }>();
   readonly #gone = new Set<string>();
   #idleWaiters: Array<() => void> = [];
@@ -97,10 +112,11 @@ class Dispatcher implements WebhookDispatcher {
 
   constructor(o: WebhookDispatcherOptions) {
     this.#key = o.secret === undefined ? null : decodeSecret(o.secret);
-    this.#fetch = o.fetch ?? globalThis.fetch;
+    this.#send = o.send ?? fetchSend;
     this.#timeoutMs = positive('timeoutMs', o.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     this.#schedule = o.schedule ?? RETRY_SCHEDULE_MS;
     this.#maxConcurrent = positive('maxConcurrent', o.maxConcurrent ?? DEFAULT_MAX_CONCURRENT);
+    this.#perReceiver = positive('perReceiver', o.perReceiver ?? DEFAULT_PER_RECEIVER);
     this.#maxPerJob = positive('maxQueuedPerJob', o.maxQueuedPerJob ?? MAX_QUEUED_PER_JOB);
     this.#maxTotal = positive('maxQueuedTotal', o.maxQueuedTotal ?? MAX_QUEUED_TOTAL);
     this.#now = o.now ?? Date.now;
@@ -121,7 +137,7 @@ class Dispatcher implements WebhookDispatcher {
     }
     let chain = this.#chains.get(event.jobId);
     if (chain === undefined) {
-      chain = { jobId: event.jobId, events: [], state: 'idle', timer: null };
+      chain = { jobId: event.jobId, receiver: receiverKey(event.url), events: [], state: 'idle', timer: null };
       this.#chains.set(event.jobId, chain);
     }
     if (chain.events.some((e) => e.eventId === event.eventId)) return; // resumed twice: already pending
@@ -160,7 +176,8 @@ class Dispatcher implements WebhookDispatcher {
         chain.timer = null;
         if (chain.state !== 'sending') chain.state = 'idle';
       }
-      this.#ready.length = 0;
+      for (const r of this.#receivers.values()) r.ready.length = 0;
+      this.#readyReceivers.clear();
       for (const { controller } of this.#inFlight.values()) controller.abort(CLOSED);
     }
     await Promise.allSettled([...this.#inFlight.values()].map((f) => f.done));
@@ -186,7 +203,9 @@ class Dispatcher implements WebhookDispatcher {
       return;
     }
     chain.state = 'ready';
-    this.#ready.push(chain);
+    const receiver = this.#receiverOf(chain);
+    receiver.ready.push(chain);
+    this.#readyReceivers.add(receiver);
     // Started from a microtask so a batch of synchronous enqueues is ordered by seq before the first send.
     if (!this.#pumpScheduled) {
       this.#pumpScheduled = true;
@@ -197,19 +216,42 @@ class Dispatcher implements WebhookDispatcher {
     }
   }
 
+  #receiverOf(chain: Chain): Receiver {
+    let r = this.#receivers.get(chain.receiver);
+    if (r === undefined) {
+      r = { key: chain.receiver, ready: [], inFlight: 0 };
+      this.#receivers.set(r.key, r);
+    }
+    return r;
+  }
+
+  /** Round-robin over receivers, at most perReceiver each: a receiver that hangs fills only its own slots. */
   #pump(): void {
-    while (!this.#closed && this.#inFlight.size < this.#maxConcurrent) {
-      const chain = this.#ready.shift();
-      if (chain === undefined) break;
-      const event = chain.events[0]!;
-      chain.state = 'sending';
-      const controller = new AbortController();
-      const done = this.#attempt(event, controller)
-        .then((result) => this.#finish(chain, event, result))
-        .catch((err: unknown) => this.#log.error('webhook_internal', { message: String(err) }));
-      this.#inFlight.set(chain, { controller, done });
+    let progressed = true;
+    while (progressed && !this.#closed && this.#inFlight.size < this.#maxConcurrent) {
+      progressed = false;
+      for (const receiver of [...this.#readyReceivers]) {
+        if (this.#inFlight.size >= this.#maxConcurrent) break;
+        if (receiver.inFlight >= this.#perReceiver) continue;
+        const chain = receiver.ready.shift()!;
+        this.#readyReceivers.delete(receiver); // to the back of the line, if it has more
+        if (receiver.ready.length > 0) this.#readyReceivers.add(receiver);
+        receiver.inFlight++;
+        this.#startSending(chain);
+        progressed = true;
+      }
     }
     this.#settle();
+  }
+
+  #startSending(chain: Chain): void {
+    const event = chain.events[0]!;
+    chain.state = 'sending';
+    const controller = new AbortController();
+    const done = this.#attempt(event, controller)
+      .then((result) => this.#finish(chain, event, result))
+      .catch((err: unknown) => this.#log.error('webhook_internal', { message: String(err) }));
+    this.#inFlight.set(chain, { controller, done });
   }
 
   async #attempt(event: WebhookEvent, controller: AbortController): Promise<Result> {
@@ -224,16 +266,15 @@ class Dispatcher implements WebhookDispatcher {
     if (this.#key !== null) headers['webhook-signature'] = signWithKey(this.#key, event.eventId, timestampS, event.body);
     const timer = this.#setTimer(() => controller.abort(TIMEOUT), this.#timeoutMs);
     try {
-      const response = await this.#fetch(event.url, {
-        method: 'POST', headers, body: event.body, redirect: 'manual', signal: controller.signal,
-      });
-      // Only the status matters: cancel the body unread, which frees the socket and bounds what we read at zero.
-      response.body?.cancel().catch(() => {});
-      return { outcome: { kind: 'status', status: response.status }, retryAfterMs: parseRetryAfter(response.headers.get('retry-after'), this.#now()) };
-    } catch (err) {
+      const result = await this.#send({ url: event.url, headers, body: event.body, signal: controller.signal });
       if (controller.signal.reason === CLOSED) return null;
-      if (controller.signal.reason === TIMEOUT) return { outcome: { kind: 'error', message: `no answer in ${this.#timeoutMs} ms` } };
-      return { outcome: { kind: 'error', message: describeError(err) } };
+      if (result.kind === 'error') {
+        return { outcome: { kind: 'error', message: controller.signal.reason === TIMEOUT ? 'timed out' : result.message } };
+      }
+      return { outcome: { kind: 'status', status: result.status }, retryAfterMs: parseRetryAfter(result.retryAfter, this.#now()) };
+    } catch {
+      if (controller.signal.reason === CLOSED) return null;
+      return { outcome: { kind: 'error', message: controller.signal.reason === TIMEOUT ? 'timed out' : 'could not connect' } };
     } finally {
       timer.cancel();
     }
@@ -241,6 +282,9 @@ class Dispatcher implements WebhookDispatcher {
 
   #finish(chain: Chain, event: WebhookEvent, result: Result): void {
     this.#inFlight.delete(chain);
+    const receiver = this.#receiverOf(chain);
+    receiver.inFlight--;
+    if (receiver.inFlight === 0 && receiver.ready.length === 0) this.#receivers.delete(receiver.key);
     chain.state = 'idle';
     // After close nothing is reported; an attempt that succeeded just then is sent again after restart (at-least-once).
     if (result === null || this.#closed) return this.#settle();
@@ -290,7 +334,7 @@ class Dispatcher implements WebhookDispatcher {
   }
 
   #isIdle(): boolean {
-    return this.#inFlight.size === 0 && (this.#closed || this.#ready.length === 0);
+    return this.#inFlight.size === 0 && (this.#closed || this.#readyReceivers.size === 0);
   }
 
   #settle(): void {
@@ -306,11 +350,24 @@ function positive(name: string, value: number): number {
   return value;
 }
 
-/** fetch says only 'fetch failed'; the useful part (ECONNREFUSED, a TLS error) is in its cause. */
-function describeError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err).slice(0, 200);
-  const cause = (err as { cause?: unknown }).cause;
-  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : undefined;
-  const detail = code ?? (cause instanceof Error ? cause.message : undefined);
-  return (detail === undefined ? err.message : `${err.message}: ${detail}`).slice(0, 200);
+/** scheme, host and port: what one receiver is. A URL that does not parse is its own (it fails at once). */
+function receiverKey(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return url;
+  }
 }
+
+/** The default transport: fetch, not following redirects, body unread; failures in the same words. */
+const fetchSend: WebhookSend = async ({ url, headers, body, signal }) => {
+  try {
+    const res = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal });
+    res.body?.cancel().catch(() => {});
+    return { kind: 'status', status: res.status, retryAfter: res.headers.get('retry-after') };
+  } catch (err) {
+    const cause = (err as { cause?: { code?: unknown } }).cause;
+    return { kind: 'error', message: errorInWords(typeof cause?.code === 'string' ? cause.code : undefined) };
+  }
+};

@@ -70,3 +70,28 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number)
   if (Number.isNaN(at) || at <= nowMs) return undefined;
   return at - nowMs;
 }
+
+/** One POST of an event, as the dispatcher asks for it; the transport is injected (http/webhook-transport.ts). */
+export interface SendRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  signal: AbortSignal;
+}
+
+/** A status, or what went wrong in words a job's owner can use (`could not connect`, `refused: private address`). */
+export type SendResult = { kind: 'status'; status: number; retryAfter: string | null } | { kind: 'error'; message: string };
+export type WebhookSend = (request: SendRequest) => Promise<SendResult>;
+
+const TLS_CODES = /^(CERT_|ERR_TLS_CERT|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED|SELF_SIGNED_CERT)/;
+
+/**
+ * A network failure in words, never the raw socket error: which of refused, reset or unreachable a port
+ * gave is a port scanner's answer and no help to a job's owner. Name resolution and certificates are
+ * said apart, since an owner can act on them.
+ */
+export function errorInWords(code: string | undefined): string {
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') return 'could not resolve the host name';
+  if (code !== undefined && TLS_CODES.test(code)) return 'TLS certificate not accepted';
+  return 'could not connect';
+}

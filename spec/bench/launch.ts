@@ -1,9 +1,8 @@
-// Child-process launcher for the benchmarks: `node --import tsx launch.ts sim|serve|bare-proxy [flags]`
-// runs runCli (or the bare reference proxy) in its own process and answers {type:'usage'} on the IPC channel with its CPU and memory.
+// Child-process launcher for the benchmarks: `node --import tsx launch.ts sim|serve [flags]`
+// runs runCli in its own process and answers {type:'usage'} on the IPC channel with its CPU and memory.
 // It owns nothing else; the parent (procs.ts) picks the port, reads logs from a file and stops it.
 
 import { runCli } from '../../lib/cli/cli.js';
-import { runBareProxy } from './bare-proxy.js';
 
 interface UsageRequest {
   type?: string;
@@ -24,14 +23,12 @@ process.on('disconnect', () => {
 });
 
 const [command, ...flags] = process.argv.slice(2);
-if (command !== 'sim' && command !== 'serve' && command !== 'bare-proxy') {
-  process.stderr.write(`launch.ts: expected sim, serve or bare-proxy, got '${String(command)}'\n`);
+if (command !== 'sim' && command !== 'serve') {
+  process.stderr.write(`launch.ts: expected sim or serve, got '${String(command)}'\n`);
   process.exit(2);
 }
 const io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
-const code = command === 'bare-proxy'
-  ? await runBareProxy(flags, process.stderr)
-  : await runCli([command, ...flags], process.env, io);
+const code = await runCli([command, ...flags], process.env, io);
 finished = true;
 process.exitCode = code;
 if (process.connected) process.disconnect();

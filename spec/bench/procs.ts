@@ -35,6 +35,12 @@ export interface BenchProcess {
 }
 
 const live = new Set<ChildProcess>();
+
+/** Registers a child started elsewhere (nginx), so stopAll() and the exit hook kill it too. */
+export function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
 let scratch: string | null = null;
 let started = 0;
 
@@ -53,9 +59,9 @@ export async function tempDir(name: string): Promise<string> {
 // passing it down races with other processes on the machine).
 const LISTENING = /listening (?:on |url=)(http:\/\/\S+)/;
 
-/** Starts `foreman sim|serve` (or the bare proxy) on 127.0.0.1:0 and waits until it says its URL and GET / answers. */
+/** Starts `foreman sim|serve` on 127.0.0.1:0 and waits until it says its URL and GET / answers. */
 export async function startProcess(
-  name: string, command: 'sim' | 'serve' | 'bare-proxy', flags: string[], nodeArgs: string[] = [],
+  name: string, command: 'sim' | 'serve', flags: string[], nodeArgs: string[] = [],
 ): Promise<BenchProcess> {
   const logPath = join(await scratchDir(), `${name}-${++started}.log`);
   const logFd = openSync(logPath, 'w');

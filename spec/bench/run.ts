@@ -1,4 +1,4 @@
-// `npm run bench [-- --only streaming|scheduling|journal|submit] [--quick]`: runs the benchmarks in
+// `npm run bench [-- --only streaming|scheduling|journal|submit|fair|hosts] [--quick]`: runs the benchmarks in
 // sequence and prints each as a table with notes, then "target vs measured". Informational:
 // the exit code is 0 unless a benchmark crashed. Child processes die on finish, error and SIGINT.
 
@@ -8,10 +8,12 @@ import { runJournalBench } from './journal-bench.js';
 import { runStreamingBench } from './streaming-bench.js';
 import { runSchedulingBench } from './scheduling-bench.js';
 import { runSubmitBench } from './submit-bench.js';
+import { runFairBench } from './fair-bench.js';
+import { runHostsBench } from './hosts-bench.js';
 import { killAllNow, stopAll } from './procs.js';
 import type { BenchReport, SummaryRow } from './report.js';
 
-const BENCHES = ['streaming', 'scheduling', 'journal', 'submit'] as const;
+const BENCHES = ['streaming', 'scheduling', 'journal', 'submit', 'fair', 'hosts'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const { values } = parseArgs({
@@ -19,7 +21,7 @@ const { values } = parseArgs({
   strict: true,
 });
 if (values.help) {
-  console.log('Usage: npm run bench -- [--only streaming|scheduling|journal|submit] [--quick]');
+  console.log('Usage: npm run bench -- [--only streaming|scheduling|journal|submit|fair|hosts] [--quick]');
   process.exit(0);
 }
 if (values.only && !BENCHES.includes(values.only as BenchName)) {
@@ -59,6 +61,8 @@ const runners: Record<BenchName, () => Promise<BenchReport>> = {
   scheduling: () => runSchedulingBench({ quick }),
   journal: journalReport,
   submit: () => runSubmitBench({ quick }),
+  fair: () => runFairBench({ quick }),
+  hosts: () => runHostsBench({ quick }),
 };
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, ${process.platform}/${process.arch}`;

@@ -1,43 +1,39 @@
-// Streaming through foreman vs straight to the simulator, side by side in one run (SPEC §2):
-// NDJSON chunks per second, time to first byte, foreman's CPU per 100k chunks, and foreman's
-// RSS with 1,000 streams waiting in its queue. Measures and reports; asserts nothing.
+// Streaming straight to the simulator (direct), through foreman and through nginx (when installed),
+// side by side in one run: several rounds, the paths in a different order each round, medians
+// reported (SPEC §2). NDJSON lines per second, time to first byte, proxy CPU per 100k lines, and
+// foreman's RSS with 1,000 streams waiting in its queue. Measures and reports; asserts nothing.
 
 import { performance } from 'node:perf_hooks';
 import type { ClientRequest } from 'node:http';
-import { closedLoop, createAgent, getJson, percentile, sleep, streamPost, type ClosedLoopRun } from './load.js';
+import { closedLoop, createAgent, getJson, percentile, sleep, streamPost } from './load.js';
 import { startProcess, tempDir, type BenchProcess } from './procs.js';
+import { findNginx, startNginx } from './nginx.js';
 import { mib, ms, num, verdict, type BenchReport, type Row, type SummaryRow } from './report.js';
 
 const MODEL = 'llama3.2';
 /** foreman's --parallel is at most 64 (lib/config.ts); the simulator gets the same number of slots. */
 const SLOTS = 64;
-const CONCURRENCY = [1, 32, 256] as const;
 
-interface Regime {
-  name: string;
-  tokensPerSecond: number;
+type PathName = 'direct' | 'foreman' | 'nginx';
+
+interface Load {
+  concurrency: number;
   numPredict: number;
   durationMs: number;
-  caps: Record<(typeof CONCURRENCY)[number], number>;
+  /** a fixed amount of work per sample when min = max (the realistic regime) */
+  minRequests: number;
+  maxRequests: number;
 }
 
-function regimes(quick: boolean): Regime[] {
-  return [
-    {
-      name: 'realistic 50 tok/s',
-      tokensPerSecond: 50,
-      numPredict: 20, // 0.4 s per stream
-      durationMs: quick ? 1_500 : 4_000,
-      caps: { 1: 40, 32: 1_000, 256: quick ? 256 : 768 },
-    },
-    {
-      name: 'unlimited (CPU-bound)',
-      tokensPerSecond: 0,
-      numPredict: 200,
-      durationMs: quick ? 1_000 : 4_000,
-      caps: { 1: 5_000, 32: 20_000, 256: quick ? 1_024 : 4_096 },
-    },
-  ];
+interface Sample {
+  reqs: number;
+  lines: number;
+  linesPerS: number;
+  ttfbP50: number;
+  errors: number;
+  wallMs: number;
+  /** CPU of the proxy in the path (foreman or nginx), 0 for direct */
+  proxyCpuUs: number;
 }
 
 const chatBody = (numPredict: number, extra: Record<string, unknown> = {}) => ({
@@ -47,43 +43,23 @@ const chatBody = (numPredict: number, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-interface Side {
-  run: ClosedLoopRun;
-  chunks: number;
-  chunksPerS: number;
-  ttfbP50: number;
-  ttfbP99: number;
-  errors: number;
-  /** CPU of the proxy in the path (foreman or the bare proxy), 0 for direct */
-  proxyCpuUs: number;
-  simCpuUs: number;
-}
-
-type PathName = 'direct' | 'foreman' | 'bare proxy';
-
-async function measure(
-  url: string, concurrency: number, regime: Regime, sim: BenchProcess, proxy: BenchProcess | null,
-): Promise<Side> {
-  const agent = createAgent(concurrency);
-  const expectedLines = regime.numPredict + 1;
+async function sample(url: string, load: Load, proxy: BenchProcess | null): Promise<Sample> {
+  const agent = createAgent(load.concurrency);
+  const expectedLines = load.numPredict + 1;
   try {
-    const [simBefore, proxyBefore] = await Promise.all([sim.usage(), proxy?.usage()]);
+    const before = await proxy?.usage();
     const run = await closedLoop({
-      concurrency,
-      durationMs: regime.durationMs,
-      maxRequests: regime.caps[concurrency as (typeof CONCURRENCY)[number]],
-      minRequests: concurrency,
-      send: () => streamPost(url, '/api/chat', chatBody(regime.numPredict), { agent, timeoutMs: 120_000 }),
+      concurrency: load.concurrency, durationMs: load.durationMs, minRequests: load.minRequests, maxRequests: load.maxRequests,
+      send: () => streamPost(url, '/api/chat', chatBody(load.numPredict), { agent, timeoutMs: 120_000 }),
     });
-    const [simAfter, proxyAfter] = await Promise.all([sim.usage(), proxy?.usage()]);
-    const chunks = run.results.reduce((n, r) => n + r.lines, 0);
-    const errors = run.results.filter((r) => r.error || r.lines !== expectedLines).length;
-    const ttfb = run.results.map((r) => r.ttfbMs);
+    const after = await proxy?.usage();
+    const lines = run.results.reduce((n, r) => n + r.lines, 0);
     return {
-      run, chunks, chunksPerS: chunks / (run.wallMs / 1000),
-      ttfbP50: percentile(ttfb, 50), ttfbP99: percentile(ttfb, 99), errors,
-      proxyCpuUs: proxyAfter && proxyBefore ? proxyAfter.cpuUs - proxyBefore.cpuUs : 0,
-      simCpuUs: simAfter.cpuUs - simBefore.cpuUs,
+      reqs: run.results.length, lines, linesPerS: lines / (run.wallMs / 1000),
+      ttfbP50: percentile(run.results.map((r) => r.ttfbMs), 50),
+      errors: run.results.filter((r) => r.error || r.lines !== expectedLines).length,
+      wallMs: run.wallMs,
+      proxyCpuUs: before && after ? after.cpuUs - before.cpuUs : 0,
     };
   } finally {
     agent.destroy();
@@ -108,57 +84,126 @@ async function startForeman(name: string, upstream: string, flags: string[]): Pr
   ]);
 }
 
-const per100k = (cpuUs: number, chunks: number) => num((cpuUs / 1000 / chunks) * 100_000);
+const median = (xs: number[]) => percentile(xs, 50);
+const range = (xs: number[], digits: number) => {
+  const finite = xs.filter(Number.isFinite);
+  return finite.length < 2 ? '' : ` [${Math.min(...finite).toFixed(digits)}..${Math.max(...finite).toFixed(digits)}]`;
+};
+const cpuPer100k = (s: Sample) => (s.proxyCpuUs / 1e6 / s.lines) * 100_000;
 
-function row(regime: Regime, c: number, path: PathName, side: Side, direct: Side): Row {
-  const proxied = path !== 'direct';
+interface Paths {
+  order: PathName[];
+  url: Record<string, string>;
+  proc: Record<string, BenchProcess | null>;
+}
+
+/** Samples of each path per round; round r starts with a different path, so drift hits every path alike. */
+async function rounds(paths: Paths, count: number, load: Load): Promise<Record<string, Sample[]>> {
+  const out: Record<string, Sample[]> = {};
+  for (const p of paths.order) out[p] = [];
+  for (let r = 0; r < count; r++) {
+    const order = paths.order.map((_, i) => paths.order[(i + r) % paths.order.length]!);
+    for (const p of order) out[p]!.push(await sample(paths.url[p]!, load, paths.proc[p] ?? null));
+  }
+  return out;
+}
+
+/** Per-round comparisons with direct (same round), then the median over rounds. */
+interface Compared {
+  linesPerS: number;
+  ratio: number[];
+  ttfb: number;
+  added: number[];
+  cpu100k: number;
+  cpuCore: number;
+  errors: number;
+  reqs: number;
+}
+
+function compare(samples: Record<string, Sample[]>, path: string): Compared {
+  const own = samples[path]!;
+  const direct = samples.direct!;
   return {
-    regime: regime.name,
-    conc: c,
-    path,
-    reqs: side.run.results.length,
-    'chunks/s': num(side.chunksPerS),
-    'x direct': proxied ? num(side.chunksPerS / direct.chunksPerS, 3) : '',
-    'TTFB p50 ms': ms(side.ttfbP50),
-    'TTFB p99 ms': ms(side.ttfbP99),
-    'added p50 ms': proxied ? ms(side.ttfbP50 - direct.ttfbP50) : '',
-    'added p99 ms': proxied ? ms(side.ttfbP99 - direct.ttfbP99) : '',
-    'proxy CPU ms/100k chunks': proxied ? per100k(side.proxyCpuUs, side.chunks) : '',
-    'proxy CPU us/req': proxied ? num(side.proxyCpuUs / side.run.results.length) : '',
-    'sim CPU ms/100k chunks': per100k(side.simCpuUs, side.chunks),
-    errors: side.errors,
+    linesPerS: median(own.map((s) => s.linesPerS)),
+    ratio: own.map((s, i) => s.linesPerS / direct[i]!.linesPerS),
+    ttfb: median(own.map((s) => s.ttfbP50)),
+    added: own.map((s, i) => s.ttfbP50 - direct[i]!.ttfbP50),
+    cpu100k: median(own.map(cpuPer100k)),
+    cpuCore: median(own.map((s) => s.proxyCpuUs / 1000 / s.wallMs)),
+    errors: own.reduce((n, s) => n + s.errors, 0),
+    reqs: own.reduce((n, s) => n + s.reqs, 0),
   };
 }
 
-type Sides = Record<PathName, Side>;
+function row(regime: string, c: number, path: string, x: Compared): Row {
+  const proxied = path !== 'direct';
+  return {
+    regime, conc: c, path, reqs: x.reqs,
+    'lines/s': num(x.linesPerS),
+    'x direct': proxied ? `${median(x.ratio).toFixed(3)}${range(x.ratio, 3)}` : '',
+    'TTFB p50 ms': ms(x.ttfb),
+    'added p50 ms': proxied ? `${ms(median(x.added))}${range(x.added, 2)}` : '',
+    'proxy CPU s/100k lines': proxied ? ms(x.cpu100k, 3) : '',
+    'proxy CPU % core': proxied ? num(x.cpuCore * 100, 1) : '',
+    errors: x.errors,
+  };
+}
 
-async function regimeRows(regime: Regime, quick: boolean, rows: Row[], sides: Map<string, Sides>) {
-  const sim = await startProcess(`sim-${regime.tokensPerSecond}`, 'sim', [
-    '--load-ms', '0', '--tokens-per-second', String(regime.tokensPerSecond), '--num-parallel', String(SLOTS),
+interface Measured {
+  unlimited32: Record<string, Compared>;
+  unlimited1: Record<string, Compared>;
+  realistic: Record<string, Compared>;
+}
+
+async function withStack<T>(
+  name: string, tokensPerSecond: number, warm: { numPredict: number; requests: number }, nginxBinary: string | null,
+  body: (paths: Paths) => Promise<T>,
+): Promise<T> {
+  const sim = await startProcess(`sim-${name}`, 'sim', [
+    '--load-ms', '0', '--tokens-per-second', String(tokensPerSecond), '--num-parallel', String(SLOTS),
     '--max-queue', '4096', '--models', MODEL,
   ]);
   let foreman: BenchProcess | undefined;
-  let bare: BenchProcess | undefined;
+  let nginx: BenchProcess | undefined;
   try {
-    foreman = await startForeman('foreman-stream', sim.url, ['--parallel', String(SLOTS), '--max-queue', '4096']);
-    bare = await startProcess('bare-proxy', 'bare-proxy', ['--upstream', sim.url]);
-    const warmPredict = regime.tokensPerSecond > 0 ? 2 : regime.numPredict;
-    const warmRequests = regime.tokensPerSecond > 0 ? 100 : quick ? 200 : 600;
-    for (const p of [sim, foreman, bare]) await warmUp(p.url, warmPredict, warmRequests);
-    for (const c of CONCURRENCY) {
-      const s: Sides = {
-        direct: await measure(sim.url, c, regime, sim, null),
-        foreman: await measure(foreman.url, c, regime, sim, foreman),
-        'bare proxy': await measure(bare.url, c, regime, sim, bare),
-      };
-      sides.set(`${regime.tokensPerSecond}:${c}`, s);
-      for (const path of ['direct', 'foreman', 'bare proxy'] as const) rows.push(row(regime, c, path, s[path], s.direct));
-    }
+    foreman = await startForeman(`foreman-${name}`, sim.url, ['--parallel', String(SLOTS), '--max-queue', '4096']);
+    if (nginxBinary) nginx = await startNginx(nginxBinary, sim.url);
+    const paths: Paths = {
+      order: nginx ? ['direct', 'foreman', 'nginx'] : ['direct', 'foreman'],
+      url: { direct: sim.url, foreman: foreman.url, ...(nginx ? { nginx: nginx.url } : {}) },
+      proc: { direct: null, foreman, ...(nginx ? { nginx } : {}) },
+    };
+    for (const p of paths.order) await warmUp(paths.url[p]!, warm.numPredict, warm.requests);
+    return await body(paths);
   } finally {
-    await bare?.stop();
+    await nginx?.stop();
     await foreman?.stop();
     await sim.stop();
   }
+}
+
+function compareAll(samples: Record<string, Sample[]>): Record<string, Compared> {
+  return Object.fromEntries(Object.keys(samples).map((p) => [p, compare(samples, p)]));
+}
+
+async function measureAll(quick: boolean, nginxBinary: string | null): Promise<Measured> {
+  const count = quick ? 2 : 5;
+  const numPredict = 2_000;
+  const unlimited = await withStack('unlimited', 0, { numPredict, requests: quick ? 40 : 120 }, nginxBinary, async (paths) => {
+    const busy: Load = { concurrency: 32, numPredict, durationMs: quick ? 1_500 : 3_000, minRequests: 32, maxRequests: 20_000 };
+    const lone: Load = { concurrency: 1, numPredict, durationMs: quick ? 1_000 : 2_000, minRequests: 20, maxRequests: 5_000 };
+    const s32 = await rounds(paths, count, busy);
+    const s1 = await rounds(paths, count, lone);
+    return { unlimited32: compareAll(s32), unlimited1: compareAll(s1) };
+  });
+  // 256 clients, 64 slots on either side; a fixed amount of work per sample, so "x direct" is the
+  // hand-off cost of the queue and the relay, not how many requests fit in a time box.
+  const realisticLoad: Load = {
+    concurrency: 256, numPredict: 25, durationMs: 0, minRequests: quick ? 256 : 512, maxRequests: quick ? 256 : 512,
+  };
+  const realistic = await withStack('realistic', 50, { numPredict: 2, requests: 100 }, nginxBinary, async (paths) =>
+    compareAll(await rounds(paths, quick ? 1 : 3, realisticLoad)));
+  return { ...unlimited, realistic };
 }
 
 interface WaitingRss {
@@ -228,9 +273,13 @@ async function waitingRss(count: number): Promise<WaitingRss> {
 
 export async function runStreamingBench(options: { quick?: boolean } = {}): Promise<BenchReport> {
   const quick = options.quick ?? false;
+  const nginxBinary = findNginx();
+  const m = await measureAll(quick, nginxBinary);
   const rows: Row[] = [];
-  const sides = new Map<string, Sides>();
-  for (const regime of regimes(quick)) await regimeRows(regime, quick, rows, sides);
+  const paths = Object.keys(m.unlimited32);
+  for (const p of paths) rows.push(row('unlimited, 2,000 tokens', 32, p, m.unlimited32[p]!));
+  for (const p of paths) rows.push(row('unlimited, 2,000 tokens', 1, p, m.unlimited1[p]!));
+  for (const p of paths) rows.push(row('50 tok/s, 25 tokens', 256, p, m.realistic[p]!));
 
   const WAITING = 1_000;
   const rss = await waitingRss(WAITING);
@@ -245,58 +294,75 @@ export async function runStreamingBench(options: { quick?: boolean } = {}): Prom
     'queue empty after abort ms': num(rss.emptiedInMs),
   }];
 
-  const summary: SummaryRow[] = [];
-  const label = (tps: number) => (tps > 0 ? 'realistic' : 'unlimited');
-  for (const tps of [50, 0]) {
-    const s = sides.get(`${tps}:32`);
-    if (!s) continue;
-    const ratio = s.foreman.chunksPerS / s.direct.chunksPerS;
-    const bareRatio = s['bare proxy'].chunksPerS / s.direct.chunksPerS;
-    summary.push({
-      target: `chunks/s via foreman >= 90% of direct, c=32, ${label(tps)}`,
-      measured: `${(ratio * 100).toFixed(1)}% (bare proxy ${(bareRatio * 100).toFixed(1)}%)`,
-      verdict: verdict(ratio >= 0.9),
-    });
-  }
-  for (const tps of [50, 0]) {
-    for (const c of [1, 32]) {
-      const s = sides.get(`${tps}:${c}`);
-      if (!s) continue;
-      const added = s.foreman.ttfbP50 - s.direct.ttfbP50;
-      summary.push({
-        target: `added TTFB p50 < 1 ms, c=${c}, ${label(tps)}`,
-        measured: `${ms(added)} ms, p99 ${ms(s.foreman.ttfbP99 - s.direct.ttfbP99)} (bare ${ms(s['bare proxy'].ttfbP50 - s.direct.ttfbP50)})`,
-        verdict: verdict(added < 1),
-      });
-    }
-  }
-  const cpu = sides.get('0:32');
-  if (cpu) {
-    summary.push({
-      target: 'foreman CPU per 100k chunks, c=32, unlimited',
-      measured: `${per100k(cpu.foreman.proxyCpuUs, cpu.foreman.chunks)} ms (bare proxy ${per100k(cpu['bare proxy'].proxyCpuUs, cpu['bare proxy'].chunks)} ms)`,
-      verdict: 'info',
-    });
-  }
-  summary.push({
-    target: `RSS < 150 MB with ${WAITING} waiting streams`,
-    measured: `${(rss.rss / 1e6).toFixed(1)} MB (${rss.waiting} waiting; idle ${(rss.idleRss / 1e6).toFixed(1)} MB)`,
-    verdict: rss.waiting >= WAITING ? verdict(rss.rss < 150e6) : 'n/a',
-  });
+  const f32 = m.unlimited32.foreman!;
+  const n32 = m.unlimited32.nginx;
+  const f1 = m.unlimited1.foreman!;
+  const n1 = m.unlimited1.nginx;
+  const fr = m.realistic.foreman!;
+  const nginxSays = (x: Compared | undefined, what: (c: Compared) => string) => (x ? ` (nginx ${what(x)})` : '');
+  const ratio = (x: Compared) => `${median(x.ratio).toFixed(3)}${range(x.ratio, 3)}`;
+  const added = (x: Compared) => `${ms(median(x.added))}${range(x.added, 2)} ms`;
+  const overNginx = n32 ? f32.ttfb - n32.ttfb : NaN;
+  const summary: SummaryRow[] = [
+    {
+      target: 'throughput >= 0.95 x direct, c=32, unlimited',
+      measured: `${ratio(f32)}${nginxSays(n32, ratio)}`,
+      verdict: verdict(median(f32.ratio) >= 0.95),
+    },
+    {
+      target: 'TTFB p50 at c=32 within 3 ms of direct',
+      measured: `+${added(f32)}${nginxSays(n32, added)}`,
+      verdict: verdict(median(f32.added) <= 3),
+    },
+    {
+      target: 'TTFB p50 at c=32 within 3 ms of nginx',
+      measured: n32 ? `${ms(overNginx)} ms (foreman ${ms(f32.ttfb)}, nginx ${ms(n32.ttfb)})` : 'nginx not installed',
+      verdict: n32 ? verdict(overNginx <= 3) : 'n/a',
+    },
+    {
+      target: 'TTFB p50, lone client, within +0.5 ms of direct',
+      measured: `+${added(f1)}${nginxSays(n1, added)}`,
+      verdict: verdict(median(f1.added) <= 0.5),
+    },
+    {
+      target: 'CPU per 100k lines <= 0.25 s, c=32, unlimited',
+      measured: `${ms(f32.cpu100k, 3)} s${nginxSays(n32, (x) => `${ms(x.cpu100k, 3)} s`)}`,
+      verdict: verdict(f32.cpu100k <= 0.25),
+    },
+    {
+      target: 'throughput >= 0.98 x direct, 256 streams at 50 tok/s',
+      measured: `${ratio(fr)}${nginxSays(m.realistic.nginx, ratio)}`,
+      verdict: verdict(median(fr.ratio) >= 0.98),
+    },
+    {
+      target: 'foreman CPU < 10% of a core, 256 streams at 50 tok/s',
+      measured: `${num(fr.cpuCore * 100, 1)}%${nginxSays(m.realistic.nginx, (x) => `${num(x.cpuCore * 100, 1)}%`)}`,
+      verdict: verdict(fr.cpuCore < 0.1),
+    },
+    {
+      target: `RSS < 150 MB with ${WAITING} waiting streams`,
+      measured: `${(rss.rss / 1e6).toFixed(1)} MB (${rss.waiting} waiting; idle ${(rss.idleRss / 1e6).toFixed(1)} MB)`,
+      verdict: rss.waiting >= WAITING ? verdict(rss.rss < 150e6) : 'n/a',
+    },
+  ];
 
+  const roundCount = quick ? 2 : 5;
   return {
-    title: 'Streaming: straight to the simulator (direct) vs through foreman vs through a bare node:http proxy',
+    title: `Streaming: straight to the simulator (direct) vs through foreman${nginxBinary ? ' vs through nginx' : ''}`,
     tables: [
-      { caption: 'NDJSON chunks per second and time to first byte', rows },
+      { caption: `NDJSON lines per second and time to first byte: medians over rounds [min..max of the per-round values]`, rows },
       { caption: `foreman RSS with ${WAITING} streamed requests waiting (--parallel 1, one stalled job running)`, rows: rssRows },
     ],
     notes: [
-      `/api/chat, stream true, one model, sim --load-ms 0 --num-parallel ${SLOTS}; foreman --parallel ${SLOTS} (its maximum), so at c=256 both sides run ${SLOTS} streams at once and the rest wait (sim semaphore vs foreman queue); TTFB at c=256 includes that wait.`,
-      'realistic: 20 tokens per stream at 50 tok/s (upstream-bound); unlimited: 200 tokens per stream, no delay (CPU-bound).',
-      'Load generator, simulator and foreman are three processes; on a 2-core machine they compete for CPU, so "unlimited" ratios measure the shared CPU, not foreman alone.',
-      'bare proxy = spec/bench/bare-proxy.ts, node:http piping upstream bytes as they come (no queue, no re-chunking, no logs): the cost of any Node hop on this machine.',
-      'chunks/s = NDJSON lines received / wall time of the run; TTFB = request sent to first body byte; added = path minus direct percentile (distributions, not pairs).',
-      'CPU = process.cpuUsage() delta (user+system, all threads) over the run, reported by the child over IPC, per 100k chunks received and per request; at 50 tok/s every chunk is its own wake-up, so per-chunk cost is far above the batched "unlimited" case. foreman logs its request lines to a file.',
+      nginxBinary
+        ? `nginx = ${nginxBinary}, one process (daemon off, master_process off), proxy_buffering off, HTTP/1.1 keep-alive to the simulator; its CPU from /proc/<pid>/schedstat.`
+        : 'nginx not found (set FOREMAN_BENCH_NGINX=/path/to/nginx, or apt-get install nginx): its column is left out.',
+      `/api/chat, stream true, one model, sim --load-ms 0 --num-parallel ${SLOTS}; foreman --parallel ${SLOTS}.`,
+      `unlimited: 2,000 tokens per response, no delay (CPU-bound), ${roundCount} rounds of ${quick ? '1.5' : '3'} s at c=32 and ${quick ? '1' : '2'} s at c=1 per path, the order of the paths rotated each round.`,
+      `50 tok/s: ${quick ? 256 : 512} requests of 25 tokens per sample from 256 clients, ${SLOTS} running at once on either side (sim semaphore vs foreman queue), ${quick ? 1 : 3} rounds.`,
+      '"x direct" and "added" are computed per round against that round\'s direct sample, then the median (and range) over rounds.',
+      'lines/s = NDJSON lines received / wall time; TTFB = request sent to first body byte, p50 of the sample; CPU = process CPU (user+system) over the sample per 100k lines received, or per wall time ("% core").',
+      'Load generator, simulator and proxy share 2 cores here: in the CPU-bound regime every ms of proxy CPU is taken from the others, so the ratio reflects the proxy\'s CPU.',
       `RSS: process.memoryUsage().rss of foreman after GET /queue shows totals.waiting >= ${WAITING}; then every client socket is destroyed and the queue must empty.`,
     ],
     summary,
