@@ -12,7 +12,7 @@ import { resolveHosts } from './hosts/specs.js';
 import { compareVersions } from './http/hosts-routing.js';
 import { Scheduler } from './sched/scheduler.js';
 import { createHttpServer, type Route } from './http/server.js';
-import { createBrowserPolicy } from './http/browser.js';
+import { createBrowserPolicy } from './browser-policy.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
 import { agentRoutes } from './http/routes-agents.js';

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { createBrowserPolicy, hostOfHeader } from '../lib/http/browser.js';
+import { createBrowserPolicy, hostOfHeader } from '../lib/browser-policy.js';
 import { startStack, TOKEN } from './support/stack.js';
 
 const policy = (origins: string[] = [], listenHost = '127.0.0.1') =>
@@ -154,5 +154,30 @@ describe('the simulator applies Ollama\'s browser rules', () => {
     assert.equal(pre.status, 204);
     assert.doesNotMatch(String(pre.headers['access-control-allow-headers']), /x-api-key/i); // Ollama's own preflight lacks it
     assert.match(String(pre.headers['access-control-allow-headers']), /Authorization/);
+  });
+});
+
+describe('a real browser (headless Chromium) against foreman', () => {
+  /** Serves one page at `/` that fetches foreman's /api/tags with the token and writes the outcome. */
+  async function pageServer(t: { after(fn: () => unknown): void }, foremanUrl: string) {
+    const { createServer } = await import('node:http');
+    const script = `fetch(${JSON.stringify(foremanUrl + '/api/tags')}, { headers: { authorization: 'Bearer ${TOKEN}' } })
+      .then((r) => r.json()).then((b) => { document.getElementById('out').textContent = 'models ' + b.models.length; })
+      .catch((e) => { document.getElementById('out').textContent = 'blocked ' + e.name; });`;
+    const html = `<!doctype html><html><body><p id="out">pending</p><script>${script}</script></body></html>`;
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(html));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise((r) => server.close(r)));
+    return (server.address() as { port: number }).port;
+  }
+
+  it('serves a page on an allowed origin (preflight, then the answer) and blocks one on a foreign origin', async (t) => {
+    const stack = await startStack(t);
+    const port = await pageServer(t, stack.url);
+    const allowed = await import('./support/chromium.js').then((c) => c.chromiumDumpDom(`http://localhost:${port}/`, 3000));
+    assert.match(allowed, /<p id="out">models \d+<\/p>/);
+    // *.localhost is loopback to Chromium, but not one of Ollama's default origins.
+    const foreign = await import('./support/chromium.js').then((c) => c.chromiumDumpDom(`http://page.localhost:${port}/`, 3000));
+    assert.match(foreign, /<p id="out">blocked TypeError<\/p>/);
   });
 });

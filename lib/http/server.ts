@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { badRequest, forbidden, methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sendError, type Surface } from './body.js';
-import type { BrowserPolicy } from './browser.js';
+import type { BrowserPolicy } from '../browser-policy.js';
 import { normalizeTarget } from './path.js';
 import type { Key } from '../keys/keys-file.js';
 

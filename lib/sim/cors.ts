@@ -4,7 +4,7 @@
 // Ollama's own (no x-api-key or anthropic-version, unlike foreman's).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createBrowserPolicy, type BrowserPolicy } from '../http/browser.js';
+import { createBrowserPolicy, type BrowserPolicy } from '../browser-policy.js';
 
 const OLLAMA_HEADERS = [
   'Authorization', 'Content-Type', 'User-Agent', 'Accept', 'X-Requested-With', 'OpenAI-Beta',
