@@ -151,6 +151,16 @@ describe('POST /v1/messages', () => {
     assert.equal(((await noMax.json()) as Json).error.message, 'max_tokens is required and must be positive');
   });
 
+  it('passes fields Ollama ignores on this surface (options, keep_alive, format) instead of refusing them', async (t) => {
+    const stack = await startStack(t);
+    const odd = { options: 'x', keep_alive: true, format: 7 };
+    const res = await stack.call('/v1/messages', { json: message('hi', odd) });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as Json).type, 'message');
+    const responses = await stack.call('/v1/responses', { json: { model: 'llama3.2', input: 'hi', ...odd } });
+    assert.equal(responses.status, 200);
+  });
+
   it('answers 503 overloaded_error in Anthropic\'s shape when the queue is full', async (t) => {
     const stack = await startStack(t, { config: { max_queue: 1 } });
     const held = await holdSlot(stack);

@@ -40,6 +40,8 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
   const section = (title: string, detail: string) => out.push(`${paint(title.padEnd(9), 'bold')}${detail}`);
 
   section('foreman', `${clean(s.upstream)}  at ${clean(s.at)}`);
+  // Whose view this is (SPEC §15): a key that is not admin sees its own jobs and the totals.
+  if (s.key) section('key', `${clean(s.key.name)}${s.key.admin ? ' (admin)' : '  (own jobs only)'}  ${s.key.running} running  ${s.key.waiting} waiting`);
   const loaded = s.loaded_group ?? s.loaded_model;
   section('loaded', loaded === null ? paint('none', 'dim') : paint(cut(clean(loaded), width - 9), 'green'));
 
