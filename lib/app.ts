@@ -26,6 +26,7 @@ import { openJournal, type Journal, type JournalIo } from './journal/journal.js'
 import { JobService } from './jobs/service.js';
 import { JobReplay } from './jobs/records.js';
 import { JobStore } from './jobs/store.js';
+import { reclaimNow } from './jobs/reclaim.js';
 import { jobRoutes } from './http/routes-jobs.js';
 import { createWebhookTransport, type Resolver } from './http/webhook-transport.js';
 import type { TargetPolicy } from './webhooks/targets.js';
@@ -305,6 +306,8 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     throw err;
   }
   jobs.recover();
+  // The replayed lines are garbage now; give their memory back before serving (SPEC §16).
+  reclaimNow();
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;

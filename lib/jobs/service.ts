@@ -17,6 +17,7 @@ import { runOnce } from './runner.js';
 import { SortedIds } from './sorted-ids.js';
 import { INLINE_BODY_MAX, type JobStore } from './store.js';
 import { JobUpkeep } from './upkeep.js';
+import { noteLargeBody } from './reclaim.js';
 import {
   applyState, applyWebhook, artifactsOf, eventId, eventPayload, isTerminal, jobFromSubmit, jobView,
   type Artifact, type Job, type JobError, type JobKind, type JobRecord, type JobReplay, type JobState,
@@ -260,6 +261,7 @@ export class JobService {
       else this.#admittingByKey.delete(owner);
       this.#durable.delete(job.id);
     }
+    if (bodyFile) noteLargeBody(data.length);
     this.#o.onTransition?.(job, 'queued');
     this.#sendEvent(job, 1);
     this.#schedule(job);
@@ -567,6 +569,7 @@ export class JobService {
       return 'failed';
     }
     const outcome = await runOnce(this.#o.upstream, job.kind, body, rc.signal, () => rc.upstreamAnswered(), this.#now);
+    if (job.bodyFile) noteLargeBody(job.bodyBytes);
     let parked!: () => void;
     const freed = new Promise<void>((resolve) => (parked = resolve));
     let settled: Promise<void>;

@@ -1,4 +1,4 @@
-// `npm run bench [-- --only streaming|scheduling|journal|submit|fair] [--quick]`: runs the benchmarks in
+// `npm run bench [-- --only streaming|scheduling|journal|submit|fair|store] [--quick]`: runs the benchmarks in
 // sequence and prints each as a table with notes, then "target vs measured". Informational:
 // the exit code is 0 unless a benchmark crashed. Child processes die on finish, error and SIGINT.
 
@@ -9,10 +9,11 @@ import { runStreamingBench } from './streaming-bench.js';
 import { runSchedulingBench } from './scheduling-bench.js';
 import { runSubmitBench } from './submit-bench.js';
 import { runFairBench } from './fair-bench.js';
+import { runStoreBench } from './store-bench.js';
 import { killAllNow, stopAll } from './procs.js';
 import type { BenchReport, SummaryRow } from './report.js';
 
-const BENCHES = ['streaming', 'scheduling', 'journal', 'submit', 'fair'] as const;
+const BENCHES = ['streaming', 'scheduling', 'journal', 'submit', 'fair', 'store'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const { values } = parseArgs({
@@ -20,7 +21,7 @@ const { values } = parseArgs({
   strict: true,
 });
 if (values.help) {
-  console.log('Usage: npm run bench -- [--only streaming|scheduling|journal|submit|fair] [--quick]');
+  console.log('Usage: npm run bench -- [--only streaming|scheduling|journal|submit|fair|store] [--quick]');
   process.exit(0);
 }
 if (values.only && !BENCHES.includes(values.only as BenchName)) {
@@ -61,6 +62,7 @@ const runners: Record<BenchName, () => Promise<BenchReport>> = {
   journal: journalReport,
   submit: () => runSubmitBench({ quick }),
   fair: () => runFairBench({ quick }),
+  store: () => runStoreBench({ quick }),
 };
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, ${process.platform}/${process.arch}`;
