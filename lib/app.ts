@@ -178,14 +178,20 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   });
   jobsRef = jobs;
 
-  snapshot = () =>
-    buildQueueView(scheduler.state(now()), {
+  snapshot = () => {
+    const view = buildQueueView(scheduler.state(now()), {
       nowMs: now(), upstream: config.upstream, maxQueue: config.max_queue, parallel: config.parallel,
       embeddings: {
         active: hosts.hosts.reduce((a, h) => a + h.embeddings.active, 0),
         max: hosts.hosts.reduce((a, h) => a + h.embeddings.max, 0),
       },
     });
+    const writable = journal.health();
+    view.store = {
+      writable: writable.writable, reason: writable.reason, waiting_bytes: scheduler.waitingBytes, max_queue_bytes: config.max_queue_bytes,
+    };
+    return view;
+  };
 
   // One host: at most one upstream call per second however often /health is polled (SPEC §9).
   const probeUpstream = cachedProbe(async () => {
