@@ -251,6 +251,10 @@ export class JobReplay {
       const job: Job = { ...snapshot, key: snapshot.key ?? null /* compacted before keys existed */, result: snapshot.result ?? null, group: snapshot.group ?? groupKey(snapshot.model, body?.options),
         bodyBytes: snapshot.bodyBytes ?? (body ? Buffer.byteLength(JSON.stringify(body)) : 0), bodyFile: snapshot.bodyFile === true };
       if (job.response === null) delete job.response;
+      // A snapshot of an earlier version held the response itself: derive the sizes views list.
+      if (job.response && !job.result) {
+        job.result = { bytes: Buffer.byteLength(JSON.stringify(job.response)), artifacts: artifactsOf(job, job.response).map(({ name, bytes }) => ({ name, bytes })) };
+      }
       this.jobs.set(job.id, compactJob(job));
       // A snapshot of an earlier version carried the body itself: keep its line while the job may run.
       return body && !isTerminal(job.state) ? job.id : true;

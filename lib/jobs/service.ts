@@ -126,6 +126,8 @@ export class JobService {
       isPending: (id) => this.#durable.has(id),
       isRunning: (id) => this.#running.has(id),
       forget: (job) => this.#forget(job),
+      // One pass over the sorted ids per sweep: removing 100,000 ids one by one would be quadratic.
+      swept: () => this.#order.retain((id) => this.#jobs.has(id)),
     });
   }
 
@@ -421,10 +423,9 @@ export class JobService {
     return done;
   }
 
-  /** A job dropped by retention: its files and index entries go. */
+  /** A job dropped by retention: its files and index entries go (the sorted ids after the sweep). */
   #forget(job: Job): void {
     this.#jobs.delete(job.id);
-    this.#order.remove(job.id);
     if (job.idempotency && this.#idempotency.get(job.idempotency.key)?.id === job.id) this.#idempotency.delete(job.idempotency.key);
     if (job.result) this.#store.dropResult(job.id);
   }
