@@ -2,6 +2,7 @@
 // createForeman() returns a started instance with close(); bin/cli only call this.
 
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { isLoopbackHost, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -100,6 +101,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   let jobsRef: JobService | null = null;
   const journal = await openJournal({
     dir: config.data_dir, log, visit: replay.visit, io: deps.journalIo, probeMs: deps.journalProbeMs,
+    probeDirs: [join(config.data_dir, 'bodies'), join(config.data_dir, 'results')],
     onFsync: (ms) => metrics.journalFsync(ms),
     onHealth: (h) => jobsRef?.journalHealthChanged(h),
   });
