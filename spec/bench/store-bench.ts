@@ -91,7 +91,7 @@ async function settledRss(p: Served): Promise<number> {
 }
 
 /** A data dir holding `count` finished jobs as foreman writes them after a compaction: snapshots plus result files. */
-async function writeRetained(dir: string, count: number): Promise<void> {
+export async function writeRetained(dir: string, count: number): Promise<void> {
   await mkdir(join(dir, 'results'), { recursive: true });
   const now = Date.now();
   const journal = await open(join(dir, 'journal.jsonl'), 'w');
