@@ -8,6 +8,7 @@ import { isLoopbackHost, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import type { Upstream } from './upstream.js';
 import { HostPool } from './hosts/pool.js';
+import type { Host } from './hosts/host.js';
 import { resolveHosts } from './hosts/specs.js';
 import { compareVersions } from './http/hosts-routing.js';
 import { Scheduler } from './sched/scheduler.js';
@@ -128,6 +129,9 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     unloadOnSwitch: config.unload_on_switch,
     cloudParallel: config.cloud_parallel,
     upstream,
+    hosts: hosts.multi ? hosts.hosts : undefined,
+    markDown: (host, reason) => hosts.markDown(host as Host, reason),
+    modelMissing: (host) => hosts.modelMissing(host as Host),
     log,
     now,
     keyPolicy: (name) => {
@@ -138,12 +142,12 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     events: {
       started: (job, queueMs) => {
         metrics.jobStarted(job.origin, queueMs);
-        if (job.origin === 'sync') log.info('job working', { job: job.id, model: job.model, origin: job.origin, queue_ms: queueMs });
+        if (job.origin === 'sync') log.info('job working', { job: job.id, model: job.model, key: job.key ?? undefined, origin: job.origin, queue_ms: queueMs });
       },
       finished: (job, state, queueMs, runMs) => {
         metrics.jobFinished(job.origin, state, runMs);
         if (job.key) usage.jobFinished(job.key, state, queueMs, runMs);
-        if (job.origin === 'sync') log.info(`job ${state}`, { job: job.id, model: job.model, origin: job.origin, queue_ms: queueMs, run_ms: runMs });
+        if (job.origin === 'sync') log.info(`job ${state}`, { job: job.id, model: job.model, key: job.key ?? undefined, origin: job.origin, queue_ms: queueMs, run_ms: runMs });
       },
       switched: () => metrics.modelSwitched(),
     },
@@ -168,7 +172,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       if (state === 'completed' && job.key && job.response) {
         usage.tokens(job.key, Number(job.response.prompt_eval_count) || null, Number(job.response.eval_count) || null);
       }
-      log.info(`job ${state}`, { job: job.id, model: job.model, origin: 'async', attempts: job.attempts });
+      log.info(`job ${state}`, { job: job.id, model: job.model, key: job.key ?? undefined, origin: 'async', attempts: job.attempts });
     },
   });
   keys.onReload(() => scheduler.refreshKeys());
@@ -288,7 +292,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       metricsContentType: METRICS_CONTENT_TYPE,
       uiPage: renderUiPage,
     }),
-    ...jobRoutes({ jobs, maxBody: config.max_body, webhookPolicy }),
+    ...jobRoutes({ jobs, maxBody: config.max_body, webhookPolicy, aliasOf: generationDeps.aliasOf }),
     ...keyRoutes({ registry: keys, usage, waitingOf: (k) => scheduler.waitingOf(k), runningOf: (k) => scheduler.runningOf(k) }),
     ...ollamaRoutes(generationDeps),
     ...openaiRoutes(generationDeps),
@@ -322,6 +326,8 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   log.info('listening', { url, upstream: config.upstream, parallel: config.parallel, auth: keys.enabled, keys: keys.list().length });
   keys.watch();
   void scheduler.refreshResidency(AbortSignal.timeout(5_000));
+  // A host down: its lane takes nothing; back up: its residency is read and it takes work again.
+  hosts.onChange((host, what) => scheduler.hostChanged(host, what === 'up'));
   hosts.start();
 
   let closing: Promise<void> | null = null;

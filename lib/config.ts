@@ -42,7 +42,7 @@ export const CONFIG_KEYS = {
   webhook_allow: list('comma list of private/loopback webhook hosts or CIDRs a non-loopback foreman may call'),
   retention_ms: duration('7d', 'how long finished jobs (and their results) are kept', { name: 'retention' }),
   webhook_max_result: size('256KiB', 'largest result carried in a webhook'),
-  stream_heartbeat_ms: int(0, 0, 3_600_000, 'keep-alive chunks while a stream waits (0 = off)'),
+  stream_heartbeat_ms: int(0, 0, 3_600_000, 'keep-alive units while a stream waits in the queue, in each surface\'s form (0 = off)'),
   max_body: size('64MiB', 'largest request body'),
   max_connections: int(1024, 1, 1_000_000, 'client connections at once; more are refused'),
   origins: list('extra allowed browser origins, comma list with * wildcards'),

@@ -124,6 +124,19 @@ describe('aliases', () => {
   });
 });
 
+describe('aliases on async jobs', () => {
+  it('records, groups and sends an aliased job as its target', async (t) => {
+    const stack = await startStack(t, { config: { aliases: [{ pattern: 'gpt-*', target: 'llama3.2' }] } });
+    const submitted = await stack.call('/jobs', { json: { model: 'gpt-5', prompt: 'hello' } });
+    assert.equal(submitted.status, 202);
+    const job = (await submitted.json()) as Json;
+    assert.equal(job.model, 'llama3.2');
+    const done = (await (await stack.call(`/jobs/${job.id}?wait=30`)).json()) as Json;
+    assert.equal(done.state, 'completed');
+    assert.deepEqual(stack.sim.stats().requests, { 'llama3.2:latest': 1 });
+  });
+});
+
 describe('multipart fields', () => {
   const boundary = 'XyZ';
   const form = Buffer.from(

@@ -151,6 +151,16 @@ describe('POST /v1/messages', () => {
     assert.equal(((await noMax.json()) as Json).error.message, 'max_tokens is required and must be positive');
   });
 
+  it('passes fields Ollama ignores on this surface (options, keep_alive, format) instead of refusing them', async (t) => {
+    const stack = await startStack(t);
+    const odd = { options: 'x', keep_alive: true, format: 7 };
+    const res = await stack.call('/v1/messages', { json: message('hi', odd) });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as Json).type, 'message');
+    const responses = await stack.call('/v1/responses', { json: { model: 'llama3.2', input: 'hi', ...odd } });
+    assert.equal(responses.status, 200);
+  });
+
   it('answers 503 overloaded_error in Anthropic\'s shape when the queue is full', async (t) => {
     const stack = await startStack(t, { config: { max_queue: 1 } });
     const held = await holdSlot(stack);
@@ -194,6 +204,26 @@ describe('POST /v1/messages', () => {
     const evs = events(text).filter((e) => e.event !== 'ping');
     assert.equal(evs[0]!.event, 'message_start');
     assert.equal(evs.at(-1)!.event, 'message_stop');
+    await held.done;
+  });
+});
+
+describe('POST /v1/messages after heartbeats began', () => {
+  it("ends with one error event typed from upstream's status when upstream then refuses (404 not_found_error)", async (t) => {
+    const stack = await startStack(t, { config: { stream_heartbeat_ms: 1 } });
+    const held = await holdSlot(stack);
+    const res = await stack.call('/v1/messages', { json: message('hi', { model: 'llama9', stream: true }) });
+    assert.equal(res.status, 200, 'the heartbeats had already sent 200');
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = decoder.decode((await reader.read()).value, { stream: true });
+    held.abort();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
+    const evs = events(text).filter((e) => e.event !== 'ping');
+    assert.equal(evs.length, 1);
+    assert.equal(evs[0]!.event, 'error');
+    assertAnthropicError(evs[0]!.data, 'not_found_error');
+    assert.match(evs[0]!.data.error.message, /llama9/);
     await held.done;
   });
 });
@@ -323,6 +353,20 @@ describe('POST /v1/audio/transcriptions', () => {
     const res = await stack.call('/v1/audio/transcriptions', { method: 'POST', body: form('whisper-1') });
     assert.equal(res.status, 200);
     assert.deepEqual(stack.sim.stats().requests, { 'gemma3:latest': 1 });
+  });
+});
+
+describe('metrics of agent turns', () => {
+  it('counts the tokens of streamed Anthropic and Responses answers', async (t) => {
+    const stack = await startStack(t);
+    const anthropic = events(await (await stack.call('/v1/messages', { json: message('count me', { stream: true }) })).text());
+    const responses = events(await (await stack.call('/v1/responses', { json: { model: 'llama3.2', input: 'and me', stream: true } })).text());
+    const expected = anthropic.at(-2)!.data.usage.output_tokens + responses.at(-1)!.data.response.usage.output_tokens;
+    assert.ok(expected > 0);
+    const text = await (await stack.call('/metrics')).text();
+    const line = text.split('\n').find((l) => l.startsWith('foreman_tokens_generated_total{') && l.includes('llama3.2'));
+    assert.ok(line, text);
+    assert.equal(Number(line.slice(line.lastIndexOf(' ') + 1)), expected);
   });
 });
 

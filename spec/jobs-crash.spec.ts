@@ -61,10 +61,14 @@ describe('crash recovery', () => {
     const PER_CYCLE = 8;
     const random = seededRandom(20261122);
     const upstream = await sim(t, 200);
+    // Cycle 0 runs against a simulator too slow to finish a job before the kill, and is killed on
+    // the first 'working' event: at least one kill lands while a job works, on any machine.
+    const slow = await sim(t, 1);
     const secret = newSecret();
     const receiver = await startReceiver(t, secret);
     const dataDir = await tempDir(t);
-    const flags = ['--upstream', upstream.url, '--data-dir', dataDir, '--webhook-secret', secret, '--max-attempts', '3'];
+    const common = ['--data-dir', dataDir, '--webhook-secret', secret, '--max-attempts', '3'];
+    const flags = ['--upstream', upstream.url, ...common];
     const acked = new Map<string, { hook: boolean }>();
     const terminalSeen = new Map<string, string>();
     let attempted = 0;
@@ -72,7 +76,8 @@ describe('crash recovery', () => {
     let cut = 0; // submissions whose answer the kill cut off (may or may not exist)
 
     for (let cycle = 0; cycle < CYCLES; cycle++) {
-      const fp = await start(flags);
+      const fp = await start(cycle === 0 ? ['--upstream', slow.url, ...common] : flags);
+      const seenBefore = receiver.deliveries.length;
       // Everything acknowledged so far is still there, and nothing terminal changed its mind.
       for (const id of acked.keys()) {
         const { status, body } = await json(fp, `/jobs/${id}`);
@@ -83,7 +88,7 @@ describe('crash recovery', () => {
       // Submit concurrently, and kill at a seeded moment while submissions and jobs are in flight.
       const killAt = 30 + Math.floor(random() * 400);
       const submissions = Array.from({ length: PER_CYCLE }, async (_, i) => {
-        const hook = i % 2 === 0;
+        const hook = cycle === 0 || i % 2 === 0; // cycle 0's kill waits for a 'working' event
         attempted++;
         const body = {
           model: i % 3 === 0 ? 'mistral' : 'llama3.2',
@@ -100,7 +105,10 @@ describe('crash recovery', () => {
           cut++;
         }
       });
-      const kill = new Promise((resolve) => setTimeout(resolve, killAt)).then(() => fp.kill9());
+      const moment = cycle === 0
+        ? receiver.until((all) => all.slice(seenBefore).some((d) => d.body.state === 'working')).then(() => undefined)
+        : new Promise((resolve) => setTimeout(resolve, killAt));
+      const kill = moment.then(() => fp.kill9());
       await Promise.all([...submissions, kill]);
       const { signal } = await fp.exited;
       assert.equal(signal, 'SIGKILL');
@@ -151,17 +159,19 @@ describe('crash recovery', () => {
   });
 
   it('puts a job that was working at the crash back in the queue with attempts + 1, and runs it again', { timeout: 30_000 }, async (t) => {
-    const upstream = await sim(t, 200);
+    // The first run cannot finish before the kill, however slow the machine: 300 tokens at
+    // 1 token/s. The restart fronts a simulator with no delay between tokens.
+    const slow = await sim(t, 1);
+    const fast = await sim(t, 0);
     const receiver = await startReceiver(t, null);
     const dataDir = await tempDir(t);
-    const flags = ['--upstream', upstream.url, '--data-dir', dataDir];
-    const first = await start(flags);
-    // 300 tokens at 200/s: still working when the kill lands right after the 'working' webhook.
+    const flags = ['--data-dir', dataDir];
+    const first = await start(['--upstream', slow.url, ...flags]);
     const { body: job } = await json(first, '/jobs', { json: { model: 'llama3.2', prompt: 'long', options: { num_predict: 300 }, state_webhook_url: receiver.url } });
     await eventSeen(receiver, job.id, 'working');
     await first.kill9();
 
-    const second = await start(flags);
+    const second = await start(['--upstream', fast.url, ...flags]);
     const done = await waitTerminal(second, job.id);
     assert.equal(done.state, 'completed');
     assert.equal(done.attempts, 2);
@@ -177,10 +187,10 @@ describe('crash recovery', () => {
   });
 
   it('fails a job interrupted max_attempts times with reason interrupted', { timeout: 30_000 }, async (t) => {
-    const upstream = await sim(t, 200);
+    const slow = await sim(t, 1); // 300 tokens at 1/s: still working when the kill lands
     const receiver = await startReceiver(t, null);
     const dataDir = await tempDir(t);
-    const flags = ['--upstream', upstream.url, '--data-dir', dataDir, '--max-attempts', '1'];
+    const flags = ['--upstream', slow.url, '--data-dir', dataDir, '--max-attempts', '1'];
     const first = await start(flags);
     const { body: job } = await json(first, '/jobs', { json: { model: 'llama3.2', prompt: 'long', options: { num_predict: 300 }, state_webhook_url: receiver.url } });
     await eventSeen(receiver, job.id, 'working');

@@ -15,6 +15,13 @@ import {
   allJobs, getJson, newSecret, postJob, startReceiver, waitJob,
 } from './support/jobs-receiver.js';
 import { until } from './support/until.js';
+import { JobService } from '../lib/jobs/service.js';
+import { JobReplay } from '../lib/jobs/records.js';
+import { JobStore } from '../lib/jobs/store.js';
+import { Scheduler, type SchedulerJob } from '../lib/sched/scheduler.js';
+import { isForemanError } from '../lib/errors.js';
+import { openJournal } from '../lib/journal/journal.js';
+import type { Upstream } from '../lib/upstream.js';
 
 const CHAT = (content: string, model = 'llama3.2') => ({ model, messages: [{ role: 'user', content }] });
 const STALL = { sim: { fault: 'stall', after: 1 } };
@@ -188,6 +195,67 @@ describe('POST /jobs', () => {
     }
     assert.equal((await getJson(stack, `/jobs/${holder.id}/cancel`, { method: 'POST' })).body.state, 'cancelled');
     for (const r of accepted) assert.equal((await waitJob(stack, r.job.id)).state, 'completed');
+  });
+});
+
+describe('JobService admission', () => {
+  /** The real journal, but every append waits for open(): each submit of a burst is inside its fsync at once. */
+  async function gatedJournal(dir: string) {
+    const real = await openJournal({ dir, log: silentLogger });
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let appended = 0;
+    const journal = new Proxy(real, {
+      get(target, name) {
+        if (name === 'append') {
+          return async (record: object, keep?: string) => {
+            appended++;
+            await gate;
+            return target.append(record, keep);
+          };
+        }
+        const value = Reflect.get(target, name) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    return { journal, open, appended: () => appended };
+  }
+
+  it('counts submissions still waiting for their fsync against max_queue, so a burst cannot overfill it', async (t) => {
+    const upstream = {
+      exists: async () => true, unload: async () => {}, loadedModels: async () => [], capabilities: async () => [],
+    } as unknown as Upstream;
+    const scheduler = new Scheduler({ parallel: 1, maxQueue: 2, agingMs: 60_000, unloadOnSwitch: false, upstream });
+    // A job that never ends holds the only slot, so whatever is admitted stays waiting.
+    const holder: SchedulerJob = {
+      id: 'holder', model: 'other', group: 'other', priority: 0, origin: 'sync', kind: 'chat',
+      run: (rc) => new Promise((resolve) => rc.signal.addEventListener('abort', () => resolve('cancelled'))),
+      dropped: () => {},
+    };
+    scheduler.enqueue(holder);
+    const dir = await tempDir(t);
+    const { journal, open, appended } = await gatedJournal(dir);
+    const jobs = new JobService({
+      journal, replay: new JobReplay(), store: new JobStore(dir, journal), files: { bodies: new Set(), results: new Set() },
+      scheduler, upstream, maxQueue: 2, maxAttempts: 3, retentionMs: 3_600_000, webhookMaxResult: 1024, log: silentLogger,
+    });
+    const outcomes = Array.from({ length: 8 }, (_, i) =>
+      jobs
+        .submit({ kind: 'chat', model: 'llama3.2', body: CHAT(`burst ${i}`), priority: 0, metadata: null, webhookUrl: null, idempotency: null })
+        .then(() => 'accepted', (err: unknown) => (isForemanError(err, 'queue_full') ? 'refused' : Promise.reject(err))),
+    );
+    // Both admitted submits are waiting for the journal; none of the burst is queued in the scheduler yet.
+    await until(() => appended() === 2, 'both admitted submits to reach the journal');
+    assert.equal(scheduler.waiting, 0);
+    open();
+    const settled = await Promise.all(outcomes);
+    assert.deepEqual(settled.filter((o) => o === 'accepted').length, 2);
+    assert.deepEqual(settled.filter((o) => o === 'refused').length, 6);
+    assert.equal(scheduler.waiting, 2, 'never more waiting than max_queue');
+    assert.equal(jobs.size, 2, 'a refused submit leaves no job behind');
+    await scheduler.shutdown(0);
+    await jobs.close();
+    await journal.close();
   });
 });
 

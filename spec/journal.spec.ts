@@ -15,7 +15,8 @@ import { faultyJournalIo } from '../lib/journal/io.js';
 import type { Journal, JournalOptions } from '../lib/journal/journal.js';
 import type { LogFields, Logger } from '../lib/log.js';
 
-const JOURNAL_MODULE = pathToFileURL(fileURLToPath(new URL('../lib/journal/journal.ts', import.meta.url))).href;
+// The built module (npm test builds first): a child on plain node starts without compiling TypeScript.
+const JOURNAL_MODULE = pathToFileURL(fileURLToPath(new URL('../dist/journal/journal.js', import.meta.url))).href;
 
 const dirs: string[] = [];
 const journals: Journal[] = [];
@@ -382,7 +383,7 @@ describe('journal lock', () => {
       `process.stdin.resume();`,
       `process.stdin.on('end', async () => { await journal.close(); console.log('closed'); });`,
     ].join('\n');
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
     children.push(child);
     const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
     assert.equal((await lines.next()).value, 'ready');

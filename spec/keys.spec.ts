@@ -166,6 +166,18 @@ describe('named keys (HTTP)', () => {
     assert.equal((await s.as(BOT, '/api/chat', { json: chat('mistral') })).status !== 403, true); // no models list: any
   });
 
+  it('model management (pull, delete, create, copy) is for admin keys; reading stays open', async (t) => {
+    const s = await stackWithKeys(t);
+    for (const [method, p, body] of [['DELETE', '/api/delete', { model: 'llama3.2' }], ['POST', '/api/pull', { model: 'x' }], ['POST', '/api/copy', { source: 'a', destination: 'b' }]] as const) {
+      const r = await s.as(BOT, p, { method, body: JSON.stringify(body) });
+      assert.equal(r.status, 403, `${method} ${p}`);
+      assert.match((await r.json()).error, /is for admin keys/);
+    }
+    assert.equal((await s.as(BOT, '/api/tags')).status, 200);
+    assert.equal((await s.as(BOT, '/api/show', { json: { model: 'llama3.2' } })).status, 200);
+    assert.notEqual((await s.as(TOKEN, '/api/copy', { json: { source: 'llama3.2', destination: 'mine' } })).status, 403);
+  });
+
   it('max_queued: beyond it 429 with Retry-After in the surface\'s shape; other keys still get in', async (t) => {
     const s = await stackWithKeys(t);
     const blocker = await (await s.as(TOKEN, '/jobs', { json: { model: 'llama3.2', prompt: 'x', ...STALL } })).json();
@@ -230,6 +242,13 @@ describe('named keys (HTTP)', () => {
     assert.deepEqual(new Set(all.jobs.map((j: { id: string }) => j.id)), new Set([mine.id, theirs.id]));
     assert.deepEqual((await (await s.call('/jobs?key=other')).json()).jobs.map((j: { id: string }) => j.id), [theirs.id]);
     assert.equal((await s.call(`/jobs/${theirs.id}`)).status, 200);
+    // An Idempotency-Key is the caller's own: the same one from another key makes another job.
+    const idem = { headers: { 'idempotency-key': 'same' }, json: { model: 'llama3.2', prompt: 'i' } };
+    const first = await s.as(BOT, '/jobs', idem);
+    const second = await s.as(OTHER, '/jobs', idem);
+    assert.deepEqual([first.status, second.status], [202, 202]);
+    assert.notEqual((await first.json()).id, (await second.json()).id);
+    assert.equal((await s.as(BOT, '/jobs', idem)).status, 200);
     const events = await (await s.as(OTHER, `/jobs/${theirs.id}/events`)).json();
     assert.ok(events.events.every((e: { job: { key: string } }) => e.job.key === 'other')); // webhooks carry the same payloads
   });
@@ -353,6 +372,8 @@ describe('named keys (HTTP)', () => {
     assert.match(admin.out, /keys file .*keys\.json: 0 reloads, 0 refused/);
     const own = await cli(['keys', '--json'], { FOREMAN_URL: s.url, FOREMAN_TOKEN: BOT });
     assert.deepEqual(JSON.parse(own.out).keys.map((k: { name: string }) => k.name), ['bot']);
+    const status = await cli(['status'], { FOREMAN_URL: s.url, FOREMAN_TOKEN: BOT });
+    assert.match(status.out, /key\s+bot  \(own jobs only\)  0 running  0 waiting/);
     const hash = await cli(['keys', 'hash', CI], {});
     assert.equal(hash.out, sha(CI) + '\n');
     assert.equal((await cli(['keys', 'hash'], {}, `${CI}\n`)).out, sha(CI) + '\n');

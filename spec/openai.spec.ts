@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { startStack, TOKEN, type Stack } from './support/stack.js';
 import { rawRequest } from './support/raw-http.js';
+import { until } from './support/until.js';
 
 type Json = Record<string, any>;
 
@@ -25,15 +26,6 @@ const WEATHER_TOOL = {
     parameters: { type: 'object', required: ['city'], properties: { city: { type: 'string' } } },
   },
 };
-
-/** Yields to the event loop until `check` holds; bounded by turns, not by time. */
-async function waitFor(check: () => boolean, what: string): Promise<void> {
-  for (let turn = 0; turn < 500_000; turn++) {
-    if (check()) return;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  throw new Error(`never happened: ${what}`);
-}
 
 /** The data of every event, asserting the exact `data: X\n\n` framing Ollama's /v1 uses. */
 function sseData(text: string): string[] {
@@ -69,7 +61,7 @@ function pending(stack: Stack, path: string, body: Json) {
 /** Holds foreman's one running slot with a request the simulator stalls. */
 async function holdSlot(stack: Stack, model = 'mistral') {
   const held = pending(stack, '/v1/chat/completions', chat('hold', { model, stream: true, sim: { fault: 'stall', after: 1 } }));
-  await waitFor(() => stack.foreman.snapshot().running.length === 1 && stack.sim.stats().active === 1, 'the stalled job to reach upstream');
+  await until(() => stack.foreman.snapshot().running.length === 1 && stack.sim.stats().active === 1, 'the stalled job to reach upstream');
   return held;
 }
 
@@ -281,7 +273,7 @@ describe('/v1 errors foreman answers itself', () => {
     const stack = await startStack(t, { config: { max_queue: 1 } });
     const held = await holdSlot(stack);
     const waiting = pending(stack, '/v1/chat/completions', chat('second'));
-    await waitFor(() => stack.foreman.snapshot().totals.waiting === 1, 'the second request to queue');
+    await until(() => stack.foreman.snapshot().totals.waiting === 1, 'the second request to queue');
     const res = await stack.call('/v1/chat/completions', { json: chat('third') });
     assert.equal(res.status, 503);
     assert.ok(res.headers.get('retry-after'));
@@ -317,7 +309,7 @@ describe('/v1 through the queue', () => {
     const reader = res.body!.getReader();
     assert.equal((await reader.read()).done, false, 'the first event arrived');
     controller.abort();
-    await waitFor(() => stack.sim.stats().aborted === 1, 'upstream to see the abort');
+    await until(() => stack.sim.stats().aborted === 1, 'upstream to see the abort');
     const next = await stack.call('/v1/chat/completions', { json: chat('next one') });
     assert.equal(next.status, 200);
     assert.equal((await json(next)).object, 'chat.completion');
@@ -329,12 +321,12 @@ describe('/v1 through the queue', () => {
     const held = await holdSlot(stack);
     const before = { ...stack.sim.stats().requests };
     const queued = pending(stack, '/v1/chat/completions', chat('never sent', { stream: true }));
-    await waitFor(() => stack.foreman.snapshot().totals.waiting === 1, 'the request to queue');
+    await until(() => stack.foreman.snapshot().totals.waiting === 1, 'the request to queue');
     queued.abort();
-    await waitFor(() => stack.foreman.snapshot().totals.waiting === 0, 'the queued job to leave');
+    await until(() => stack.foreman.snapshot().totals.waiting === 0, 'the queued job to leave');
     held.abort();
     await Promise.all([queued.done, held.done]);
-    await waitFor(() => stack.foreman.snapshot().running.length === 0, 'the held job to end');
+    await until(() => stack.foreman.snapshot().running.length === 0, 'the held job to end');
     assert.deepEqual(stack.sim.stats().requests, before);
     const after = await stack.call('/v1/chat/completions', { json: chat('afterwards') });
     assert.equal(after.status, 200);
@@ -366,7 +358,7 @@ describe('/v1 through the queue', () => {
     const held = await holdSlot(stack, 'mistral');
     const native = pending(stack, '/api/chat', chat('native', { stream: false }));
     const openai = pending(stack, '/v1/chat/completions', chat('openai', { model: 'llama3.2:latest', options: { num_ctx: 8192 } }));
-    await waitFor(() => stack.foreman.snapshot().totals.waiting === 2, 'both requests to queue');
+    await until(() => stack.foreman.snapshot().totals.waiting === 2, 'both requests to queue');
     const queue = await json(await stack.call('/queue'));
     assert.deepEqual(queue.groups.map((g: Json) => [g.group, g.count]), [['llama3.2:latest', 2]]);
     held.abort();

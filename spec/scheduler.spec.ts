@@ -228,19 +228,25 @@ describe('Scheduler', () => {
     const { s, advance } = scheduler({ upstream });
     await s.refreshResidency();
     assert.equal(s.loadedGroup, 'b:latest', 'the group key of the name /api/ps gave');
-    // A arrived first, but B is loaded and both heads tie: B goes first.
+    // A arrived first, but B is loaded and both heads tie: B goes first. Both must be waiting
+    // when the pick happens, so a running job of the loaded group holds the only slot meanwhile.
     const log: string[] = [];
+    const holder = job('holder', 'b:latest', 0, log);
+    s.enqueue(holder);
+    await holder.started;
     const a = job('a', 'A', 0, log);
     const b = job('b', 'b:latest', 0, log);
-    // enqueue with both waiting: hold the pump by filling the queue before anything can start
-    s.enqueue(b, { arrivalMs: 1_000_000 + 10 });
     s.enqueue(a, { arrivalMs: 1_000_000 });
+    s.enqueue(b, { arrivalMs: 1_000_000 + 10 });
+    assert.equal(s.waiting, 2);
     advance(20);
-    await b.started;
+    holder.finish();
+    await Promise.race([a.started, b.started]);
+    assert.deepEqual(log, ['holder', 'b'], 'the loaded group wins the tie');
     b.finish();
     await a.started;
     a.finish();
-    assert.deepEqual(log, ['b', 'a']);
+    assert.deepEqual(log, ['holder', 'b', 'a']);
   });
 
   it('reports queue groups and running jobs in its state, which ops/ renders as the /queue view', async () => {

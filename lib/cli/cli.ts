@@ -19,7 +19,7 @@ Usage:
                                  (fresh token, temporary data dir; prints the /ui address and a curl line)
   foreman [serve] [flags]        run the server (default); says so at start when no Ollama answers
   foreman submit [flags]         submit an async job (--model, --prompt or stdin, --wait)
-  foreman jobs [--state S]       list async jobs, newest first
+  foreman jobs [--state S]       list async jobs, newest first (--key NAME: an admin's filter)
   foreman show ID                show one job (--result prints the answer text)
   foreman cancel ID              cancel a queued or working job
   foreman status [--watch]       the queue now; --watch redraws it

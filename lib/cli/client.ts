@@ -188,10 +188,10 @@ async function submit(client: Client, argv: readonly string[], io: CliIo): Promi
 async function list(client: Client, argv: readonly string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args: [...argv],
-    options: { state: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' } },
+    options: { state: { type: 'string' }, model: { type: 'string' }, key: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' } },
   });
   const q = new URLSearchParams();
-  for (const k of ['state', 'model', 'limit', 'cursor'] as const) if (values[k]) q.set(k, values[k]!);
+  for (const k of ['state', 'model', 'key', 'limit', 'cursor'] as const) if (values[k]) q.set(k, values[k]!);
   const { body } = await client.request('GET', `/jobs${q.size ? `?${q}` : ''}`);
   if (values.json) {
     io.stdout.write(JSON.stringify(body) + '\n');

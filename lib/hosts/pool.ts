@@ -22,12 +22,14 @@ export interface HostPoolOptions {
 
 const PROBE_TIMEOUT_MS = 2_000;
 
+export type HostChange = 'down' | 'up' | 'catalogue';
+
 export class HostPool {
   readonly hosts: readonly Host[];
   readonly #log: Logger;
   readonly #probeMs: number;
   readonly #catalogueMs: number;
-  readonly #listeners = new Set<(host: Host) => void>();
+  readonly #listeners = new Set<(host: Host, what: HostChange) => void>();
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #probing = new Set<Host>();
   #closed = false;
@@ -55,7 +57,7 @@ export class HostPool {
   }
 
   /** Called with a host whose state changed (down or up again) or whose catalogue was read. */
-  onChange(listener: (host: Host) => void): () => void {
+  onChange(listener: (host: Host, what: HostChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -81,7 +83,7 @@ export class HostPool {
     host.state = 'down';
     host.error = reason;
     this.#log.warn('host down', { host: host.name, error: reason });
-    this.#emit(host);
+    this.#emit(host, 'down');
   }
 
   /** `/api/version`; a good answer brings a down host back (and re-reads its catalogue). */
@@ -95,7 +97,7 @@ export class HostPool {
         host.state = 'up';
         host.error = null;
         this.#log.info('host up', { host: host.name, version: host.version });
-        this.#emit(host);
+        this.#emit(host, 'up');
       }
     } catch (err) {
       this.markDown(host, (err as Error).message);
@@ -111,7 +113,7 @@ export class HostPool {
       if (!res.ok) throw new Error(`/api/tags answered ${res.status}`);
       const models = (JSON.parse(text) as { models?: Array<{ name?: string; model?: string }> | null }).models ?? [];
       host.setCatalogue(models.map((m) => String(m.model || m.name || '')).filter(Boolean));
-      this.#emit(host);
+      this.#emit(host, 'catalogue');
     } catch (err) {
       if (this.#closed) return;
       this.#log.warn('catalogue unknown', { host: host.name, error: (err as Error).message });
@@ -144,8 +146,8 @@ export class HostPool {
     return [...up].sort((a, b) => rank(a) - rank(b) || load(a) - load(b))[0]!;
   }
 
-  #emit(host: Host): void {
-    for (const listener of this.#listeners) listener(host);
+  #emit(host: Host, what: HostChange): void {
+    for (const listener of this.#listeners) listener(host, what);
   }
 
   close(): void {

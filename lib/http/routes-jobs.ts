@@ -27,6 +27,8 @@ export interface JobRouteDeps {
   maxBody: number;
   /** Which webhook targets a submission may name (SPEC §5); the open policy when absent. */
   webhookPolicy?: TargetPolicy;
+  /** Model aliases (SPEC §7): the target for a requested name, or null. */
+  aliasOf?: (model: string) => string | null;
 }
 
 const keyOf = (ctx: RequestContext): Key => ctx.key ?? ANONYMOUS;
@@ -52,7 +54,11 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         const hasPrompt = body.prompt !== undefined;
         if (hasMessages === hasPrompt) throw badRequest('a job body has either messages (chat) or prompt (generate)');
         const kind = hasMessages ? 'chat' : 'generate';
-        const request = validateGeneration(body, kind);
+        const validated = validateGeneration(body, kind);
+        // An alias (SPEC §7) applies to async jobs too: the job is sent, grouped and recorded as its target.
+        const target = deps.aliasOf?.(validated.model) ?? null;
+        if (target !== null) logFields.alias = validated.model;
+        const request = target === null ? validated : { ...validated, model: target };
         checkModel(caller, request.model);
         const priority = priorityFor(caller, parsePriority(body.priority, 'priority'), 0);
         let webhookUrl: string | null = null;
@@ -71,6 +77,7 @@ export function jobRoutes(deps: JobRouteDeps): Route[] {
         }
         const forwarded: Record<string, unknown> = { ...body };
         for (const f of FOREMAN_FIELDS) delete forwarded[f];
+        if (target !== null) forwarded.model = target;
         delete forwarded.stream; // async jobs always stream from upstream and keep the merged result
         const { job, created } = await jobs.submit({
           kind,

@@ -7,7 +7,7 @@ import type { Upstream } from '../upstream.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import type { HostPool } from '../hosts/pool.js';
 import type { Host } from '../hosts/host.js';
-import { isHttpError } from '../errors.js';
+import { forbidden, isHttpError } from '../errors.js';
 import { validateGeneration, type GenerationKind } from './generation-request.js';
 import { normalizeModel } from '../sched/model-group.js';
 import { parseJsonObject, readBody } from './body.js';
@@ -97,6 +97,11 @@ export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
     method,
     path,
     handler: async (ctx) => {
+      // On a shared box one key must not delete or replace the models the others use (SPEC §15:
+      // only admins hold every power); reading (GET, HEAD) stays open to every key.
+      if (ctx.req.method !== 'GET' && ctx.req.method !== 'HEAD' && !(ctx.key ?? ANONYMOUS).admin) {
+        throw forbidden(`model management (${ctx.url.pathname}) is for admin keys`);
+      }
       const host = namedHost(ctx, deps.hosts);
       ctx.logFields.host = deps.hosts.multi ? host.name : undefined;
       await passthrough(ctx, { upstream: host.upstream, maxBody: deps.maxBody });

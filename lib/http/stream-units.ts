@@ -5,6 +5,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { GenerationKind } from './generation-request.js';
+import { anthropicErrorType } from '../errors.js';
 
 const SSE_KINDS: ReadonlySet<GenerationKind> = new Set([
   'openai-chat', 'openai-completion', 'openai-responses', 'anthropic-messages', 'openai-transcription',
@@ -51,9 +52,10 @@ export function heartbeatUnit(kind: GenerationKind, model: string, headers: Inco
  * (with an `error` object too, which is what openai-node throws on);
  * `data: {"error":…}` for chat completions; `{"error":…}` for NDJSON.
  */
-export function errorUnit(kind: GenerationKind, message: string): Uint8Array {
+export function errorUnit(kind: GenerationKind, message: string, status = 502): Uint8Array {
   if (kind === 'anthropic-messages') {
-    const data = { type: 'error', error: { type: 'api_error', message } };
+    // The status the error would have had before the stream began picks its type (overloaded_error, not_found_error …).
+    const data = { type: 'error', error: { type: anthropicErrorType(status), message } };
     return Buffer.from(`event: error\ndata: ${JSON.stringify(data)}\n\n`);
   }
   if (kind === 'openai-responses') {

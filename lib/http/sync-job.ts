@@ -80,7 +80,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   const fail = async (err: HttpError) => {
     if (!res.headersSent) sendError(res, err, surface);
     else {
-      await writeUnit(res, errorUnit(kind, err.message));
+      await writeUnit(res, errorUnit(kind, err.message, err.status));
       res.end();
     }
   };
@@ -99,22 +99,32 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     ctx.logFields.queue_ms = rc.queueMs;
     if (res.destroyed) return 'cancelled';
     let upstreamRes: UpstreamResponse;
+    if (rc.host !== undefined) ctx.logFields.host = rc.host;
     try {
-      upstreamRes = await deps.upstream.send(job.upstreamPath, {
+      upstreamRes = await (rc.upstream ?? deps.upstream).send(job.upstreamPath, {
         body: job.raw, signal: rc.signal, headers: forwardableHeaders(req.headers),
       });
     } catch (err) {
       if (rc.signal.aborted) return 'cancelled';
-      await fail(isHttpError(err) ? err : upstreamUnreachable(describeNetworkError(err)));
+      const error = isHttpError(err) ? err : upstreamUnreachable(describeNetworkError(err));
+      // Several hosts: nothing reached the caller from this host, so another host serves it unseen (SPEC §17).
+      if (error.code === 'upstream_unreachable' && rc.failover?.(error.message)) {
+        jobStarted = false;
+        armHeartbeat();
+        return 'requeued';
+      }
+      await fail(error);
       return 'failed';
     }
     rc.upstreamAnswered();
-    const foremanHeaders = {
+    if (upstreamRes.status === 404) rc.modelMissing?.();
+    const foremanHeaders: Record<string, string> = {
       'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)), 'x-foreman-priority': String(priority),
     };
+    if (rc.host !== undefined) foremanHeaders['x-foreman-host'] = rc.host;
     if (heartbeatStarted) {
       if (!upstreamRes.ok) {
-        await writeUnit(res, errorUnit(kind, await readUpstreamError(upstreamRes)));
+        await writeUnit(res, errorUnit(kind, await readUpstreamError(upstreamRes), upstreamRes.status));
         res.end();
         return 'failed';
       }
@@ -142,7 +152,10 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
   };
 
   // Armed before enqueue: a job may start synchronously inside enqueue, and then no beat may follow.
-  if (streamed && deps.heartbeatMs > 0) {
+  // Armed again when a failed-over job waits for another host.
+  function armHeartbeat() {
+    if (!streamed || deps.heartbeatMs <= 0 || res.destroyed) return;
+    let ticking = false;
     heartbeat = setTimeout(function beat() {
       if (jobStarted || res.destroyed) return stopHeartbeat();
       if (!heartbeatStarted) {
@@ -152,24 +165,33 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
           'x-foreman-job-id': id,
           'x-foreman-priority': String(priority),
         });
+      }
+      if (!ticking) {
+        ticking = true;
         heartbeat = setInterval(beat, deps.heartbeatMs);
       }
       writeIfRoom(res, heartbeatUnit(kind, job.request.model, req.headers));
     }, deps.heartbeatMs);
   }
+  armHeartbeat();
   try {
     deps.scheduler.enqueue({
       id, model, group: groupKey(job.request.model, job.request.options), priority, origin: 'sync', kind: job.kind, key: key.name,
+      session: sessionOf(req.headers),
       bytes: job.raw.length,
       run: (rc) =>
         run(rc)
-          .catch((err) => {
+          .then((state) => {
+            // A failed-over job is back in the queue: its caller keeps waiting.
+            if (state !== 'requeued') settle();
+            return state;
+          }, (err) => {
             // A bug must not leave the caller hanging: answer 500, or cut the stream.
             if (!res.headersSent) sendError(res, internal(), surface);
             else res.destroy();
+            settle();
             throw err;
-          })
-          .finally(settle),
+          }),
       dropped: (reason) => {
         stopHeartbeat();
         if (reason === 'shutdown') void fail(shuttingDown()).finally(settle);
@@ -184,4 +206,16 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
 
   await finished;
   stopHeartbeat();
+}
+
+/** The headers agents send to keep a session's turns together (SPEC §17). */
+const SESSION_HEADERS = ['session-id', 'x-session-id', 'x-session-affinity', 'x-claude-code-session-id'];
+
+export function sessionOf(headers: Record<string, string | string[] | undefined>): string | null {
+  for (const name of SESSION_HEADERS) {
+    const v = headers[name];
+    const text = Array.isArray(v) ? v[0] : v;
+    if (text && text.trim()) return text.trim().slice(0, 256);
+  }
+  return null;
 }

@@ -569,7 +569,7 @@ export class JobService {
       void this.#settle(job, 'failed', { message: `the request body could not be read: ${(err as Error).message}`, reason: 'lost' }, null, () => {});
       return 'failed';
     }
-    const outcome = await runOnce(this.#o.upstream, job.kind, body, rc.signal, () => rc.upstreamAnswered(), this.#now);
+    const outcome = await runOnce(rc.upstream ?? this.#o.upstream, job.kind, body, rc.signal, () => rc.upstreamAnswered(), this.#now);
     if (job.bodyFile) noteLargeBody(job.bodyBytes);
     let parked!: () => void;
     const freed = new Promise<void>((resolve) => (parked = resolve));
@@ -594,8 +594,12 @@ export class JobService {
           state = 'requeued';
           break;
         }
+        if (outcome.error.status === 404) rc.modelMissing?.();
         // Ollama restarting, or dying mid-answer, is no reason to lose the job: try again later (ADR 0011).
+        // With several hosts the host is marked down and the scheduler puts the job straight back in
+        // the queue for another one (SPEC §17; the retry timer then finds it queued and does nothing).
         if (outcome.retriable && job.attempts < this.#o.maxAttempts) {
+          rc.failover?.(outcome.error.message);
           settled = this.#settle(job, 'queued', outcome.error, null, parked);
           state = 'requeued';
         } else {

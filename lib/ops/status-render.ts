@@ -40,6 +40,8 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
   const section = (title: string, detail: string) => out.push(`${paint(title.padEnd(9), 'bold')}${detail}`);
 
   section('foreman', `${clean(s.upstream)}  at ${clean(s.at)}`);
+  // Whose view this is (SPEC §15): a key that is not admin sees its own jobs and the totals.
+  if (s.key) section('key', `${clean(s.key.name)}${s.key.admin ? ' (admin)' : '  (own jobs only)'}  ${s.key.running} running  ${s.key.waiting} waiting`);
   // SPEC §6: while the journal cannot write, async work is refused or held; say so first.
   if (s.store && !s.store.writable) {
     section('journal', paint(`${clean(s.store.reason ?? 'cannot write')}; new jobs get 503, queued jobs wait`, 'red'));

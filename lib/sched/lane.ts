@@ -3,6 +3,7 @@
 // waiting job starts next and what it costs (a model switch, or nothing). SPEC §1, §12.
 
 import type { DrainQueue, QueueItem } from './queue.js';
+import type { Upstream } from '../upstream.js';
 
 export type JobOrigin = 'sync' | 'async';
 
@@ -11,6 +12,18 @@ export interface RunContext {
   readonly queueMs: number;
   /** The job calls this when upstream answered: the end of a model load, if this job caused one. */
   upstreamAnswered(): void;
+  /** The host this run must use, with several hosts (SPEC §17); absent: the one upstream. */
+  readonly upstream?: Upstream;
+  /** That host's name (logs, the X-Foreman-Host response header). */
+  readonly host?: string;
+  /** That host answered 404 for the model: its catalogue is read again. */
+  modelMissing?(): void;
+  /**
+   * With several hosts: the host could not be reached before any byte of this run. Marks it down;
+   * true when the job goes back to the queue for another host (the run then returns 'requeued'
+   * and answers nothing), false when it must fail as with one host.
+   */
+  failover?(reason: string): boolean;
 }
 
 /** How a run ended; 'requeued' is an async job put back to run again (shutdown, unreachable upstream, 429). */
@@ -25,6 +38,8 @@ export interface SchedulerJob {
   readonly kind: string;
   /** The name of the key that made it (SPEC §15): fair share, caps and usage are per key. */
   readonly key?: string | null;
+  /** An agent session (session-id, x-session-id, x-session-affinity, x-claude-code-session-id): its turns stay on one host (SPEC §17). */
+  readonly session?: string | null;
   /** request bytes the job holds while it waits (SPEC §16: counted against max_queue_bytes) */
   readonly bytes?: number;
   /** Runs the job to its end; the returned state is what the books record. */
@@ -71,7 +86,9 @@ export interface Lane {
   next(now: number): LaneEntry | null;
   /** A job of this lane started; the returned callback runs when upstream first answers it. */
   started(entry: LaneEntry, now: number): () => void;
-  /** A job of this lane ended (however). */
-  finished(entry: LaneEntry, state: FinishState): void;
+  /** A job of this lane ended (however); true: put the entry back in the queue (it failed over). */
+  finished(entry: LaneEntry, state: FinishState): boolean | void;
+  /** What a run on this lane gets besides signal and timing (several hosts: the host's client). */
+  contextFor?(entry: LaneEntry): Pick<RunContext, 'upstream' | 'failover' | 'host' | 'modelMissing'>;
   state(): LaneState;
 }

@@ -15,6 +15,8 @@ export interface SwitchRecord {
   readonly from: string | null;
   readonly to: string;
   loadMs: number | null;
+  /** the host whose lane switched, with several hosts (SPEC §17) */
+  readonly host?: string;
 }
 
 export interface LocalLaneOptions {

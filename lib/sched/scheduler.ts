@@ -13,6 +13,7 @@ import type { Upstream } from '../upstream.js';
 import type { FinishState, JobOrigin, Lane, LaneEntry, LaneState, RunContext, SchedulerJob } from './lane.js';
 import { LocalLane, type SwitchRecord } from './local-lane.js';
 import { CloudLane } from './cloud-lane.js';
+import { HostFleet, HostLane, type FleetHost, type FleetSwitch, type HostLaneView } from './host-fleet.js';
 
 export type { FinishState, JobOrigin, Lane, LaneState, RunContext, SchedulerJob } from './lane.js';
 export type { SwitchRecord } from './local-lane.js';
@@ -58,6 +59,15 @@ export interface SchedulerOptions {
   switchBudgetMs?: number;
   /** Cloud-model jobs running at once (SPEC §12); default 4. */
   cloudParallel?: number;
+  /**
+   * Several Ollama hosts (SPEC §17): one lane per host over one queue. With one host (or none
+   * given) the single local lane above runs exactly as SPEC §1 says.
+   */
+  hosts?: readonly FleetHost[];
+  /** A host could not be reached (several hosts): mark it down until a probe succeeds. */
+  markDown?: (host: FleetHost, reason: string) => void;
+  /** A host answered 404 for a model (several hosts): read its catalogue again. */
+  modelMissing?: (host: FleetHost) => void;
   /** bound on the bytes of waiting jobs' bodies (SPEC §16); default unbounded */
   maxQueueBytes?: number;
 }
@@ -86,16 +96,21 @@ export interface SchedulerState {
   readonly counts: Readonly<Record<FinishState | 'switches', number>>;
   readonly switches: readonly SwitchRecord[];
   readonly recent: readonly FinishedRecord[];
+  /** with several hosts: each host lane (state, loaded group, running, measured load times) */
+  readonly hosts?: readonly HostLaneView[];
 }
 
 const RECENT_LIMIT = 50;
 const RESIDENCY_TIMEOUT_MS = 5_000;
 
 export class Scheduler {
-  readonly #local: LocalLane;
+  readonly #local: LocalLane | null = null;
+  readonly #fleet: HostFleet | null = null;
   readonly #cloud: CloudLane;
   /** Asked in order: the first lane that accepts a job gets it; all are pumped in this order. */
   readonly #lanes: readonly Lane[];
+  /** Each queue once (host lanes share one). */
+  readonly #queues: readonly DrainQueue<LaneEntry>[];
   readonly #running = new Map<string, Running>();
   readonly #opts: SchedulerOptions;
   readonly #log: Logger;
@@ -118,22 +133,39 @@ export class Scheduler {
     this.#policy = options.keyPolicy ?? (() => NO_POLICY);
     const queue = (): DrainQueue<LaneEntry> =>
       createDrainQueue<LaneEntry>({ agingMs: options.agingMs, weightOf: (key) => this.#policy(key).weight });
-    this.#local = new LocalLane({
-      parallel: options.parallel, agingMs: options.agingMs, unloadOnSwitch: options.unloadOnSwitch,
-      upstream: options.upstream, log: this.#log, now: this.#now, queue: queue(),
-      wake: () => this.#pump(), switched: options.events?.switched, switchBudgetMs: options.switchBudgetMs,
-    });
     this.#cloud = new CloudLane({ parallel: options.cloudParallel ?? 4, agingMs: options.agingMs, queue: queue() });
-    this.#lanes = [this.#local, this.#cloud];
+    if (options.hosts && options.hosts.length > 1) {
+      this.#fleet = new HostFleet({
+        hosts: options.hosts, queue: queue(), agingMs: options.agingMs, unloadOnSwitch: options.unloadOnSwitch,
+        log: this.#log, now: this.#now, wake: () => this.#pump(),
+        switched: (from, to) => options.events?.switched?.(from, to),
+        markDown: (host, reason) => options.markDown?.(host, reason),
+        modelMissing: options.modelMissing,
+      });
+      this.#lanes = [...this.#fleet.lanes, this.#cloud];
+    } else {
+      this.#local = new LocalLane({
+        parallel: options.parallel, agingMs: options.agingMs, unloadOnSwitch: options.unloadOnSwitch,
+        upstream: options.upstream, log: this.#log, now: this.#now, queue: queue(),
+        wake: () => this.#pump(), switched: options.events?.switched, switchBudgetMs: options.switchBudgetMs,
+      });
+      this.#lanes = [this.#local, this.#cloud];
+    }
+    this.#queues = [...new Set(this.#lanes.map((l) => l.queue))];
   }
 
+  /** The loaded group of the one local lane (with several hosts: the first host's). */
   get loadedGroup(): string | null {
-    return this.#local.loadedGroup;
+    return this.#local ? this.#local.loadedGroup : this.#fleet!.lanes[0]!.loaded;
   }
   get waiting(): number {
     let n = 0;
-    for (const lane of this.#lanes) n += lane.queue.size;
+    for (const q of this.#queues) n += q.size;
     return n;
+  }
+  /** The host lanes, with several hosts. */
+  get fleet(): HostFleet | null {
+    return this.#fleet;
   }
   /** bytes of the bodies of waiting jobs */
   get waitingBytes(): number {
@@ -154,8 +186,8 @@ export class Scheduler {
 
   /** Takes a job out of its queue without telling it: its owner keeps it (e.g. while the journal cannot write). */
   withdraw(id: string): boolean {
-    for (const lane of this.#lanes) {
-      const entry = lane.queue.remove(id);
+    for (const q of this.#queues) {
+      const entry = q.remove(id);
       if (entry) {
         this.#waitingBytes -= entry.job.bytes ?? 0;
         this.#pump();
@@ -187,7 +219,9 @@ export class Scheduler {
     }
     const arrivalMs = options.arrivalMs ?? this.#now();
     const lane = this.#laneOf(job);
-    lane.queue.enqueue({ id: job.id, group: job.group, priority: job.priority, arrivalMs, owner, job });
+    // A session's turn is pinned to the host that served its last turn while that host holds the model.
+    const group = this.#fleet && lane.queue === this.#fleet.queue ? this.#fleet.queueKey(job) : job.group;
+    lane.queue.enqueue({ id: job.id, group, priority: job.priority, arrivalMs, owner, job });
     this.#waitingBytes += job.bytes ?? 0;
     // A key at its running cap holds back its new jobs in this lane's queue too.
     this.#updateBlocked(owner);
@@ -195,17 +229,17 @@ export class Scheduler {
   }
 
   #laneOf(job: SchedulerJob): Lane {
-    return this.#lanes.find((lane) => lane.accepts(job)) ?? this.#local;
+    return this.#lanes.find((lane) => lane.accepts(job)) ?? this.#lanes[0]!;
   }
 
   has(id: string): boolean {
-    return this.#running.has(id) || this.#lanes.some((lane) => lane.queue.get(id) !== undefined);
+    return this.#running.has(id) || this.#queues.some((q) => q.get(id) !== undefined);
   }
 
   /** Cancels a queued job (it leaves the queue) or a running one (its upstream request is aborted). */
   cancel(id: string, reason: StopReason = new StopReason('cancelled')): boolean {
-    for (const lane of this.#lanes) {
-      const entry = lane.queue.remove(id);
+    for (const q of this.#queues) {
+      const entry = q.remove(id);
       if (entry) {
         this.#waitingBytes -= entry.job.bytes ?? 0;
         entry.job.dropped('cancelled');
@@ -222,7 +256,7 @@ export class Scheduler {
   /** Jobs of one key waiting now, in every lane (running ones not counted). */
   waitingOf(key: string): number {
     let n = 0;
-    for (const lane of this.#lanes) n += lane.queue.waitingOf(key);
+    for (const q of this.#queues) n += q.waitingOf(key);
     return n;
   }
 
@@ -234,7 +268,7 @@ export class Scheduler {
   /** The key policies changed (a keys file reload): caps apply now, to jobs already waiting too. */
   refreshKeys(): void {
     const owners = new Set<string>(this.#runningByKey.keys());
-    for (const lane of this.#lanes) for (const entry of lane.queue.values()) owners.add(entry.owner);
+    for (const q of this.#queues) for (const entry of q.values()) owners.add(entry.owner);
     for (const owner of owners) this.#updateBlocked(owner);
     this.#pump();
   }
@@ -242,7 +276,7 @@ export class Scheduler {
   #updateBlocked(owner: string): void {
     const { maxRunning } = this.#policy(owner);
     const blocked = maxRunning !== null && this.runningOf(owner) >= maxRunning;
-    for (const lane of this.#lanes) lane.queue.setBlocked(owner, blocked);
+    for (const q of this.#queues) q.setBlocked(owner, blocked);
   }
 
   /** Picks until this job starts, counted within its own lane (lanes run side by side). */
@@ -258,9 +292,12 @@ export class Scheduler {
   /**
    * Reads upstream /api/ps to learn which generation model is loaded (embedding models have their own slot).
    * Coalesced: while a read is in flight, callers share it and at most one more read follows it, so a burst
-   * of failed jobs costs two reads, not one each.
+   * of failed jobs costs two reads, not one each. With several hosts: each host's own /api/ps (or one host's).
    */
-  refreshResidency(signal?: AbortSignal): Promise<void> {
+  refreshResidency(signal?: AbortSignal, host?: FleetHost): Promise<void> {
+    if (this.#fleet) {
+      return this.#fleet.refreshResidency(host, signal ?? AbortSignal.timeout(RESIDENCY_TIMEOUT_MS)).finally(() => this.#pump());
+    }
     if (this.#residencyRead) {
       this.#residencyAgain = true;
       return this.#residencyRead;
@@ -270,7 +307,7 @@ export class Scheduler {
         do {
           this.#residencyAgain = false;
           try {
-            await this.#local.refreshResidency(signal ?? AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
+            await this.#local!.refreshResidency(signal ?? AbortSignal.timeout(RESIDENCY_TIMEOUT_MS));
           } finally {
             this.#pump();
           }
@@ -286,23 +323,41 @@ export class Scheduler {
 
   /** Names of the hosts whose lane has this model loaded. */
   hostsWithModel(model: string): string[] {
-    return this.#local.hasLoaded(model) ? [''] : [];
+    if (this.#fleet) return this.#fleet.hostsWithModel(model);
+    return this.#local!.hasLoaded(model) ? [''] : [];
   }
 
   /** Forget the loaded model (e.g. a caller unloaded it); the next pick has no tie to prefer. */
-  markUnloaded(model: string, _host?: string): void {
-    this.#local.markUnloaded(model);
+  markUnloaded(model: string, host?: string): void {
+    if (this.#fleet) this.#fleet.markUnloaded(model, host);
+    else this.#local!.markUnloaded(model);
+  }
+
+  /** A host's state changed (several hosts): down, its residency is unknown; back up, read it and run. */
+  hostChanged(host: FleetHost, cameUp = false): void {
+    if (!this.#fleet) return;
+    if (host.state === 'down') this.#fleet.hostDown(host);
+    else if (cameUp) void this.refreshResidency(AbortSignal.timeout(RESIDENCY_TIMEOUT_MS), host);
+    this.#pump();
   }
 
   #pump(): void {
     if (!this.#closing) {
-      for (const lane of this.#lanes) {
-        for (;;) {
-          const now = this.#now();
-          const entry = lane.next(now);
-          if (!entry) break;
-          this.#waitingBytes -= entry.job.bytes ?? 0;
-          this.#start(lane, entry, now);
+      // With several hosts a start changes what the other lanes may take (a group is now loaded
+      // elsewhere), so go round until no lane starts anything; idle lanes choose first.
+      let progress = true;
+      while (progress) {
+        progress = false;
+        const lanes = this.#fleet ? [...this.#lanes].sort((a, b) => Number(a.active > 0) - Number(b.active > 0)) : this.#lanes;
+        for (const lane of lanes) {
+          for (;;) {
+            const now = this.#now();
+            const entry = lane.next(now);
+            if (!entry) break;
+            this.#waitingBytes -= entry.job.bytes ?? 0;
+            this.#start(lane, entry, now);
+            progress = this.#fleet !== null;
+          }
         }
       }
     }
@@ -318,7 +373,7 @@ export class Scheduler {
     this.#updateBlocked(entry.owner);
     const answered = lane.started(entry, now);
     this.#opts.events?.started?.(entry.job, queueMs);
-    const ctx: RunContext = { signal: controller.signal, queueMs, upstreamAnswered: answered };
+    const ctx: RunContext = { signal: controller.signal, queueMs, upstreamAnswered: answered, ...lane.contextFor?.(entry) };
     let state: FinishState = 'failed';
     entry.job
       .run(ctx)
@@ -330,10 +385,15 @@ export class Scheduler {
   #finish(running: Running, state: FinishState): void {
     const { entry, lane } = running;
     this.#running.delete(entry.id);
-    lane.finished(entry, state);
+    const again = lane.finished(entry, state) === true;
     const now = this.#now();
     const runMs = now - running.startedMs;
     lane.queue.finished(entry.id, runMs);
+    // Failed over before its first byte (several hosts): back in the queue with its age, for another host.
+    if (again && !this.#closing) {
+      lane.queue.enqueue(entry);
+      this.#waitingBytes += entry.job.bytes ?? 0;
+    } else if (again) entry.job.dropped('shutdown');
     const left = this.runningOf(entry.owner) - 1;
     if (left > 0) this.#runningByKey.set(entry.owner, left);
     else this.#runningByKey.delete(entry.owner);
@@ -349,7 +409,8 @@ export class Scheduler {
     // After a failure foreman is unsure what upstream holds (SPEC §1: read /api/ps whenever unsure);
     // a cloud job's failure says nothing about what is loaded here.
     if ((state === 'failed' || state === 'requeued') && lane.kind === 'local') {
-      void this.refreshResidency();
+      const host = lane instanceof HostLane ? lane.host : undefined;
+      if (!host || host.state === 'up') void this.refreshResidency(undefined, host);
     }
   }
 
@@ -371,9 +432,9 @@ export class Scheduler {
    */
   async shutdown(graceMs: number): Promise<void> {
     this.#closing = true;
-    for (const lane of this.#lanes) {
-      for (const entry of [...lane.queue.values()]) {
-        lane.queue.remove(entry.id);
+    for (const q of this.#queues) {
+      for (const entry of [...q.values()]) {
+        q.remove(entry.id);
         this.#waitingBytes -= entry.job.bytes ?? 0;
         entry.job.dropped('shutdown');
       }
@@ -393,14 +454,24 @@ export class Scheduler {
   /** What is loaded, running, waiting and recently done, as plain data (copies). */
   state(now = this.#now()): SchedulerState {
     return {
-      loadedGroup: this.#local.loadedGroup,
+      loadedGroup: this.loadedGroup,
       running: [...this.#running.values()].map((r) => ({ job: r.entry.job, startedMs: r.startedMs, queueMs: r.queueMs, lane: r.lane.name })),
-      groups: this.#lanes.flatMap((lane) => lane.queue.groups(now, lane.preferredGroup).map((g) => ({ ...g, lane: lane.name }))),
+      // Each queue once: host lanes share theirs, shown under the name 'hosts'.
+      groups: this.#queues.flatMap((q) => {
+        const lane = this.#lanes.find((l) => l.queue === q)!;
+        const name = this.#fleet && q === this.#fleet.queue ? 'hosts' : lane.name;
+        return q.groups(now, this.#fleet && q === this.#fleet.queue ? null : lane.preferredGroup).map((g) => ({ ...g, lane: name }));
+      }),
       lanes: this.#lanes.map((lane) => lane.state()),
       waiting: this.waiting,
-      counts: { ...this.#counts, switches: this.#local.switchCount },
-      switches: this.#local.switches(),
+      counts: { ...this.#counts, switches: this.#local ? this.#local.switchCount : this.#fleet!.switchCount },
+      switches: this.#local ? this.#local.switches() : this.#fleet!.switches().map(fleetSwitch),
       recent: [...this.#recent],
+      ...(this.#fleet ? { hosts: this.#fleet.view() } : {}),
     };
   }
+}
+
+function fleetSwitch(s: FleetSwitch): SwitchRecord {
+  return { atMs: s.atMs, from: s.from, to: s.to, loadMs: s.loadMs, host: s.host };
 }

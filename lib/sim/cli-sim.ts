@@ -16,7 +16,8 @@ export interface SimIo {
 export const SIM_HELP = `Usage: foreman sim [flags]
 
 Runs a simulated Ollama server: native /api/* (NDJSON) and /v1/* (SSE),
-deterministic replies, model loads and evictions like Ollama's scheduler
+including the agent surfaces /v1/messages (Anthropic), /v1/responses and
+/v1/audio/transcriptions, deterministic replies, model loads and evictions like Ollama's scheduler
 (one generation model and one embedding model resident), injectable faults.
 
 Flags:
@@ -29,8 +30,9 @@ Flags:
   --split none|random|N      cut response bytes into writes: per line, at random, every N bytes (default none)
   --seed N                   seed for replies' random cuts and ids (default 1)
   --default-tokens N         reply length when num_predict is absent (default 12)
-  --models a,b,c             model names (default llama3.2, qwen3, mistral, gemma3, nomic-embed-text);
-                             a name containing "embed" is an embedding model
+  --models a,b=MS,c          model names (default llama3.2, qwen3, mistral, gemma3, nomic-embed-text);
+                             a name containing "embed" is an embedding model; name=MS sets that
+                             model's load time
   --hosts N                  run N simulated hosts on consecutive ports from --listen, each with its
                              own catalogue (not every model everywhere) and load times (0.5-2x
                              --load-ms per model); front them with foreman --upstream URL1,URL2,...
@@ -160,7 +162,11 @@ function toOptions(values: Record<string, string | boolean | undefined>, problem
   if (typeof values['models'] === 'string') {
     const names = values['models'].split(',').map((s) => s.trim()).filter((s) => s !== '');
     if (names.length === 0) problems.push(`--models: expected comma-separated names, got '${values['models']}'`);
-    else options.models = names.map(modelFromName);
+    else options.models = names.map((item) => {
+      // `name=MS` gives the model its own load time (several hosts differ per model).
+      const m = /^(.+?)=(\d+)$/.exec(item);
+      return m ? { ...modelFromName(m[1]!), loadMs: Number(m[2]) } : modelFromName(item);
+    });
   }
   return options;
 }

@@ -39,6 +39,8 @@ export interface StreamOptions {
   /** Called with the request object, so a caller can destroy it later (abort). */
   onRequest?: (req: ClientRequest) => void;
   timeoutMs?: number;
+  /** Extra request headers (a Bearer token). */
+  headers?: Record<string, string>;
 }
 
 /** POSTs `body` as JSON and reads the whole NDJSON response; never rejects (errors are in the result). */
@@ -63,7 +65,7 @@ export function streamPost(baseUrl: string, path: string, body: unknown, options
         port: url.port,
         path: url.pathname,
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': payload.length },
+        headers: { ...options.headers, 'content-type': 'application/json', 'content-length': payload.length },
       },
       (res) => {
         result.status = res.statusCode ?? 0;

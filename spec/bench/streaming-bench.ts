@@ -31,6 +31,8 @@ interface Sample {
   linesPerS: number;
   ttfbP50: number;
   errors: number;
+  /** what the failed requests said (error, or a line count other than expected) */
+  errorKinds: string[];
   wallMs: number;
   /** CPU of the proxy in the path (foreman or nginx), 0 for direct */
   proxyCpuUs: number;
@@ -58,6 +60,8 @@ async function sample(url: string, load: Load, proxy: BenchProcess | null): Prom
       reqs: run.results.length, lines, linesPerS: lines / (run.wallMs / 1000),
       ttfbP50: percentile(run.results.map((r) => r.ttfbMs), 50),
       errors: run.results.filter((r) => r.error || r.lines !== expectedLines).length,
+      errorKinds: [...new Set(run.results.filter((r) => r.error || r.lines !== expectedLines)
+        .map((r) => r.error ?? `${r.lines} of ${expectedLines} lines`))],
       wallMs: run.wallMs,
       proxyCpuUs: before && after ? after.cpuUs - before.cpuUs : 0,
     };
@@ -117,6 +121,7 @@ interface Compared {
   cpu100k: number;
   cpuCore: number;
   errors: number;
+  errorKinds: string[];
   reqs: number;
 }
 
@@ -131,6 +136,7 @@ function compare(samples: Record<string, Sample[]>, path: string): Compared {
     cpu100k: median(own.map(cpuPer100k)),
     cpuCore: median(own.map((s) => s.proxyCpuUs / 1000 / s.wallMs)),
     errors: own.reduce((n, s) => n + s.errors, 0),
+    errorKinds: [...new Set(own.flatMap((s) => s.errorKinds))],
     reqs: own.reduce((n, s) => n + s.reqs, 0),
   };
 }
@@ -347,6 +353,8 @@ export async function runStreamingBench(options: { quick?: boolean } = {}): Prom
   ];
 
   const roundCount = quick ? 2 : 5;
+  const failures = [m.unlimited32, m.unlimited1, m.realistic].flatMap((x) =>
+    Object.entries(x).filter(([, c]) => c.errors > 0).map(([p, c]) => `${p}: ${c.errorKinds.slice(0, 3).join('; ')}`));
   return {
     title: `Streaming: straight to the simulator (direct) vs through foreman${nginxBinary ? ' vs through nginx' : ''}`,
     tables: [
@@ -363,6 +371,7 @@ export async function runStreamingBench(options: { quick?: boolean } = {}): Prom
       '"x direct" and "added" are computed per round against that round\'s direct sample, then the median (and range) over rounds.',
       'lines/s = NDJSON lines received / wall time; TTFB = request sent to first body byte, p50 of the sample; CPU = process CPU (user+system) over the sample per 100k lines received, or per wall time ("% core").',
       'Load generator, simulator and proxy share 2 cores here: in the CPU-bound regime every ms of proxy CPU is taken from the others, so the ratio reflects the proxy\'s CPU.',
+      ...(failures.length ? [`failed requests: ${failures.join(' | ')}`] : []),
       `RSS: process.memoryUsage().rss of foreman after GET /queue shows totals.waiting >= ${WAITING}; then every client socket is destroyed and the queue must empty.`,
     ],
     summary,

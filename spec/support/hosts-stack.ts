@@ -25,10 +25,11 @@ export interface HostsStack {
 export async function startHosts(
   t: Pick<TestContext, 'after'>,
   hosts: SimOptions[],
-  options: { config?: Partial<Config>; deps?: ForemanDeps } = {},
+  options: { config?: Partial<Config>; deps?: ForemanDeps; before?: (sims: Sim[]) => Promise<void> } = {},
 ): Promise<HostsStack> {
   const sims: Sim[] = [];
   for (const h of hosts) sims.push(await startSim({ loadMs: 0, ...h }));
+  await options.before?.(sims);
   const dataDir = await mkdtemp(join(tmpdir(), 'foreman-hosts-'));
   const config = defaultConfig({
     listen: { host: '127.0.0.1', port: 0 },

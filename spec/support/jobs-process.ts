@@ -1,5 +1,6 @@
-// Test helper: foreman as a real child process (spec/support/jobs-serve.ts, the serve path of
-// bin/foreman.js), so tests can SIGKILL it and restart it on the same data dir.
+// Test helper: foreman as a real child process (`bin/foreman.js serve` from the build that
+// npm test makes first, so no child recompiles TypeScript), so tests can SIGKILL it and
+// restart it on the same data dir.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -8,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { TOKEN } from './stack.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const SERVE = fileURLToPath(new URL('./jobs-serve.ts', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/foreman.js', import.meta.url));
 
 export interface ForemanProcess {
   child: ChildProcess;
@@ -30,7 +31,7 @@ export interface ForemanProcess {
  */
 export async function spawnForeman(flags: string[], options: { token?: boolean } = {}): Promise<ForemanProcess> {
   const args = ['--listen', '127.0.0.1:0', '--log-format', 'json', ...(options.token === false ? [] : ['--tokens', TOKEN]), ...flags];
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVE, ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
   // 'close', not 'exit': stderr is fully read by then.
   const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   const logs: Array<Record<string, unknown>> = [];

@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { TestContext } from 'node:test';
 import { startSim } from '../../lib/sim/index.js';
 import type { Sim, SimOptions, SimStats } from '../../lib/sim/index.js';
+import { until as pollUntil } from './until.js';
 
 export async function simFor(t: TestContext, options: SimOptions = {}): Promise<Sim> {
   const sim = await startSim(options);
@@ -71,15 +72,10 @@ export function sseData(text: string): string[] {
   });
 }
 
-/** Yields to the event loop until `check` holds (no timers; fails after `ms`). */
-export async function until(sim: Sim, check: (s: SimStats) => boolean, ms = 5000): Promise<SimStats> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const stats = sim.stats();
-    if (check(stats)) return stats;
-    if (Date.now() > deadline) throw new Error(`condition not reached; stats: ${JSON.stringify(stats)}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
+/** Polls the simulator's stats until `check` holds (spec/support/until.ts does the waiting). */
+export async function until(sim: Sim, check: (s: SimStats) => boolean): Promise<SimStats> {
+  await pollUntil(() => check(sim.stats()), () => `simulator stats to match; last: ${JSON.stringify(sim.stats())}`);
+  return sim.stats();
 }
 
 /** A streaming fetch whose lines can be read one at a time, and aborted. */

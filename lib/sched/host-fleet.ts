@@ -1,0 +1,388 @@
+// Several Ollama hosts as lanes of one queue (SPEC §17): each host lane has its own loaded
+// group, `parallel` and measured load times; lane-pick.ts chooses what a free lane takes.
+// Session turns are pinned to the host that served the previous turn while it holds the model
+// (their queue key gets ` @host`); a host that fails before a job's first byte is marked down
+// and the job goes back to the queue. No HTTP here; hosts/pool.ts knows the hosts' health.
+
+import type { DrainQueue } from './queue.js';
+import { modelOfGroup } from './model-group.js';
+import { isCloudModel } from './model-ref.js';
+import { pickForLane, type Candidate, type LaneState as PickLane } from './lane-pick.js';
+import type { FinishState, Lane, LaneEntry, LaneState, RunContext, SchedulerJob } from './lane.js';
+import { LoadCosts, type LoadCostView } from './load-costs.js';
+import type { Logger } from '../log.js';
+import type { Upstream } from '../upstream.js';
+
+/** What the fleet needs of a host (hosts/host.ts provides it). */
+export interface FleetHost {
+  readonly name: string;
+  readonly parallel: number;
+  readonly state: 'up' | 'down';
+  readonly upstream: Upstream;
+  hasModel(model: string): boolean | undefined;
+}
+
+export interface HostLaneView {
+  name: string;
+  state: 'up' | 'down';
+  parallel: number;
+  running: number;
+  loaded_group: string | null;
+  loaded_model: string | null;
+  switching: boolean;
+  switches: number;
+  /** measured load times on this host */
+  loads: LoadCostView[];
+}
+
+export interface FleetSwitch {
+  atMs: number;
+  host: string;
+  from: string | null;
+  to: string;
+  loadMs: number | null;
+}
+
+export interface FleetOptions {
+  hosts: readonly FleetHost[];
+  queue: DrainQueue<LaneEntry>;
+  agingMs: number;
+  unloadOnSwitch: boolean;
+  log: Logger;
+  now: () => number;
+  /** The fleet may start work it refused before (an unload ended, a host came back). */
+  wake: () => void;
+  switched?: (from: string | null, to: string, host: string) => void;
+  /** A host could not be reached: mark it down (hosts/pool.ts). */
+  markDown: (host: FleetHost, reason: string) => void;
+  /** A host answered 404 for a model: read its catalogue again. */
+  modelMissing?: (host: FleetHost) => void;
+}
+
+const PIN = ' @';
+const SWITCH_LIMIT = 20;
+const SESSION_LIMIT = 10_000;
+const UNLOAD_TIMEOUT_MS = 60_000;
+
+/** A queue key `group @host` pins a session's turn; the plain group is what a host loads. */
+export function splitKey(key: string): { group: string; pinned: string | null } {
+  const at = key.lastIndexOf(PIN);
+  return at === -1 ? { group: key, pinned: null } : { group: key.slice(0, at), pinned: key.slice(at + PIN.length) };
+}
+
+/** One host as a lane of the scheduler (lane.ts); the fleet decides what it takes. */
+export class HostLane implements Lane, PickLane {
+  readonly host: FleetHost;
+  readonly kind = 'local' as const;
+  readonly #fleet: HostFleet;
+  loaded: string | null = null;
+  running = 0;
+  switching = false;
+  switchCount = 0;
+  pending: FleetSwitch | null = null;
+  constructor(host: FleetHost, fleet: HostFleet) {
+    this.host = host;
+    this.#fleet = fleet;
+  }
+  get name(): string {
+    return this.host.name;
+  }
+  get up(): boolean {
+    return this.host.state === 'up';
+  }
+  get parallel(): number {
+    return this.host.parallel;
+  }
+  get queue(): DrainQueue<LaneEntry> {
+    return this.#fleet.queue;
+  }
+  get active(): number {
+    return this.running;
+  }
+  get preferredGroup(): string | null {
+    return this.loaded;
+  }
+  accepts(job: SchedulerJob): boolean {
+    return !isCloudModel(job.model);
+  }
+  next(now: number): LaneEntry | null {
+    return this.#fleet.nextFor(this, now);
+  }
+  started(entry: LaneEntry): () => void {
+    return this.#fleet.started(entry);
+  }
+  finished(entry: LaneEntry, state: FinishState): boolean {
+    return this.#fleet.finished(entry, state);
+  }
+  /** What a job started on this lane needs: this host's client, and a way back to the queue. */
+  contextFor(entry: LaneEntry): Pick<RunContext, 'upstream' | 'failover' | 'host' | 'modelMissing'> {
+    return {
+      upstream: this.host.upstream, host: this.name,
+      failover: (reason) => this.#fleet.failover(entry.id, reason),
+      modelMissing: () => this.#fleet.modelMissing(this.host),
+    };
+  }
+  state(): LaneState {
+    return { name: this.name, kind: 'local', parallel: this.parallel, running: this.running, waiting: this.#fleet.queue.size, loadedGroup: this.loaded };
+  }
+}
+
+interface Assigned {
+  lane: HostLane;
+  startedMs: number;
+  /** the switch this job's start belongs to, if it paid a load */
+  load: FleetSwitch | null;
+  retry: boolean;
+}
+
+export class HostFleet {
+  readonly lanes: readonly HostLane[];
+  readonly queue: DrainQueue<LaneEntry>;
+  readonly costs = new LoadCosts();
+  readonly #o: FleetOptions;
+  readonly #assigned = new Map<string, Assigned>();
+  readonly #sessions = new Map<string, string>();
+  readonly #tries = new Map<string, number>();
+  readonly #switches: FleetSwitch[] = [];
+  readonly #embedding = new Map<string, boolean>();
+  readonly #reading = new Map<HostLane, Promise<void>>();
+
+  constructor(options: FleetOptions) {
+    this.#o = options;
+    this.queue = options.queue;
+    this.lanes = options.hosts.map((h) => new HostLane(h, this));
+  }
+
+  get parallel(): number {
+    return this.lanes.reduce((a, l) => a + l.parallel, 0);
+  }
+  get active(): number {
+    return this.lanes.reduce((a, l) => a + l.running, 0);
+  }
+  get switchCount(): number {
+    return this.lanes.reduce((a, l) => a + l.switchCount, 0);
+  }
+  switches(): FleetSwitch[] {
+    return this.#switches.map((s) => ({ ...s }));
+  }
+
+  /** The queue key of a job: its group, pinned to a host while its session's host holds the model. */
+  queueKey(job: { group: string; session?: string | null }): string {
+    if (!job.session) return job.group;
+    const host = this.#sessions.get(job.session);
+    const lane = host === undefined ? undefined : this.lanes.find((l) => l.name === host);
+    return lane && lane.up && lane.loaded === job.group ? `${job.group}${PIN}${lane.name}` : job.group;
+  }
+
+  hostsWithModel(model: string): string[] {
+    return this.lanes.filter((l) => l.loaded !== null && modelOfGroup(l.loaded) === model).map((l) => l.name);
+  }
+
+  /** The entry this lane starts now, taken from the queue; null when it takes nothing now. */
+  nextFor(lane: HostLane, now: number): LaneEntry | null {
+    const q = this.queue;
+    if (q.size === 0 || !lane.up || lane.switching || lane.running >= lane.parallel) return null;
+    const heads: Array<{ c: Candidate; model: string; pinned: string | null }> = [];
+    for (const g of q.groups(now)) {
+      const head = q.peekGroup(g.group, now);
+      if (!head) continue;
+      const { group, pinned } = splitKey(g.group);
+      heads.push({ c: { key: g.group, group, priority: head.priority, arrivalMs: head.arrivalMs, count: g.count }, model: modelOfGroup(group), pinned });
+    }
+    if (heads.length === 0) return null;
+    // Where no host has the model (a typo, or a pull under way), any host that is up may try: it
+    // answers 404 at once rather than the job waiting for ever. A model on a host that is down
+    // waits for it (SPEC §17: queued jobs are never lost).
+    const anyHas = new Map<string, boolean>();
+    const installedSomewhere = (model: string) => {
+      let v = anyHas.get(model);
+      if (v === undefined) anyHas.set(model, (v = this.lanes.some((l) => l.host.hasModel(model) !== false)));
+      return v;
+    };
+    const canRun = (l: HostLane, h: { c: Candidate; model: string; pinned: string | null }): boolean => {
+      if (h.pinned !== null && h.pinned !== l.name) {
+        const holder = this.lanes.find((x) => x.name === h.pinned);
+        if (holder && holder.up && holder.loaded === h.c.group) return false;
+      }
+      return l.host.hasModel(h.model) !== false || !installedSomewhere(h.model);
+    };
+    const mine = heads.filter((h) => canRun(lane, h));
+    if (mine.length === 0) return null;
+    const waiting = new Map<string, number>();
+    for (const h of heads) waiting.set(h.c.group, (waiting.get(h.c.group) ?? 0) + h.c.count);
+    const pick = pickForLane({
+      lane, lanes: this.lanes, candidates: mine.map((h) => h.c), nowMs: now, agingMs: this.#o.agingMs,
+      canRun: (other, c) => canRun(other as HostLane, heads.find((x) => x.c === c)!),
+      loadMs: (host, group) => this.costs.loadMs(host, group),
+      runMs: (group) => this.costs.runMs(group),
+      measured: (host, group) => this.costs.measuredLoad(host, group) !== undefined,
+      waitingOf: (group) => waiting.get(group) ?? 0,
+    });
+    if (pick.kind !== 'take') return null;
+    const entry = q.peekGroup(pick.key, now)!;
+    if (pick.group !== lane.loaded) {
+      if (lane.loaded !== null && this.#o.unloadOnSwitch) {
+        void this.#unloadThenWake(lane, lane.loaded, pick.group, now);
+        return null;
+      }
+      this.#recordSwitch(lane, lane.loaded, pick.group, now);
+    }
+    q.take(entry.id);
+    this.#assigned.set(entry.id, { lane, startedMs: now, load: lane.pending, retry: false });
+    return entry;
+  }
+
+  /** The host a started entry runs on. */
+  hostOf(id: string): FleetHost | undefined {
+    return this.#assigned.get(id)?.lane.host;
+  }
+
+  /** A job started: returns what it calls when upstream first answers (the end of a load it paid). */
+  started(entry: LaneEntry): () => void {
+    const a = this.#assigned.get(entry.id)!;
+    a.lane.running++;
+    const pending = a.load;
+    return () => {
+      if (pending && pending.loadMs === null && a.lane.pending === pending) {
+        pending.loadMs = this.#o.now() - pending.atMs;
+        a.lane.pending = null;
+        this.costs.recordLoad(a.lane.name, pending.to, pending.loadMs);
+      }
+    };
+  }
+
+  /**
+   * The job's host failed before its first byte: mark it down, and put the job back in the queue
+   * for another host (true), unless it already failed on every host (false: answer the error).
+   */
+  failover(id: string, reason: string): boolean {
+    const a = this.#assigned.get(id);
+    if (!a) return false;
+    this.#o.markDown(a.lane.host, reason);
+    a.lane.loaded = null;
+    const tries = (this.#tries.get(id) ?? 0) + 1;
+    if (tries > this.lanes.length) return false;
+    this.#tries.set(id, tries);
+    a.retry = true;
+    return true;
+  }
+
+  modelMissing(host: FleetHost): void {
+    this.#o.modelMissing?.(host);
+  }
+
+  /** A job ended. Returns true when it must go back to the queue (failover). */
+  finished(entry: LaneEntry, state: FinishState): boolean {
+    const a = this.#assigned.get(entry.id);
+    if (!a) return false;
+    this.#assigned.delete(entry.id);
+    a.lane.running--;
+    const now = this.#o.now();
+    if (state === 'completed') {
+      // Run time without the load this job waited for (it started with the switch).
+      const load = a.load?.loadMs ?? 0;
+      this.costs.recordRun(splitKey(entry.group).group, Math.max(0, now - a.startedMs - load));
+      const session = entry.job.session;
+      if (session) {
+        this.#sessions.delete(session);
+        this.#sessions.set(session, a.lane.name);
+        if (this.#sessions.size > SESSION_LIMIT) this.#sessions.delete(this.#sessions.keys().next().value!);
+      }
+    }
+    if (!a.retry) this.#tries.delete(entry.id);
+    return a.retry;
+  }
+
+  /** Reads each host's /api/ps (all of them, or one) to learn its loaded generation model. */
+  async refreshResidency(only?: FleetHost, signal?: AbortSignal): Promise<void> {
+    await Promise.all(this.lanes.filter((l) => (only ? l.host === only : l.up)).map((lane) => {
+      // One read per host at a time: a burst of failures on a host costs one /api/ps, not one each.
+      let read = this.#reading.get(lane);
+      if (!read) {
+        read = this.#readResidency(lane, signal).finally(() => this.#reading.delete(lane));
+        this.#reading.set(lane, read);
+      }
+      return read;
+    }));
+  }
+
+  async #readResidency(lane: HostLane, signal?: AbortSignal): Promise<void> {
+    {
+      try {
+        const models = await lane.host.upstream.loadedModels(signal);
+        let found: string | null = null;
+        for (const m of models) {
+          const name = m.model || m.name;
+          if (!(await this.#isEmbedding(lane.host, name, signal))) {
+            found = name;
+            break;
+          }
+        }
+        if (lane.running === 0 && !lane.switching && (lane.loaded === null || modelOfGroup(lane.loaded) !== found)) lane.loaded = found;
+        this.#o.log.info('residency', { host: lane.name, loaded: found ?? 'none' });
+      } catch (err) {
+        this.#o.log.warn('residency unknown', { host: lane.name, error: (err as Error).message });
+      }
+    }
+  }
+
+  markUnloaded(model: string, host?: string): void {
+    for (const lane of this.lanes) {
+      if (host !== undefined && lane.name !== host) continue;
+      if (lane.loaded && modelOfGroup(lane.loaded) === model && lane.running === 0) lane.loaded = null;
+    }
+  }
+
+  /** A host went down: what it had loaded is unknown now. */
+  hostDown(host: FleetHost): void {
+    const lane = this.lanes.find((l) => l.host === host);
+    if (lane && lane.running === 0) lane.loaded = null;
+  }
+
+  view(): HostLaneView[] {
+    return this.lanes.map((l) => ({
+      name: l.name, state: l.host.state, parallel: l.parallel, running: l.running,
+      loaded_group: l.loaded, loaded_model: l.loaded ? modelOfGroup(l.loaded) : null,
+      switching: l.switching, switches: l.switchCount, loads: this.costs.view(l.name),
+    }));
+  }
+
+  async #isEmbedding(host: FleetHost, model: string, signal?: AbortSignal): Promise<boolean> {
+    let known = this.#embedding.get(model);
+    if (known === undefined) {
+      known = (await host.upstream.capabilities(model, signal)).includes('embedding');
+      if (this.#embedding.size > 1000) this.#embedding.clear();
+      this.#embedding.set(model, known);
+    }
+    return known;
+  }
+
+  async #unloadThenWake(lane: HostLane, group: string, target: string, now: number): Promise<void> {
+    // The target is reserved while the old model unloads, so no other lane loads it meanwhile.
+    lane.switching = true;
+    lane.loaded = target;
+    const model = modelOfGroup(group);
+    try {
+      const up = lane.host.upstream;
+      const known = await up.exists(modelOfGroup(target), AbortSignal.timeout(UNLOAD_TIMEOUT_MS)).catch(() => true);
+      if (known) await up.unload(model, AbortSignal.timeout(UNLOAD_TIMEOUT_MS));
+    } catch (err) {
+      this.#o.log.warn('unload failed', { host: lane.name, model, error: (err as Error).message });
+    }
+    lane.switching = false;
+    // The load is timed from here: the unload is not part of what this host takes to load the target.
+    this.#recordSwitch(lane, group, target, Math.max(now, this.#o.now()));
+    this.#o.wake();
+  }
+
+  #recordSwitch(lane: HostLane, from: string | null, to: string, now: number): void {
+    lane.loaded = to;
+    lane.switchCount++;
+    const record: FleetSwitch = { atMs: now, host: lane.name, from, to, loadMs: null };
+    this.#switches.unshift(record);
+    if (this.#switches.length > SWITCH_LIMIT) this.#switches.pop();
+    lane.pending = record;
+    this.#o.log.info('model switch', { host: lane.name, from: from ?? 'none', to });
+    this.#o.switched?.(from, to, lane.name);
+  }
+}

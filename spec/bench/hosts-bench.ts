@@ -1,0 +1,242 @@
+// Several Ollama hosts (SPEC §17): foreman's lanes against the routers peers use (round robin
+// and least connections over the hosts that have the model, as Olla, OllamaFlow or LiteLLM
+// route), on one seeded workload over the same simulated hosts, side by side in one run, and
+// against the lower bound. Reports loads, makespan and the p95 wait of sync jobs.
+
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { createAgent, getJson, percentile, sleep, streamPost } from './load.js';
+import { startProcess, tempDir, type BenchProcess } from './procs.js';
+import { ms, num, verdict, type BenchReport, type Row, type SummaryRow } from './report.js';
+import { seededRandom as prng } from '../support/prng.js';
+
+const MODELS = ['llama3.2', 'qwen3', 'mistral', 'gemma3', 'phi4', 'deepseek-r1', 'granite3', 'smollm2'] as const;
+const HOSTS = 3;
+const SCALE = 0.05; // 2..20 s loads become 100..1000 ms
+const TOKENS_PER_SECOND = 200; // 5 ms per token
+const SEED = 17_170_017;
+
+/** Host h has model j unless (h + j) % 3 === 2: every model on two of the three hosts. */
+const hasModel = (h: number, j: number) => (h + j) % 3 !== 2;
+
+function loadTable(): number[][] {
+  const r = prng(SEED + 7);
+  return Array.from({ length: HOSTS }, () => MODELS.map(() => Math.round((2_000 + r() * 18_000) * SCALE)));
+}
+
+interface Job {
+  model: string;
+  tokens: number;
+  at: number;
+  sync: boolean;
+}
+
+function workload(quick: boolean): Job[] {
+  const r = prng(SEED);
+  const jobs: Job[] = [];
+  // A backlog of async work at the start, skewed towards a few models as real queues are.
+  const asyncCount = quick ? 72 : 144;
+  for (let i = 0; i < asyncCount; i++) {
+    const j = Math.min(MODELS.length - 1, Math.floor(MODELS.length * r() ** 1.5));
+    jobs.push({ model: MODELS[j]!, tokens: 10 + Math.floor(r() * 21), at: 0, sync: false });
+  }
+  // Bursts of interactive sync requests while the backlog drains.
+  const bursts = quick ? 4 : 8;
+  for (let b = 0; b < bursts; b++) {
+    const at = 300 + b * 900 + Math.floor(r() * 300);
+    const models = [MODELS[Math.floor(r() * MODELS.length)]!, MODELS[Math.floor(r() * MODELS.length)]!];
+    for (let k = 0; k < 5; k++) jobs.push({ model: models[k % 2]!, tokens: 10 + Math.floor(r() * 21), at: at + k * 20, sync: true });
+  }
+  return jobs;
+}
+
+const runMs = (j: Job) => (j.tokens * 1000) / TOKENS_PER_SECOND;
+
+/** The plain routers: pick a host that has the model, by round robin or by fewest requests in flight. */
+async function startRouter(kind: 'round-robin' | 'least-connections', hosts: string[], catalogue: (h: number, model: string) => boolean): Promise<{ url: string; close(): Promise<void> }> {
+  const inFlight = hosts.map(() => 0);
+  let turn = 0;
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(parts);
+      const model = String((JSON.parse(body.toString()) as { model?: string }).model ?? '');
+      const eligible = hosts.map((_, i) => i).filter((i) => catalogue(i, model));
+      let h: number;
+      if (kind === 'round-robin') h = eligible[turn++ % eligible.length]!;
+      else h = eligible.reduce((best, i) => (inFlight[i]! < inFlight[best]! ? i : best), eligible[0]!);
+      inFlight[h]!++;
+      const url = new URL(hosts[h]!);
+      const up = request({ host: url.hostname, port: url.port, path: req.url, method: req.method, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, { 'content-type': ur.headers['content-type'] ?? 'application/json' });
+        ur.pipe(res);
+        ur.once('end', () => inFlight[h]!--);
+      });
+      up.once('error', () => {
+        inFlight[h]!--;
+        res.destroy();
+      });
+      up.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}
+
+interface Outcome {
+  makespanMs: number;
+  loads: number;
+  syncWaitP95: number;
+  syncWaitP50: number;
+  errors: number;
+}
+
+interface Stats {
+  loads: Record<string, number>;
+}
+
+const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
+
+/** Plays the workload: sync jobs stream /api/chat; async ones are POST /jobs on foreman, plain requests elsewhere. */
+async function play(url: string, sims: BenchProcess[], jobs: Job[], asyncJobs: boolean, token?: string): Promise<Outcome> {
+  for (const sim of sims) await getJson(`${sim.url}/sim/reset`, 5_000, {});
+  const agent = createAgent(jobs.length + 8);
+  const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  try {
+    const started = performance.now();
+    const results = await Promise.all(jobs.map(async (job, i) => {
+      const wait = started + job.at - performance.now();
+      if (wait > 0) await sleep(wait);
+      const body = { model: job.model, messages: [{ role: 'user', content: `job ${i}` }], options: { num_predict: job.tokens } };
+      if (!job.sync && asyncJobs) {
+        const created = await postJson(`${url}/jobs`, body, auth);
+        const done = await getJsonAuth(`${url}/jobs/${created.id}?wait=600`, auth);
+        return { sync: false, endMs: performance.now(), waitMs: NaN, error: done.state !== 'completed' };
+      }
+      const r = await streamPost(url, '/api/chat', body, { agent, timeoutMs: 600_000, headers: auth });
+      return { sync: job.sync, endMs: r.endMs, waitMs: r.ttfbMs, error: Boolean(r.error) || r.lines !== job.tokens + 1 };
+    }));
+    const stats = await Promise.all(sims.map((s) => getJson<Stats>(`${s.url}/sim/stats`)));
+    const waits = results.filter((r) => r.sync).map((r) => r.waitMs);
+    return {
+      makespanMs: Math.max(...results.map((r) => r.endMs)) - started,
+      loads: stats.reduce((a, s) => a + sum(s.loads), 0),
+      syncWaitP95: percentile(waits, 95),
+      syncWaitP50: percentile(waits, 50),
+      errors: results.filter((r) => r.error).length,
+    };
+  } finally {
+    agent.destroy();
+  }
+}
+
+function postJson(href: string, body: unknown, headers: Record<string, string>): Promise<{ id: string }> {
+  return httpJson(href, 'POST', headers, body) as Promise<{ id: string }>;
+}
+
+function getJsonAuth(href: string, headers: Record<string, string>): Promise<{ state: string }> {
+  return httpJson(href, 'GET', headers) as Promise<{ state: string }>;
+}
+
+function httpJson(href: string, method: string, headers: Record<string, string>, body?: unknown): Promise<unknown> {
+  const url = new URL(href);
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: url.hostname, port: url.port, path: url.pathname + url.search, method, agent: false,
+      headers: { ...headers, ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
+    }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.once('end', () => {
+        try {
+          resolve(JSON.parse(Buffer.concat(parts).toString('utf8')));
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.once('error', reject);
+    req.end(payload);
+  });
+}
+
+export async function runHostsBench(options: { quick?: boolean } = {}): Promise<BenchReport> {
+  const quick = options.quick ?? false;
+  const jobs = workload(quick);
+  const loads = loadTable();
+  const sims: BenchProcess[] = [];
+  let foreman: BenchProcess | undefined;
+  const routers: Array<{ url: string; close(): Promise<void> }> = [];
+  const rows: Row[] = [];
+  const summary: SummaryRow[] = [];
+  const groups = new Set(jobs.map((j) => j.model)).size;
+  const work = jobs.reduce((a, j) => a + runMs(j), 0);
+  // Lower bound: all run time plus one load per group (on its fastest host), spread over the hosts.
+  const minLoad = (model: string) => {
+    const j = MODELS.indexOf(model as (typeof MODELS)[number]);
+    return Math.min(...loads.map((row, h) => (hasModel(h, j) ? row[j]! : Infinity)));
+  };
+  const usedModels = [...new Set(jobs.map((j) => j.model))];
+  const bound = (work + usedModels.reduce((a, m) => a + minLoad(m), 0)) / HOSTS;
+  try {
+    for (let h = 0; h < HOSTS; h++) {
+      const models = MODELS.map((m, j) => (hasModel(h, j) ? `${m}=${loads[h]![j]}` : null)).filter(Boolean).join(',');
+      sims.push(await startProcess(`sim-host-${h + 1}`, 'sim', ['--tokens-per-second', String(TOKENS_PER_SECOND), '--num-parallel', '1', '--models', models]));
+    }
+    const urls = sims.map((s) => s.url);
+    const catalogue = (h: number, model: string) => hasModel(h, MODELS.indexOf(model as (typeof MODELS)[number]));
+    foreman = await startProcess('foreman-hosts', 'serve', [
+      '--upstream', urls.join(','), '--parallel', '1', '--data-dir', await tempDir('foreman-hosts'), '--shutdown-grace', '2s',
+      '--tokens', 'bench-token', '--max-queue', '4096',
+    ]);
+    routers.push(await startRouter('round-robin', urls, catalogue), await startRouter('least-connections', urls, catalogue));
+    const variants: Array<[string, string, boolean, string | undefined]> = [
+      ['round robin (installed models)', routers[0]!.url, false, undefined],
+      ['least connections (installed models)', routers[1]!.url, false, undefined],
+      ['foreman (lanes, drain by model)', foreman.url, true, 'bench-token'],
+    ];
+    const outcomes = new Map<string, Outcome>();
+    for (const [name, url, asyncJobs, token] of variants) {
+      const o = await play(url, sims, jobs, asyncJobs, token);
+      outcomes.set(name, o);
+      rows.push({
+        router: name, jobs: jobs.length, groups, hosts: HOSTS, loads: o.loads,
+        'makespan ms': num(o.makespanMs), 'bound ms': num(bound), 'makespan/bound': num(o.makespanMs / bound, 2),
+        'sync wait p50 ms': num(o.syncWaitP50), 'sync wait p95 ms': num(o.syncWaitP95), errors: o.errors,
+      });
+    }
+    const f = outcomes.get('foreman (lanes, drain by model)')!;
+    const lc = outcomes.get('least connections (installed models)')!;
+    summary.push({ target: 'hosts: loads <= groups + hosts (foreman)', measured: `${f.loads} loads, ${groups} groups + ${HOSTS} hosts`, verdict: verdict(f.loads <= groups + HOSTS) });
+    summary.push({ target: 'hosts: makespan within 1.2x lower bound (foreman)', measured: `${ms(f.makespanMs, 0)} / ${ms(bound, 0)} ms = ${(f.makespanMs / bound).toFixed(2)}`, verdict: verdict(f.makespanMs <= 1.2 * bound) });
+    summary.push({ target: 'hosts: sync p95 wait <= half of least connections\'', measured: `${ms(f.syncWaitP95, 0)} vs ${ms(lc.syncWaitP95, 0)} ms = ${(f.syncWaitP95 / lc.syncWaitP95).toFixed(2)}`, verdict: verdict(f.syncWaitP95 <= 0.5 * lc.syncWaitP95) });
+  } finally {
+    for (const r of routers) await r.close();
+    await foreman?.stop();
+    for (const s of sims) await s.stop();
+  }
+  const loadRows = loads.map((row, h) => Object.fromEntries([['host', `host-${h + 1}`], ...MODELS.map((m, j) => [m, hasModel(h, j) ? row[j]! : '-'])]));
+  return {
+    title: 'Several hosts: foreman lanes vs round robin and least connections (spec/bench/hosts-bench.ts)',
+    tables: [
+      { caption: `${jobs.length} seeded jobs (${jobs.filter((j) => !j.sync).length} async at t=0, ${jobs.filter((j) => j.sync).length} sync in bursts), ${groups} models over ${HOSTS} hosts`, rows },
+      { caption: 'load time per host and model, ms (2-20 s scaled by 0.05; - = not installed)', rows: loadRows },
+    ],
+    notes: [
+      `sims: --num-parallel 1, ${TOKENS_PER_SECOND} tok/s, 10..30 tokens a job; each model on two of three hosts. foreman: --parallel 1 per host, sync priority 10 (default), async jobs by POST /jobs.`,
+      'Routers: each request goes to a host that has the model installed, by round robin or by fewest requests in flight; async jobs are plain requests there (they have no queue of their own).',
+      'bound = (sum of run times + one load per model on its fastest host) / hosts. makespan = first send to last completion. sync wait = time to the first response byte.',
+      'loads = sum of the simulators\' /sim/stats loads. POST /sim/reset on every host before each run.',
+    ],
+    summary,
+  };
+}

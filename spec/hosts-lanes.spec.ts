@@ -1,0 +1,135 @@
+// Several hosts as lanes of one queue (SPEC §17), end to end on real sockets: a model on one
+// host only, session affinity, a host killed mid-burst, a host coming back.
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHosts, type HostsStack } from './support/hosts-stack.js';
+import { TOKEN } from './support/stack.js';
+import { until } from './support/until.js';
+
+const chat = (model: string, content = 'hi', extra: Record<string, unknown> = {}) => ({
+  model, messages: [{ role: 'user', content }], options: { num_predict: 3 }, ...extra,
+});
+
+async function ndjson(res: Response): Promise<any[]> {
+  return (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
+}
+
+function lanes(stack: HostsStack) {
+  return stack.foreman.scheduler.fleet!.view();
+}
+
+async function catalogues(stack: HostsStack): Promise<void> {
+  await until(() => stack.foreman.hosts.hosts.every((h) => h.catalogueKnown), 'catalogues read');
+}
+
+describe('host lanes', () => {
+  it('runs a model only on the host that has it, even while another host is idle', async (t) => {
+    const stack = await startHosts(t, [{ models: [{ name: 'llama3.2' }] }, { models: [{ name: 'qwen3' }] }]);
+    await catalogues(stack);
+    const names = stack.foreman.hosts.hosts.map((h) => h.name);
+    const answers = await Promise.all([1, 2, 3, 4].map(() => stack.call('/api/chat', { json: chat('qwen3') })));
+    for (const r of answers) {
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('x-foreman-host'), names[1]);
+      assert.equal((await ndjson(r)).at(-1).done, true);
+    }
+    assert.equal(stack.sims[1]!.stats().requests['qwen3:latest'], 4);
+    assert.equal(stack.sims[0]!.stats().requests['qwen3:latest'], undefined);
+    // A model no host has goes to a host that is up and gets its 404 at once.
+    const missing = await stack.call('/api/chat', { json: chat('nosuchmodel') });
+    assert.equal(missing.status, 404);
+  });
+
+  it('keeps a session on the host that served its last turn while that host has the model', async (t) => {
+    const both = [{ name: 'llama3.2' }, { name: 'qwen3' }];
+    const stack = await startHosts(t, [{ models: both }, { models: both }], {
+      // Both hosts have llama3.2 loaded before foreman starts.
+      before: async (sims) => {
+        for (const sim of sims) await fetch(sim.url + '/api/generate', { method: 'POST', body: JSON.stringify({ model: 'llama3.2' }) }).then((r) => r.text());
+      },
+    });
+    await until(() => lanes(stack).every((l) => l.loaded_model === 'llama3.2:latest'), 'residency read');
+    const session = { 'x-claude-code-session-id': 'sess-1' };
+    const first = await stack.call('/api/chat', { json: chat('llama3.2'), headers: session });
+    const home = first.headers.get('x-foreman-host')!;
+    await first.text();
+    const homeIndex = stack.foreman.hosts.hosts.findIndex((h) => h.name === home);
+    const other = stack.foreman.hosts.hosts[1 - homeIndex]!.name;
+    // The session's home is busy with a turn that holds it (no byte until aborted).
+    const blocker = new AbortController();
+    const held = stack.call('/api/chat', { json: chat('llama3.2', 'long', { sim: { fault: 'stall_before' } }), headers: session, signal: blocker.signal }).catch(() => null);
+    await until(() => lanes(stack).find((l) => l.name === home)!.running === 1, 'blocker running on the home host');
+    // The next turn waits for its home although the other host is idle with the model loaded...
+    const turn = stack.call('/api/chat', { json: chat('llama3.2', 'turn 2'), headers: session });
+    await until(() => stack.foreman.scheduler.waiting === 1, 'turn 2 queued');
+    assert.equal(lanes(stack).find((l) => l.name === other)!.running, 0);
+    // ...while another session's request takes the idle host at once.
+    const stranger = await stack.call('/api/chat', { json: chat('llama3.2', 'other'), headers: { 'session-id': 'sess-2' } });
+    assert.equal(stranger.headers.get('x-foreman-host'), other);
+    await stranger.text();
+    blocker.abort();
+    await held;
+    const second = await turn;
+    assert.equal(second.status, 200);
+    assert.equal(second.headers.get('x-foreman-host'), home);
+    assert.equal((await ndjson(second)).at(-1).done, true);
+  });
+
+  it('loses no job when a host dies mid-burst: a sync request not yet answered is served by another host', async (t) => {
+    // Host a takes an hour to load llama3.2: a request there gets no byte before the host dies.
+    const stack = await startHosts(t, [
+      { models: [{ name: 'llama3.2', loadMs: 3_600_000 }, { name: 'qwen3' }] },
+      { models: [{ name: 'llama3.2' }, { name: 'qwen3' }] },
+    ]);
+    await catalogues(stack);
+    const [a, b] = stack.foreman.hosts.hosts.map((h) => h.name);
+    const held = stack.call('/api/chat', { json: chat('llama3.2', 'held') });
+    await until(() => lanes(stack).find((l) => l.name === a)!.running === 1, 'held request running on host a');
+    // The burst: sync requests for the held model, async jobs for another.
+    const sync = [1, 2, 3].map((i) => stack.call('/api/chat', { json: chat('llama3.2', `sync ${i}`) }));
+    const jobs = await Promise.all([1, 2, 3].map(async (i) => (await (await stack.call('/jobs', { json: chat('qwen3', `async ${i}`) })).json()).id as string));
+    await stack.kill(0);
+    const heldRes = await held;
+    assert.equal(heldRes.status, 200, 'the caller never saw host a fail');
+    assert.equal(heldRes.headers.get('x-foreman-host'), b);
+    const lines = await ndjson(heldRes);
+    assert.equal(lines.at(-1).done, true);
+    assert.ok(lines.every((l) => l.error === undefined));
+    for (const r of await Promise.all(sync)) {
+      assert.equal(r.status, 200);
+      assert.equal((await ndjson(r)).at(-1).done, true);
+    }
+    for (const id of jobs) {
+      const job = await (await stack.call(`/jobs/${id}?wait=30`)).json();
+      assert.equal(job.state, 'completed', JSON.stringify(job.error));
+    }
+    assert.equal(stack.foreman.hosts.hosts[0]!.state, 'down');
+    const health: any = await (await fetch(stack.foreman.url + '/health')).json();
+    assert.equal(health.status, 'degraded');
+    assert.match(health.upstream.error, new RegExp(`host ${a} down`));
+  });
+
+  it('keeps queued work for a host that is down and runs it when the host comes back', async (t) => {
+    const stack = await startHosts(t, [
+      { models: [{ name: 'llama3.2' }, { name: 'gemma3' }] },
+      { models: [{ name: 'llama3.2' }] },
+    ]);
+    await catalogues(stack);
+    await stack.kill(0);
+    await until(() => stack.foreman.hosts.hosts[0]!.state === 'down', 'probe marks host 0 down');
+    // gemma3 is on host 0 only: the job waits instead of failing on host 1.
+    const created = await (await stack.call('/jobs', { json: chat('gemma3') })).json();
+    const plain = await stack.call('/api/chat', { json: chat('llama3.2') });
+    assert.equal(plain.headers.get('x-foreman-host'), stack.foreman.hosts.hosts[1]!.name);
+    await plain.text();
+    assert.equal((await (await stack.call(`/jobs/${created.id}`)).json()).state, 'queued');
+    await stack.revive(0);
+    const done = await (await stack.call(`/jobs/${created.id}?wait=30`)).json();
+    assert.equal(done.state, 'completed');
+    assert.equal(stack.foreman.hosts.hosts[0]!.state, 'up');
+    assert.equal(stack.sims[0]!.stats().requests['gemma3:latest'], 1);
+  });
+});
+
+void TOKEN;

@@ -1,0 +1,122 @@
+// The lane pick of SPEC §17 (ADR 0024) and the learned load costs (ADR 0025), as pure units.
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { pickForLane, type Candidate, type LaneState, type PickInput } from '../lib/sched/lane-pick.js';
+import { DEFAULT_LOAD_MS, LoadCosts } from '../lib/sched/load-costs.js';
+
+const AGING = 60_000;
+const NOW = 1_000_000;
+
+function lane(name: string, over: Partial<LaneState> = {}): LaneState {
+  return { name, up: true, loaded: null, running: 0, parallel: 1, switching: false, ...over };
+}
+
+function cand(group: string, over: Partial<Candidate> = {}): Candidate {
+  return { key: group, group, priority: 0, arrivalMs: NOW - 1000, count: 1, ...over };
+}
+
+function input(l: LaneState, lanes: LaneState[], candidates: Candidate[], over: Partial<PickInput> = {}): PickInput {
+  return {
+    lane: l, lanes, candidates, nowMs: NOW, agingMs: AGING,
+    canRun: () => true,
+    loadMs: () => 5_000,
+    runMs: () => 1_000,
+    measured: () => true,
+    waitingOf: (g) => candidates.filter((c) => c.group === g).reduce((a, c) => a + c.count, 0),
+    ...over,
+  };
+}
+
+describe('lane pick', () => {
+  it('drains the group the lane has loaded before an older group of equal priority', () => {
+    const a = lane('a', { loaded: 'A' });
+    const p = pickForLane(input(a, [a], [cand('B', { arrivalMs: NOW - 5000 }), cand('A')]));
+    assert.deepEqual(p, { kind: 'take', key: 'A', group: 'A' });
+  });
+
+  it('takes a group nobody has loaded rather than a second copy of a small backlog', () => {
+    const a = lane('a');
+    const b = lane('b', { loaded: 'B', running: 1 });
+    const p = pickForLane(input(a, [a, b], [cand('B', { arrivalMs: NOW - 9000, count: 3 }), cand('C')]));
+    assert.deepEqual(p, { kind: 'take', key: 'C', group: 'C' });
+  });
+
+  it('makes a second copy only when the backlog outlasts the load', () => {
+    const a = lane('a');
+    const b = lane('b', { loaded: 'B', running: 1 });
+    const small = pickForLane(input(a, [a, b], [cand('B', { count: 4 })]));
+    assert.deepEqual(small, { kind: 'none' }, '4 jobs x 1 s < 5 s load');
+    const big = pickForLane(input(a, [a, b], [cand('B', { count: 6 })]));
+    assert.deepEqual(big, { kind: 'take', key: 'B', group: 'B' }, '6 jobs x 1 s > 5 s load');
+  });
+
+  it('leaves a free group to an idle lane that loads it faster', () => {
+    const slow = lane('slow');
+    const fast = lane('fast');
+    const loadMs = (l: string) => (l === 'fast' ? 2_000 : 20_000);
+    assert.deepEqual(pickForLane(input(slow, [slow, fast], [cand('C')], { loadMs })), { kind: 'none' });
+    assert.deepEqual(pickForLane(input(fast, [slow, fast], [cand('C')], { loadMs })), { kind: 'take', key: 'C', group: 'C' });
+    // Once the fast lane is busy, the slow one takes it rather than leave it waiting.
+    const busyFast = lane('fast', { loaded: 'D', running: 1 });
+    assert.deepEqual(pickForLane(input(slow, [slow, busyFast], [cand('C')], { loadMs })), { kind: 'take', key: 'C', group: 'C' });
+  });
+
+  it('does not defer to a faster lane that still has its own drain', () => {
+    const slow = lane('slow');
+    const fast = lane('fast', { loaded: 'D' });
+    const loadMs = (l: string) => (l === 'fast' ? 2_000 : 20_000);
+    assert.deepEqual(pickForLane(input(slow, [slow, fast], [cand('C'), cand('D')], { loadMs })), { kind: 'take', key: 'C', group: 'C' });
+  });
+
+  it('lets a higher priority win over the drain, waiting for the running jobs first', () => {
+    const a = lane('a', { loaded: 'A', running: 1, parallel: 2 });
+    const p = pickForLane(input(a, [a], [cand('A'), cand('B', { priority: 10 })]));
+    assert.deepEqual(p, { kind: 'wait' });
+    const idle = lane('a', { loaded: 'A' });
+    assert.deepEqual(pickForLane(input(idle, [idle], [cand('A'), cand('B', { priority: 10 })])), { kind: 'take', key: 'B', group: 'B' });
+  });
+
+  it('makes no early switch by aging when the load costs more than the work it serves, for one more aging interval', () => {
+    const a = lane('a', { loaded: 'A' });
+    const agedOnce = cand('B', { arrivalMs: NOW - AGING - 1000 });
+    const ownHead = cand('A', { arrivalMs: NOW - 10 });
+    assert.deepEqual(pickForLane(input(a, [a], [ownHead, agedOnce])), { kind: 'take', key: 'A', group: 'A' }, '1 s of work, 5 s load');
+    // Cheap enough: the work covers the load.
+    assert.deepEqual(pickForLane(input(a, [a], [ownHead, { ...agedOnce, count: 6 }])), { kind: 'take', key: 'B', group: 'B' });
+    // Unmeasured load: the plain SPEC §1 rule.
+    assert.deepEqual(pickForLane(input(a, [a], [ownHead, agedOnce], { measured: () => false })), { kind: 'take', key: 'B', group: 'B' });
+    // Starvation stays bounded: two intervals ahead wins.
+    const agedTwice = cand('B', { arrivalMs: NOW - 2 * AGING - 1000 });
+    assert.deepEqual(pickForLane(input(a, [a], [ownHead, agedTwice])), { kind: 'take', key: 'B', group: 'B' });
+  });
+
+  it('takes nothing when down, switching or full', () => {
+    for (const l of [lane('a', { up: false }), lane('a', { switching: true }), lane('a', { running: 1 })]) {
+      assert.deepEqual(pickForLane(input(l, [l], [cand('A')])), { kind: 'none' });
+    }
+  });
+});
+
+describe('load costs', () => {
+  it('learns a moving average per host and group, and falls back to the host, then to all hosts', () => {
+    const c = new LoadCosts();
+    assert.equal(c.loadMs('h1', 'A'), DEFAULT_LOAD_MS);
+    c.recordLoad('h1', 'A', 10_000);
+    c.recordLoad('h1', 'A', 20_000);
+    assert.equal(c.loadMs('h1', 'A'), 13_000);
+    assert.equal(c.loadMs('h1', 'B'), 13_000, 'this host, another group: its average');
+    c.recordLoad('h2', 'B', 1_000);
+    assert.equal(c.loadMs('h2', 'A'), 1_000);
+    assert.equal(c.loadMs('h3', 'A'), c.loadMs('h3', 'Z'), 'an unseen host: the overall average');
+    assert.deepEqual(c.view('h1'), [{ group: 'A', load_ms: 13_000, loads: 2 }]);
+  });
+
+  it('ignores nonsense measurements', () => {
+    const c = new LoadCosts();
+    c.recordLoad('h', 'A', -5);
+    c.recordRun('A', Number.NaN);
+    assert.equal(c.measuredLoad('h', 'A'), undefined);
+    assert.equal(c.hasRun('A'), false);
+  });
+});
