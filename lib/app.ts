@@ -4,7 +4,7 @@
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { isLoopbackHost, type Config } from './config.js';
+import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import type { Upstream } from './upstream.js';
 import { HostPool } from './hosts/pool.js';
@@ -22,6 +22,7 @@ import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.j
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
 import { renderUiPage } from './ops/ui-page.js';
 import { cachedProbe } from './ops/health-probe.js';
+import { effectiveMaxConnections, openFileLimit } from './ops/fd-limit.js';
 import { buildQueueView, type QueueSnapshot } from './ops/queue-view.js';
 import { VERSION } from './version.js';
 import { openJournal, type Journal, type JournalIo } from './journal/journal.js';
@@ -31,7 +32,7 @@ import { JobStore } from './jobs/store.js';
 import { reclaimNow } from './jobs/reclaim.js';
 import { jobRoutes } from './http/routes-jobs.js';
 import { createWebhookTransport, type Resolver } from './http/webhook-transport.js';
-import type { TargetPolicy } from './webhooks/targets.js';
+import { policyForListen } from './webhooks/targets.js';
 import { keyRoutes } from './http/routes-keys.js';
 import { KeyRegistry } from './keys/registry.js';
 import { KeysFileError, type Key } from './keys/keys-file.js';
@@ -155,7 +156,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
 
   // Which webhook targets are refused (SPEC §5, ADR 0021): a foreman reachable from the LAN must not be a
   // way into the LAN, so private targets need webhook_allow; one on loopback serves local scripts.
-  const webhookPolicy: TargetPolicy = { strict: !isLoopbackHost(config.listen.host), allow: config.webhook_allow };
+  const webhookPolicy = policyForListen(config.listen.host, config.webhook_allow);
 
   const jobs = new JobService({
     journal, replay, store, files, scheduler, upstream, log, now,
@@ -299,8 +300,14 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     ...agentRoutes(generationDeps),
   ];
 
+  // Below the open-file limit, or the cap protects nothing (SPEC §16).
+  const fdLimit = openFileLimit();
+  const connections = effectiveMaxConnections(config.max_connections, fdLimit);
+  if (connections.lowered) {
+    log.warn('max_connections lowered', { configured: config.max_connections, max_connections: connections.max, open_file_limit: fdLimit ?? undefined });
+  }
   const server = createHttpServer({
-    routes, log, maxConnections: config.max_connections,
+    routes, log, maxConnections: connections.max,
     authenticate: (headers) => keys.authenticate(headers),
     onRequest: (key, path) => usage.request(key.name, path),
   });
