@@ -271,7 +271,9 @@ async function waitingRss(count: number): Promise<WaitingRss> {
     };
   } finally {
     for (const r of requests) r.destroy();
-    await Promise.race([Promise.allSettled(pending), sleep(10_000)]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(pending), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer); // else the run ends with "still open: Timeout"
     agent.destroy();
     await foreman?.stop();
     await sim.stop();
