@@ -151,6 +151,16 @@ describe('POST /v1/messages', () => {
     assert.equal(((await noMax.json()) as Json).error.message, 'max_tokens is required and must be positive');
   });
 
+  it('passes fields Ollama ignores on this surface (options, keep_alive, format) instead of refusing them', async (t) => {
+    const stack = await startStack(t);
+    const odd = { options: 'x', keep_alive: true, format: 7 };
+    const res = await stack.call('/v1/messages', { json: message('hi', odd) });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as Json).type, 'message');
+    const responses = await stack.call('/v1/responses', { json: { model: 'llama3.2', input: 'hi', ...odd } });
+    assert.equal(responses.status, 200);
+  });
+
   it('answers 503 overloaded_error in Anthropic\'s shape when the queue is full', async (t) => {
     const stack = await startStack(t, { config: { max_queue: 1 } });
     const held = await holdSlot(stack);
@@ -343,6 +353,20 @@ describe('POST /v1/audio/transcriptions', () => {
     const res = await stack.call('/v1/audio/transcriptions', { method: 'POST', body: form('whisper-1') });
     assert.equal(res.status, 200);
     assert.deepEqual(stack.sim.stats().requests, { 'gemma3:latest': 1 });
+  });
+});
+
+describe('metrics of agent turns', () => {
+  it('counts the tokens of streamed Anthropic and Responses answers', async (t) => {
+    const stack = await startStack(t);
+    const anthropic = events(await (await stack.call('/v1/messages', { json: message('count me', { stream: true }) })).text());
+    const responses = events(await (await stack.call('/v1/responses', { json: { model: 'llama3.2', input: 'and me', stream: true } })).text());
+    const expected = anthropic.at(-2)!.data.usage.output_tokens + responses.at(-1)!.data.response.usage.output_tokens;
+    assert.ok(expected > 0);
+    const text = await (await stack.call('/metrics')).text();
+    const line = text.split('\n').find((l) => l.startsWith('foreman_tokens_generated_total{') && l.includes('llama3.2'));
+    assert.ok(line, text);
+    assert.equal(Number(line.slice(line.lastIndexOf(' ') + 1)), expected);
   });
 });
 

@@ -166,6 +166,18 @@ describe('named keys (HTTP)', () => {
     assert.equal((await s.as(BOT, '/api/chat', { json: chat('mistral') })).status !== 403, true); // no models list: any
   });
 
+  it('model management (pull, delete, create, copy) is for admin keys; reading stays open', async (t) => {
+    const s = await stackWithKeys(t);
+    for (const [method, p, body] of [['DELETE', '/api/delete', { model: 'llama3.2' }], ['POST', '/api/pull', { model: 'x' }], ['POST', '/api/copy', { source: 'a', destination: 'b' }]] as const) {
+      const r = await s.as(BOT, p, { method, body: JSON.stringify(body) });
+      assert.equal(r.status, 403, `${method} ${p}`);
+      assert.match((await r.json()).error, /is for admin keys/);
+    }
+    assert.equal((await s.as(BOT, '/api/tags')).status, 200);
+    assert.equal((await s.as(BOT, '/api/show', { json: { model: 'llama3.2' } })).status, 200);
+    assert.notEqual((await s.as(TOKEN, '/api/copy', { json: { source: 'llama3.2', destination: 'mine' } })).status, 403);
+  });
+
   it('max_queued: beyond it 429 with Retry-After in the surface\'s shape; other keys still get in', async (t) => {
     const s = await stackWithKeys(t);
     const blocker = await (await s.as(TOKEN, '/jobs', { json: { model: 'llama3.2', prompt: 'x', ...STALL } })).json();
@@ -360,6 +372,8 @@ describe('named keys (HTTP)', () => {
     assert.match(admin.out, /keys file .*keys\.json: 0 reloads, 0 refused/);
     const own = await cli(['keys', '--json'], { FOREMAN_URL: s.url, FOREMAN_TOKEN: BOT });
     assert.deepEqual(JSON.parse(own.out).keys.map((k: { name: string }) => k.name), ['bot']);
+    const status = await cli(['status'], { FOREMAN_URL: s.url, FOREMAN_TOKEN: BOT });
+    assert.match(status.out, /key\s+bot  \(own jobs only\)  0 running  0 waiting/);
     const hash = await cli(['keys', 'hash', CI], {});
     assert.equal(hash.out, sha(CI) + '\n');
     assert.equal((await cli(['keys', 'hash'], {}, `${CI}\n`)).out, sha(CI) + '\n');

@@ -35,10 +35,15 @@ export function validateGeneration(body: Record<string, unknown>, kind: Generati
   expect(model.length > 0, 'model is required');
   expect(model.length <= 512, 'model: name too long');
   expect(body.stream === undefined || typeof body.stream === 'boolean', 'stream: expected true or false');
-  expect(body.options === undefined || body.options === null || isObject(body.options), 'options: expected an object');
-  if (isObject(body.options)) checkOptionTypes(body.options);
-  expect(body.keep_alive === undefined || typeof body.keep_alive === 'number' || typeof body.keep_alive === 'string', 'keep_alive: expected a number or a duration string');
-  expect(body.format === undefined || body.format === null || typeof body.format === 'string' || isObject(body.format), 'format: expected "json" or a JSON schema object');
+  // Ollama's Anthropic and Responses decoders have no options, keep_alive or format
+  // field and ignore them, so foreman must not refuse a body for them either.
+  const agent = kind === 'anthropic-messages' || kind === 'openai-responses' || kind === 'openai-transcription';
+  if (!agent) {
+    expect(body.options === undefined || body.options === null || isObject(body.options), 'options: expected an object');
+    if (isObject(body.options)) checkOptionTypes(body.options);
+    expect(body.keep_alive === undefined || typeof body.keep_alive === 'number' || typeof body.keep_alive === 'string', 'keep_alive: expected a number or a duration string');
+    expect(body.format === undefined || body.format === null || typeof body.format === 'string' || isObject(body.format), 'format: expected "json" or a JSON schema object');
+  }
   expect(body.tools === undefined || body.tools === null || Array.isArray(body.tools), 'tools: expected an array');
   let isLoadOnly = false;
   if (kind === 'chat' || kind === 'openai-chat' || kind === 'anthropic-messages') {
@@ -56,9 +61,9 @@ export function validateGeneration(body: Record<string, unknown>, kind: Generati
   const streamDefault = kind === 'chat' || kind === 'generate'; // /v1 defaults to false, as in Ollama
   return {
     model,
-    options: isObject(body.options) ? body.options : undefined,
+    options: !agent && isObject(body.options) ? body.options : undefined,
     stream: typeof body.stream === 'boolean' ? body.stream : streamDefault,
     isLoadOnly,
-    keepAliveZero: isKeepAliveZero(body.keep_alive),
+    keepAliveZero: !agent && isKeepAliveZero(body.keep_alive),
   };
 }

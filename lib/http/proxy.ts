@@ -60,9 +60,15 @@ export async function writeUnit(res: ServerResponse, unit: Uint8Array, signal?: 
 const DONE_MARK = Buffer.from('"done":true');
 const ERROR_MARK = Buffer.from('{"error"');
 const SSE_DONE = Buffer.from('data: [DONE]');
+// Anthropic's closing event carries no counts; they are in the message_delta before it.
+const MESSAGE_STOP = Buffer.from('event: message_stop');
 
+const startsWith = (unit: Uint8Array, mark: Buffer) =>
+  unit.length >= mark.length && Buffer.from(unit.buffer, unit.byteOffset, mark.length).equals(mark);
+
+/** A closing unit without data: `data: [DONE]`, or Anthropic's `message_stop`. */
 function isSseDone(unit: Uint8Array): boolean {
-  return unit.length >= SSE_DONE.length && Buffer.from(unit.buffer, unit.byteOffset, SSE_DONE.length).equals(SSE_DONE);
+  return startsWith(unit, SSE_DONE) || startsWith(unit, MESSAGE_STOP);
 }
 
 /** Did this stream end the way clients expect (a done chunk, an error line, or [DONE])? */

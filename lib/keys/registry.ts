@@ -6,7 +6,6 @@
 
 import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
 import { silentLogger, type Logger } from '../log.js';
 import { ANONYMOUS, KeysFileError, keysFromTokens, parseKeysFile, sha256, type Key } from './keys-file.js';
 
@@ -19,8 +18,11 @@ export interface KeyRegistryOptions {
 /** How often the keys file's mtime and size are polled (fs.watchFile survives editors that replace the file). */
 const WATCH_INTERVAL_MS = 1_000;
 
+/** Request headers as node:http gives them; keys/ needs only this shape, not node:http. */
+export type RequestHeaders = { readonly authorization?: string; readonly [name: string]: string | string[] | undefined };
+
 /** The token a caller presents: `Authorization: Bearer …` or, as Anthropic clients send it, `x-api-key`. */
-export function presentedTokens(headers: IncomingHttpHeaders): string[] {
+export function presentedTokens(headers: RequestHeaders): string[] {
   const out: string[] = [];
   const m = /^Bearer\s+(.+)$/i.exec(headers.authorization ?? '');
   if (m) out.push(m[1]!.trim());
@@ -72,7 +74,7 @@ export class KeyRegistry {
    * The key whose token the request presents, or null. Every key's digest is compared, whatever
    * matched, so the time taken says nothing about which token came close.
    */
-  authenticate(headers: IncomingHttpHeaders): Key | null {
+  authenticate(headers: RequestHeaders): Key | null {
     if (!this.enabled) return ANONYMOUS;
     let found: Key | null = null;
     for (const token of presentedTokens(headers)) {

@@ -3,6 +3,7 @@
 // reported (SPEC §2). NDJSON lines per second, time to first byte, proxy CPU per 100k lines, and
 // foreman's RSS with 1,000 streams waiting in its queue. Measures and reports; asserts nothing.
 
+import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { ClientRequest } from 'node:http';
 import { closedLoop, createAgent, getJson, percentile, sleep, streamPost } from './load.js';
@@ -31,6 +32,8 @@ interface Sample {
   linesPerS: number;
   ttfbP50: number;
   errors: number;
+  /** what the failed requests said (error, or a line count other than expected) */
+  errorKinds: string[];
   wallMs: number;
   /** CPU of the proxy in the path (foreman or nginx), 0 for direct */
   proxyCpuUs: number;
@@ -58,6 +61,8 @@ async function sample(url: string, load: Load, proxy: BenchProcess | null): Prom
       reqs: run.results.length, lines, linesPerS: lines / (run.wallMs / 1000),
       ttfbP50: percentile(run.results.map((r) => r.ttfbMs), 50),
       errors: run.results.filter((r) => r.error || r.lines !== expectedLines).length,
+      errorKinds: [...new Set(run.results.filter((r) => r.error || r.lines !== expectedLines)
+        .map((r) => r.error ?? `${r.lines} of ${expectedLines} lines`))],
       wallMs: run.wallMs,
       proxyCpuUs: before && after ? after.cpuUs - before.cpuUs : 0,
     };
@@ -117,6 +122,7 @@ interface Compared {
   cpu100k: number;
   cpuCore: number;
   errors: number;
+  errorKinds: string[];
   reqs: number;
 }
 
@@ -131,6 +137,7 @@ function compare(samples: Record<string, Sample[]>, path: string): Compared {
     cpu100k: median(own.map(cpuPer100k)),
     cpuCore: median(own.map((s) => s.proxyCpuUs / 1000 / s.wallMs)),
     errors: own.reduce((n, s) => n + s.errors, 0),
+    errorKinds: [...new Set(own.flatMap((s) => s.errorKinds))],
     reqs: own.reduce((n, s) => n + s.reqs, 0),
   };
 }
@@ -264,7 +271,9 @@ async function waitingRss(count: number): Promise<WaitingRss> {
     };
   } finally {
     for (const r of requests) r.destroy();
-    await Promise.race([Promise.allSettled(pending), sleep(10_000)]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(pending), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer); // else the run ends with "still open: Timeout"
     agent.destroy();
     await foreman?.stop();
     await sim.stop();
@@ -274,7 +283,9 @@ async function waitingRss(count: number): Promise<WaitingRss> {
 export async function runStreamingBench(options: { quick?: boolean } = {}): Promise<BenchReport> {
   const quick = options.quick ?? false;
   const nginxBinary = findNginx();
+  const loadBefore = loadavg()[0]!;
   const m = await measureAll(quick, nginxBinary);
+  const loadAfter = loadavg()[0]!;
   const rows: Row[] = [];
   const paths = Object.keys(m.unlimited32);
   for (const p of paths) rows.push(row('unlimited, 2,000 tokens', 32, p, m.unlimited32[p]!));
@@ -347,6 +358,8 @@ export async function runStreamingBench(options: { quick?: boolean } = {}): Prom
   ];
 
   const roundCount = quick ? 2 : 5;
+  const failures = [m.unlimited32, m.unlimited1, m.realistic].flatMap((x) =>
+    Object.entries(x).filter(([, c]) => c.errors > 0).map(([p, c]) => `${p}: ${c.errorKinds.slice(0, 3).join('; ')}`));
   return {
     title: `Streaming: straight to the simulator (direct) vs through foreman${nginxBinary ? ' vs through nginx' : ''}`,
     tables: [
@@ -357,12 +370,14 @@ export async function runStreamingBench(options: { quick?: boolean } = {}): Prom
       nginxBinary
         ? `nginx = ${nginxBinary}, one process (daemon off, master_process off), proxy_buffering off, HTTP/1.1 keep-alive to the simulator; its CPU from /proc/<pid>/schedstat.`
         : 'nginx not found (set FOREMAN_BENCH_NGINX=/path/to/nginx, or apt-get install nginx): its column is left out.',
+      `load average (1 min) ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after on ${cpus().length} cores: above about 1 per core, other processes' CPU and the OS's wake-up latency show up in every column, most in the proxied ones.`,
       `/api/chat, stream true, one model, sim --load-ms 0 --num-parallel ${SLOTS}; foreman --parallel ${SLOTS}.`,
       `unlimited: 2,000 tokens per response, no delay (CPU-bound), ${roundCount} rounds of ${quick ? '1.5' : '3'} s at c=32 and ${quick ? '1' : '2'} s at c=1 per path, the order of the paths rotated each round.`,
       `50 tok/s: ${quick ? 256 : 512} requests of 25 tokens per sample from 256 clients, ${SLOTS} running at once on either side (sim semaphore vs foreman queue), ${quick ? 1 : 3} rounds.`,
       '"x direct" and "added" are computed per round against that round\'s direct sample, then the median (and range) over rounds.',
       'lines/s = NDJSON lines received / wall time; TTFB = request sent to first body byte, p50 of the sample; CPU = process CPU (user+system) over the sample per 100k lines received, or per wall time ("% core").',
       'Load generator, simulator and proxy share 2 cores here: in the CPU-bound regime every ms of proxy CPU is taken from the others, so the ratio reflects the proxy\'s CPU.',
+      ...(failures.length ? [`failed requests: ${failures.join(' | ')}`] : []),
       `RSS: process.memoryUsage().rss of foreman after GET /queue shows totals.waiting >= ${WAITING}; then every client socket is destroyed and the queue must empty.`,
     ],
     summary,
