@@ -2,8 +2,9 @@
 // createForeman() returns a started instance with close(); bin/cli only call this.
 
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { isLoopbackHost, type Config } from './config.js';
+import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import type { Upstream } from './upstream.js';
 import { HostPool } from './hosts/pool.js';
@@ -12,6 +13,7 @@ import { resolveHosts } from './hosts/specs.js';
 import { compareVersions } from './http/hosts-routing.js';
 import { Scheduler } from './sched/scheduler.js';
 import { createHttpServer, type Route } from './http/server.js';
+import { createBrowserPolicy } from './browser-policy.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
 import { agentRoutes } from './http/routes-agents.js';
@@ -22,15 +24,17 @@ import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.j
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
 import { renderUiPage } from './ops/ui-page.js';
 import { cachedProbe } from './ops/health-probe.js';
+import { effectiveMaxConnections, openFileLimit } from './ops/fd-limit.js';
 import { buildQueueView, type QueueSnapshot } from './ops/queue-view.js';
 import { VERSION } from './version.js';
 import { openJournal, type Journal, type JournalIo } from './journal/journal.js';
 import { JobService } from './jobs/service.js';
 import { JobReplay } from './jobs/records.js';
 import { JobStore } from './jobs/store.js';
+import { reclaimNow } from './jobs/reclaim.js';
 import { jobRoutes } from './http/routes-jobs.js';
 import { createWebhookTransport, type Resolver } from './http/webhook-transport.js';
-import type { TargetPolicy } from './webhooks/targets.js';
+import { policyForListen } from './webhooks/targets.js';
 import { keyRoutes } from './http/routes-keys.js';
 import { KeyRegistry } from './keys/registry.js';
 import { KeysFileError, type Key } from './keys/keys-file.js';
@@ -101,6 +105,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   let jobsRef: JobService | null = null;
   const journal = await openJournal({
     dir: config.data_dir, log, visit: replay.visit, io: deps.journalIo, probeMs: deps.journalProbeMs,
+    probeDirs: [join(config.data_dir, 'bodies'), join(config.data_dir, 'results')],
     onFsync: (ms) => metrics.journalFsync(ms),
     onHealth: (h) => jobsRef?.journalHealthChanged(h),
   });
@@ -153,7 +158,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
 
   // Which webhook targets are refused (SPEC §5, ADR 0021): a foreman reachable from the LAN must not be a
   // way into the LAN, so private targets need webhook_allow; one on loopback serves local scripts.
-  const webhookPolicy: TargetPolicy = { strict: !isLoopbackHost(config.listen.host), allow: config.webhook_allow };
+  const webhookPolicy = policyForListen(config.listen.host, config.webhook_allow);
 
   const jobs = new JobService({
     journal, replay, store, files, scheduler, upstream, log, now,
@@ -182,14 +187,20 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   });
   jobsRef = jobs;
 
-  snapshot = () =>
-    buildQueueView(scheduler.state(now()), {
+  snapshot = () => {
+    const view = buildQueueView(scheduler.state(now()), {
       nowMs: now(), upstream: config.upstream, maxQueue: config.max_queue, parallel: config.parallel,
       embeddings: {
         active: hosts.hosts.reduce((a, h) => a + h.embeddings.active, 0),
         max: hosts.hosts.reduce((a, h) => a + h.embeddings.max, 0),
       },
     });
+    const writable = journal.health();
+    view.store = {
+      writable: writable.writable, reason: writable.reason, waiting_bytes: scheduler.waitingBytes, max_queue_bytes: config.max_queue_bytes,
+    };
+    return view;
+  };
 
   // One host: at most one upstream call per second however often /health is polled (SPEC §9).
   const probeUpstream = cachedProbe(async () => {
@@ -293,8 +304,15 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     ...agentRoutes(generationDeps),
   ];
 
+  const browser = createBrowserPolicy({ origins: config.origins, listenHost: config.listen.host });
+  // Below the open-file limit, or the cap protects nothing (SPEC §16).
+  const fdLimit = openFileLimit();
+  const connections = effectiveMaxConnections(config.max_connections, fdLimit);
+  if (connections.lowered) {
+    log.warn('max_connections lowered', { configured: config.max_connections, max_connections: connections.max, open_file_limit: fdLimit ?? undefined });
+  }
   const server = createHttpServer({
-    routes, log, maxConnections: config.max_connections,
+    routes, log, maxConnections: connections.max, browser,
     authenticate: (headers) => keys.authenticate(headers),
     onRequest: (key, path) => usage.request(key.name, path),
   });
@@ -312,6 +330,8 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     throw err;
   }
   jobs.recover();
+  // The replayed lines are garbage now; give their memory back before serving (SPEC §16).
+  reclaimNow();
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;

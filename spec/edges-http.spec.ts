@@ -3,10 +3,17 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
+import { Agent, request as httpRequest } from 'node:http';
 import { startStack, TOKEN } from './support/stack.js';
 import { rawRequest } from './support/raw-http.js';
 import { until } from './support/until.js';
 import { createLogger } from '../lib/log.js';
+import { effectiveMaxConnections, openFileLimit } from '../lib/ops/fd-limit.js';
+import { startSim } from '../lib/sim/index.js';
+import { spawnForeman } from './support/jobs-process.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const CHAT = (model: string, extra: Record<string, unknown> = {}) =>
   ({ model, messages: [{ role: 'user', content: 'hi' }], stream: false, ...extra });
@@ -125,13 +132,13 @@ describe('logs', () => {
     // Half a body, then gone.
     const s1 = await openSocket(stack.url);
     const arrived = new Promise((r) => stack.foreman.server.once('request', r));
-    s1.write(`POST /api/chat HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: 1000\r\n\r\n{"model":`);
+    s1.write(`POST /api/chat HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: 1000\r\n\r\n{"model":`);
     await arrived;
     s1.destroy();
     // A queued chat whose caller leaves while it runs.
     const s2 = await openSocket(stack.url);
     const body = JSON.stringify(CHAT('llama3.2', { sim: { delay_ms: 60_000 } }));
-    s2.write(`POST /api/chat HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    s2.write(`POST /api/chat HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     await until(() => stack.foreman.snapshot().running.length === 1, 'the job to run');
     s2.destroy();
     await until(() => lines.filter((l) => l.includes(' request ')).length >= 2, 'both request lines');
@@ -154,7 +161,7 @@ describe('connections', () => {
       extra.on('data', (d) => (got += d));
       extra.on('close', () => resolve(got));
       extra.on('error', () => {});
-      extra.write('GET /health HTTP/1.1\r\nhost: x\r\n\r\n');
+      extra.write('GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n');
     });
     assert.equal(refused, '', 'closed without an answer');
     const answer = await new Promise<string>((resolve) => {
@@ -163,7 +170,107 @@ describe('connections', () => {
         got += d;
         if (got.includes('"status"')) resolve(got);
       });
-      held[0]!.write('GET /health HTTP/1.1\r\nhost: x\r\n\r\n');
+      held[0]!.write('GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n');
+    });
+    assert.match(answer, /^HTTP\/1.1 200/);
+  });
+});
+
+describe('open-file limit', () => {
+  it('keeps the connection cap below the open-file limit, leaving room for the work of connections already in', () => {
+    assert.deepEqual(effectiveMaxConnections(1024, null), { max: 1024, lowered: false });
+    assert.deepEqual(effectiveMaxConnections(1024, 1024), { max: 768, lowered: true });
+    assert.deepEqual(effectiveMaxConnections(1024, 20_000), { max: 1024, lowered: false });
+    assert.deepEqual(effectiveMaxConnections(1024, 256), { max: 128, lowered: true });
+    assert.deepEqual(effectiveMaxConnections(1024, 20), { max: 16, lowered: true });
+    const limit = openFileLimit();
+    assert.ok(limit === null || limit > 0);
+  });
+
+  it('answers a real request while more idle sockets than the open-file limit knock', { timeout: 120_000 }, async (t) => {
+    const sim = await startSim({ loadMs: 0 });
+    const dataDir = await mkdtemp(join(tmpdir(), 'foreman-fd-'));
+    const fp = await spawnForeman(['--upstream', sim.url, '--data-dir', dataDir], { fdLimit: 400 });
+    const idle: Socket[] = [];
+    t.after(async () => {
+      idle.forEach((s) => s.destroy());
+      await fp.kill9();
+      await sim.close();
+      await rm(dataDir, { recursive: true, force: true });
+    });
+    assert.ok(fp.url, fp.stderr.join('\n'));
+    assert.ok(fp.logs.some((l) => l.event === 'max_connections lowered' && l.max_connections === 200), 'the cap was lowered below the limit');
+    // The real client connects first and keeps its one connection.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => agent.destroy());
+    const call = (method: string, path: string, body?: unknown) => new Promise<{ status: number; json: any }>((resolve, reject) => {
+      const url = new URL(path, fp.url);
+      const req = httpRequest(url, { method, agent, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: /^[{[]/.test(text) ? JSON.parse(text) : text }));
+      });
+      req.on('error', reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+    assert.equal((await call('GET', '/health')).status, 200);
+    for (let i = 0; i < 500; i++) {
+      const s = connect(Number(new URL(fp.url).port), '127.0.0.1');
+      s.on('error', () => {});
+      idle.push(s);
+    }
+    await until(() => fp.logs.some((l) => l.event === 'connection refused'), 'foreman to refuse a connection');
+    // A job: its journal record, its run upstream and its artifacts on disk all need descriptors.
+    const posted = await call('POST', '/jobs', { model: 'llama3.2', prompt: 'hi' });
+    assert.equal(posted.status, 202, JSON.stringify(posted.json));
+    const done = await call('GET', `/jobs/${posted.json.id}?wait=60`);
+    assert.equal(done.json.state, 'completed', JSON.stringify(done.json));
+    assert.equal((await call('GET', `/jobs/${posted.json.id}/artifacts/content.txt`)).status, 200);
+  });
+});
+
+describe('open-file limit', () => {
+  it('keeps the connection cap below the open-file limit, leaving room for the work of connections already in', () => {
+    assert.deepEqual(effectiveMaxConnections(1024, null), { max: 1024, lowered: false });
+    assert.deepEqual(effectiveMaxConnections(1024, 1024), { max: 768, lowered: true });
+    assert.deepEqual(effectiveMaxConnections(1024, 20_000), { max: 1024, lowered: false });
+    assert.deepEqual(effectiveMaxConnections(1024, 256), { max: 128, lowered: true });
+    assert.deepEqual(effectiveMaxConnections(1024, 20), { max: 16, lowered: true });
+    const limit = openFileLimit();
+    assert.ok(limit === null || limit > 0);
+  });
+
+  it('answers a real request while more idle sockets than the open-file limit knock', { timeout: 120_000 }, async (t) => {
+    const sim = await startSim({ loadMs: 0 });
+    const dataDir = await mkdtemp(join(tmpdir(), 'foreman-fd-'));
+    const fp = await spawnForeman(['--upstream', sim.url, '--data-dir', dataDir], { fdLimit: 400 });
+    const idle: Socket[] = [];
+    t.after(async () => {
+      idle.forEach((s) => s.destroy());
+      await fp.kill9();
+      await sim.close();
+      await rm(dataDir, { recursive: true, force: true });
+    });
+    assert.ok(fp.url, fp.stderr.join('\n'));
+    assert.ok(fp.logs.some((l) => l.event === 'max_connections lowered' && l.max_connections === 200), 'the cap was lowered below the limit');
+    // The real client connects first and keeps its connection.
+    const real = await openSocket(fp.url);
+    t.after(() => real.destroy());
+    for (let i = 0; i < 500; i++) {
+      const s = connect(Number(new URL(fp.url).port), '127.0.0.1');
+      s.on('error', () => {});
+      idle.push(s);
+    }
+    await until(() => fp.logs.some((l) => l.event === 'connection refused'), 'foreman to refuse a connection');
+    const body = JSON.stringify(CHAT('llama3.2'));
+    const answer = await new Promise<string>((resolve) => {
+      let got = '';
+      real.on('data', (d) => {
+        got += d;
+        if (got.includes('"done":true')) resolve(got);
+      });
+      real.write(`POST /api/chat HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     });
     assert.match(answer, /^HTTP\/1.1 200/);
   });

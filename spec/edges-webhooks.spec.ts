@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { classifyAddress, refusalFor, badAllowEntries, OPEN_POLICY, type TargetPolicy } from '../lib/webhooks/targets.js';
+import { classifyAddress, refusalFor, badAllowEntries, policyForListen, OPEN_POLICY, type TargetPolicy } from '../lib/webhooks/targets.js';
 import { createWebhookTransport, type Resolver } from '../lib/http/webhook-transport.js';
 import { checkWebhookUrl, createWebhookDispatcher, type DeliveryProgress, type WebhookEvent } from '../lib/webhooks/dispatcher.js';
 import { startStack } from './support/stack.js';
@@ -69,6 +69,11 @@ describe('webhook target policy', () => {
     assert.equal(refusalFor('fd00::1', 'other', allow), null);
     assert.equal(refusalFor('::ffff:192.168.1.9', 'other', allow), null);
     assert.deepEqual(badAllowEntries(['10.0.0.0/8', 'host.lan', '::1', 'not a host', '1.2.3.4/40']), ['not a host', '1.2.3.4/40']);
+  });
+
+  it('is strict for every listen address but loopback', () => {
+    for (const host of ['127.0.0.1', '127.0.0.2', '::1', '[::1]', 'localhost']) assert.equal(policyForListen(host, []).strict, false, host);
+    for (const host of ['0.0.0.0', '::', '192.168.1.20', '10.0.0.2', 'mymac.local', '203.0.113.9']) assert.equal(policyForListen(host, []).strict, true, host);
   });
 
   it('refuses at submission what the URL text already shows, in the policy of the listen address', () => {

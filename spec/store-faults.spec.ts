@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { BUSY_MESSAGE } from '../lib/errors.js';
+import { renderStatus } from '../lib/ops/status-render.js';
 import { faultyJournalIo, type JournalIo } from '../lib/journal/io.js';
 import { silentLogger } from '../lib/log.js';
 import type { Config } from '../lib/config.js';
@@ -62,6 +63,11 @@ describe('store: a disk that fails and heals', () => {
     assert.equal((await getJson(stack, `/jobs/${first.job.id}`)).body.state, 'working', 'no undurable completed (nor failed) is shown');
     assert.equal((await getJson(stack, `/jobs/${second.job.id}`)).body.state, 'queued');
     assert.equal(requestsTo(stack), 1, 'the second job did not start');
+    const queue = (await getJson(stack, '/queue')).body;
+    assert.equal(queue.store.writable, false);
+    assert.match(queue.store.reason, /disk full/);
+    assert.match(renderStatus(queue), /journal\s+journal cannot write: disk full; new jobs get 503, queued jobs wait/);
+    assert.match(renderStatus(queue), /waiting\s+0\/512 {2}\(0\.0 MiB of 1024 MiB bodies\)/, 'the held job is not waiting in the scheduler');
     const refused = await stack.call('/jobs', { json: CHAT('third') });
     assert.equal(refused.status, 503);
     assert.match((await refused.json()).error, /job not stored: journal cannot write: disk full/);
@@ -140,6 +146,51 @@ describe('store: damaged journals', () => {
     assert.deepEqual(rerun.result.message, doneB.result.message);
     assert.deepEqual((await getJson(second, `/jobs/${b.job.id}/events`)).body.events.map((e: any) => e.state),
       ['queued', 'working', 'completed', 'queued', 'working', 'completed']);
+  });
+});
+
+describe('store: journals of the previous version', () => {
+  it('replays bodies and results that were inline, and old snapshots, then runs and shows them as before', async (t) => {
+    const dataDir = await tempDir(t);
+    const at = Date.now() - 1000;
+    const response = { model: 'llama3.2:latest', done: true, done_reason: 'stop', message: { role: 'assistant', content: 'old answer' }, eval_count: 2 };
+    const snapshot = {
+      id: 'job_00000000a000aaaaaaaa', model: 'llama3.2:latest', kind: 'chat', priority: 0, createdAt: at, startedAt: at + 1, finishedAt: at + 2,
+      attempts: 1, state: 'completed', metadata: { n: 1 }, webhookUrl: null, body: { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }] },
+      idempotency: null, response, error: null,
+      transitions: [
+        { seq: 1, state: 'queued', prev: null, at, attempts: 0 }, { seq: 2, state: 'working', prev: 'queued', at: at + 1, attempts: 1 },
+        { seq: 3, state: 'completed', prev: 'working', at: at + 2, attempts: 1 },
+      ],
+      webhook: { settledSeq: 0, delivered: 0, gone: false, lastError: null, retry: null },
+    };
+    const lines = [
+      { t: 'job', job: snapshot },
+      { t: 'submit', id: 'job_00000000b000bbbbbbbb', at, model: 'llama3.2:latest', kind: 'chat', priority: 0, metadata: null, webhook_url: null,
+        body: { model: 'llama3.2', messages: [{ role: 'user', content: 'inline' }] }, idem: null },
+      { t: 'state', id: 'job_00000000b000bbbbbbbb', at: at + 1, state: 'working', attempts: 1 },
+      { t: 'result', id: 'job_00000000b000bbbbbbbb', at: at + 2, response },
+      { t: 'state', id: 'job_00000000b000bbbbbbbb', at: at + 2, state: 'completed', attempts: 1 },
+      { t: 'submit', id: 'job_00000000c000cccccccc', at, model: 'llama3.2:latest', kind: 'chat', priority: 0, metadata: null, webhook_url: null,
+        body: { model: 'llama3.2', messages: [{ role: 'user', content: 'still queued' }] }, idem: null },
+    ];
+    await writeFile(join(dataDir, 'journal.jsonl'), lines.map((l) => JSON.stringify(l) + '\n').join(''));
+    await writeFile(join(dataDir, 'foreman.lock'), '1\n'); // the old pid lock, naming a live pid
+    const stack = await stackOf(t, { dataDir });
+    const h = await health(stack);
+    assert.equal(h.journal.bad_lines, 0);
+    for (const id of ['job_00000000a000aaaaaaaa', 'job_00000000b000bbbbbbbb']) {
+      const view = (await getJson(stack, `/jobs/${id}`)).body;
+      assert.equal(view.state, 'completed');
+      assert.equal(view.result.message.content, 'old answer');
+      assert.deepEqual(view.artifacts.map((a: any) => a.name), ['content.txt', 'response.json']);
+      assert.equal(await (await stack.call(`/jobs/${id}/artifacts/content.txt`)).text(), 'old answer');
+    }
+    const ran = await waitJob(stack, 'job_00000000c000cccccccc');
+    assert.equal(ran.state, 'completed', 'the queued job ran with its inline body');
+    assert.ok(ran.result.message.content.length > 0);
+    await stack.foreman.jobs.compact();
+    assert.equal((await getJson(stack, '/jobs/job_00000000b000bbbbbbbb')).body.result.message.content, 'old answer', 'still there after a compaction');
   });
 });
 

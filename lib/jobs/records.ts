@@ -90,12 +90,38 @@ export type JobRecord =
       attempts: number; next_at: number | null; error: string | null }
   | { t: 'job'; job: Job & { body?: Record<string, unknown> } };
 
+// Replay parses every string anew: 100,000 jobs would hold 100,000 copies of "llama3.2:latest" and
+// of each state name. One shared copy of each short repeated string keeps a job small (SPEC §16).
+const interned = new Map<string, string>();
+export function intern<T extends string | null>(text: T): T {
+  if (text === null || text.length > 256) return text;
+  const known = interned.get(text);
+  if (known !== undefined) return known as T;
+  if (interned.size >= 4096) interned.clear(); // a bound, not an LRU: the common names come straight back
+  interned.set(text, text);
+  return text;
+}
+
+function compactJob(job: Job): Job {
+  job.model = intern(job.model);
+  job.group = intern(job.group);
+  job.key = intern(job.key);
+  job.kind = intern(job.kind);
+  job.state = intern(job.state);
+  for (const t of job.transitions) {
+    t.state = intern(t.state);
+    t.prev = intern(t.prev);
+  }
+  if (job.result) for (const a of job.result.artifacts) a.name = intern(a.name);
+  return job;
+}
+
 export function newWebhookProgress(): WebhookProgress {
   return { settledSeq: 0, delivered: 0, gone: false, lastError: null, retry: null };
 }
 
 export function jobFromSubmit(r: Extract<JobRecord, { t: 'submit' }>): Job {
-  return {
+  return compactJob({
     id: r.id, model: r.model, kind: r.kind, priority: r.priority, key: r.key ?? null, createdAt: r.at, startedAt: null, finishedAt: null,
     attempts: 0, state: 'queued', metadata: r.metadata, webhookUrl: r.webhook_url, idempotency: r.idem,
     group: r.group ?? groupKey(r.model, r.body?.options),
@@ -103,7 +129,7 @@ export function jobFromSubmit(r: Extract<JobRecord, { t: 'submit' }>): Job {
     bodyFile: r.body_file === true,
     result: null, error: null, transitions: [{ seq: 1, state: 'queued', prev: null, at: r.at, attempts: 0 }],
     webhook: newWebhookProgress(),
-  };
+  });
 }
 
 /** Applies one state change; the same function serves live transitions and replay. */
@@ -225,7 +251,11 @@ export class JobReplay {
       const job: Job = { ...snapshot, key: snapshot.key ?? null /* compacted before keys existed */, result: snapshot.result ?? null, group: snapshot.group ?? groupKey(snapshot.model, body?.options),
         bodyBytes: snapshot.bodyBytes ?? (body ? Buffer.byteLength(JSON.stringify(body)) : 0), bodyFile: snapshot.bodyFile === true };
       if (job.response === null) delete job.response;
-      this.jobs.set(job.id, job);
+      // A snapshot of an earlier version held the response itself: derive the sizes views list.
+      if (job.response && !job.result) {
+        job.result = { bytes: Buffer.byteLength(JSON.stringify(job.response)), artifacts: artifactsOf(job, job.response).map(({ name, bytes }) => ({ name, bytes })) };
+      }
+      this.jobs.set(job.id, compactJob(job));
       // A snapshot of an earlier version carried the body itself: keep its line while the job may run.
       return body && !isTerminal(job.state) ? job.id : true;
     }
@@ -240,12 +270,12 @@ export class JobReplay {
       return true;
     }
     if (r.t === 'state') {
-      if (r.seq === undefined || r.seq > job.transitions.length) applyState(job, r.state, r.at, r.attempts, r.error ?? null);
+      if (r.seq === undefined || r.seq > job.transitions.length) applyState(job, intern(r.state), r.at, r.attempts, r.error ?? null);
     } else if (r.t === 'result') {
       if (r.response) {
         job.response = r.response;
         job.result = { bytes: Buffer.byteLength(JSON.stringify(r.response)), artifacts: artifactsOf(job, r.response).map(({ name, bytes }) => ({ name, bytes })) };
-      } else job.result = { bytes: r.bytes!, artifacts: r.artifacts! };
+      } else job.result = { bytes: r.bytes!, artifacts: r.artifacts!.map(({ name, bytes }) => ({ name: intern(name), bytes })) };
     } else applyWebhook(job, r);
     return true;
   }

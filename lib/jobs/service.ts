@@ -17,6 +17,7 @@ import { runOnce } from './runner.js';
 import { SortedIds } from './sorted-ids.js';
 import { INLINE_BODY_MAX, type JobStore } from './store.js';
 import { JobUpkeep } from './upkeep.js';
+import { noteLargeBody } from './reclaim.js';
 import {
   applyState, applyWebhook, artifactsOf, eventId, eventPayload, isTerminal, jobFromSubmit, jobView,
   type Artifact, type Job, type JobError, type JobKind, type JobRecord, type JobReplay, type JobState,
@@ -125,6 +126,8 @@ export class JobService {
       isPending: (id) => this.#durable.has(id),
       isRunning: (id) => this.#running.has(id),
       forget: (job) => this.#forget(job),
+      // One pass over the sorted ids per sweep: removing 100,000 ids one by one would be quadratic.
+      swept: () => this.#order.retain((id) => this.#jobs.has(id)),
     });
   }
 
@@ -260,6 +263,7 @@ export class JobService {
       else this.#admittingByKey.delete(owner);
       this.#durable.delete(job.id);
     }
+    if (bodyFile) noteLargeBody(data.length);
     this.#o.onTransition?.(job, 'queued');
     this.#sendEvent(job, 1);
     this.#schedule(job);
@@ -419,10 +423,9 @@ export class JobService {
     return done;
   }
 
-  /** A job dropped by retention: its files and index entries go. */
+  /** A job dropped by retention: its files and index entries go (the sorted ids after the sweep). */
   #forget(job: Job): void {
     this.#jobs.delete(job.id);
-    this.#order.remove(job.id);
     if (job.idempotency && this.#idempotency.get(job.idempotency.key)?.id === job.id) this.#idempotency.delete(job.idempotency.key);
     if (job.result) this.#store.dropResult(job.id);
   }
@@ -567,6 +570,7 @@ export class JobService {
       return 'failed';
     }
     const outcome = await runOnce(rc.upstream ?? this.#o.upstream, job.kind, body, rc.signal, () => rc.upstreamAnswered(), this.#now);
+    if (job.bodyFile) noteLargeBody(job.bodyBytes);
     let parked!: () => void;
     const freed = new Promise<void>((resolve) => (parked = resolve));
     let settled: Promise<void>;

@@ -17,8 +17,10 @@ export interface UpkeepOptions {
   /** the job's submit record is not durable yet: it must not be in a snapshot */
   isPending(id: string): boolean;
   isRunning(id: string): boolean;
-  /** drop a job that outlived retention (memory, index, result file) */
+  /** drop a job that outlived retention (memory, result file) */
   forget(job: Job): void;
+  /** after a sweep that forgot jobs: rebuild indexes once, not once per job */
+  swept?(dropped: number): void;
   /** dead records tolerated before a compaction, beyond twice the live ones (default 10,000) */
   slack?: number;
 }
@@ -101,7 +103,10 @@ export class JobUpkeep {
         dropped++;
       }
     }
-    if (dropped) this.#log.info('jobs expired', { dropped, retention_ms: this.#o.retentionMs });
+    if (dropped) {
+      this.#o.swept?.(dropped);
+      this.#log.info('jobs expired', { dropped, retention_ms: this.#o.retentionMs });
+    }
     this.appended();
     return dropped;
   }

@@ -102,6 +102,8 @@ export interface JournalOptions {
   visit?: ReplayVisitor;
   /** first delay between write probes after a failure (default 500 ms, doubling to 10 s) */
   probeMs?: number;
+  /** more directories the store writes into (bodies, results): a probe must succeed in each */
+  probeDirs?: string[];
   /** the write and sync calls, for fault injection in tests */
   io?: JournalIo;
   now?: () => number;
@@ -180,6 +182,7 @@ class FileJournal implements Journal {
   readonly #maxBatchBytes: number;
   readonly #maxPendingBytes: number;
   readonly #probeMs: number;
+  readonly #probeDirs: string[];
   readonly #onFsync: ((durationMs: number, records: number) => void) | undefined;
   readonly #onHealth: ((health: JournalHealth) => void) | undefined;
   #gen: Generation;
@@ -219,6 +222,7 @@ class FileJournal implements Journal {
     this.#maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     this.#probeMs = options.probeMs ?? 500;
+    this.#probeDirs = options.probeDirs ?? [];
     this.#probeDelay = this.#probeMs;
     this.#onFsync = options.onFsync;
     this.#onHealth = options.onHealth;
@@ -426,20 +430,24 @@ class FileJournal implements Journal {
    */
   async #probe(): Promise<void> {
     if (this.#closing || !this.#broken) return;
-    const scratch = join(this.#dir, 'journal.probe');
-    let ok = false;
-    let fh: FileHandle | undefined;
-    try {
-      fh = await open(scratch, 'w');
-      await this.#io.write(fh, Buffer.alloc(PROBE_BYTES, 0x20));
-      await this.#io.datasync(fh);
-      ok = await this.#restoreBoundary();
-    } catch {
-      ok = false;
-    } finally {
-      await fh?.close().catch(() => undefined);
-      await unlink(scratch).catch(() => undefined);
+    let ok = true;
+    // Where the failure came from is not known (a result file, a body file, the journal): try each place.
+    for (const dir of [this.#dir, ...this.#probeDirs]) {
+      const scratch = join(dir, 'journal.probe');
+      let fh: FileHandle | undefined;
+      try {
+        fh = await open(scratch, 'w');
+        await this.#io.write(fh, Buffer.alloc(PROBE_BYTES, 0x20));
+        await this.#io.datasync(fh);
+      } catch {
+        ok = false;
+      } finally {
+        await fh?.close().catch(() => undefined);
+        await unlink(scratch).catch(() => undefined);
+      }
+      if (!ok) break;
     }
+    if (ok) ok = await this.#restoreBoundary();
     if (this.#closing) return;
     if (!ok) {
       this.#probeDelay = Math.min(this.#probeDelay * 2, 10_000);

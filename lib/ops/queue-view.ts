@@ -99,6 +99,11 @@ export interface QueueSnapshot {
    * jobs only; groups and totals stay as aggregate counts.
    */
   key?: { name: string; admin: boolean; waiting: number; running: number };
+  /**
+   * The job store (SPEC §6, §16): whether the journal can write (when not, async submissions get 503
+   * and queued async jobs wait) and the body bytes of waiting jobs against max_queue_bytes.
+   */
+  store?: { writable: boolean; reason: string | null; waiting_bytes: number; max_queue_bytes: number };
 }
 
 /** What the view needs besides the scheduler's state. */

@@ -42,6 +42,10 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
   section('foreman', `${clean(s.upstream)}  at ${clean(s.at)}`);
   // Whose view this is (SPEC §15): a key that is not admin sees its own jobs and the totals.
   if (s.key) section('key', `${clean(s.key.name)}${s.key.admin ? ' (admin)' : '  (own jobs only)'}  ${s.key.running} running  ${s.key.waiting} waiting`);
+  // SPEC §6: while the journal cannot write, async work is refused or held; say so first.
+  if (s.store && !s.store.writable) {
+    section('journal', paint(`${clean(s.store.reason ?? 'cannot write')}; new jobs get 503, queued jobs wait`, 'red'));
+  }
   const loaded = s.loaded_group ?? s.loaded_model;
   section('loaded', loaded === null ? paint('none', 'dim') : paint(cut(clean(loaded), width - 9), 'green'));
 
@@ -57,7 +61,8 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
       ]), paint));
   }
 
-  section('waiting', `${t.waiting}/${t.max_queue}`);
+  const mib = (n: number) => `${(n / 1048576).toFixed(n < 10 * 1048576 ? 1 : 0)} MiB`;
+  section('waiting', `${t.waiting}/${t.max_queue}${s.store ? `  (${mib(s.store.waiting_bytes)} of ${mib(s.store.max_queue_bytes)} bodies)` : ''}`);
   if (s.groups.length > 0) {
     out.push(...table(width, ['GROUP', 'WAITING', 'HEAD PRIO', 'HEAD WAIT', 'EFF PRIO'],
       ['left', 'right', 'right', 'right', 'right'], 0,

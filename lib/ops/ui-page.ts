@@ -55,6 +55,7 @@ h2 .n { color: var(--text); margin-left: 6px; }
 #totals dd { margin: 0; font-size: 20px; font-weight: 600; }
 #totals dd small { font-size: 12px; color: var(--muted); font-weight: 400; }
 #totals [data-total="failed"] { border-color: var(--bad); }
+#store-alert { border-left: 4px solid var(--bad); color: var(--bad); font-weight: 600; }
 #totals [data-total="completed"] { border-color: var(--ok); }
 #totals [data-total="waiting"], #totals [data-total="running"] { border-color: var(--accent); }
 .job { display: grid; grid-template-columns: minmax(120px, 1.2fr) minmax(140px, 2fr) 64px 110px 70px 80px; gap: 12px;
@@ -260,6 +261,11 @@ const SCRIPT = String.raw`
     document.title = 'foreman \u00b7 ' + t.waiting + ' waiting \u00b7 ' + t.running + ' running';
     $('dashboard').hidden = false;
     $('upstream').textContent = 'upstream ' + s.upstream;
+    // SPEC §6: a journal that cannot write holds async work; the banner says why.
+    const store = s.store;
+    $('store-alert').hidden = !store || store.writable;
+    $('store-alert').textContent = store && !store.writable
+      ? store.reason + '. New jobs get 503 and queued jobs wait until the disk works again.' : '';
 
     const loaded = $('loaded-model');
     loaded.textContent = s.loaded_model === null ? 'none' : s.loaded_model;
@@ -372,6 +378,7 @@ const BODY = `
   </form>
 </section>
 <main id="dashboard" hidden>
+  <p id="store-alert" class="card" role="alert" hidden></p>
   <div class="row">
     <section class="card"><h2>Loaded model</h2><div id="loaded-model">none</div><div id="loaded-group" class="muted mono"></div><div id="loaded-since" class="muted"></div></section>
     <section class="card"><h2>Totals</h2><dl id="totals"></dl></section>

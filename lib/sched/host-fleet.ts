@@ -5,7 +5,7 @@
 // and the job goes back to the queue. No HTTP here; hosts/pool.ts knows the hosts' health.
 
 import type { DrainQueue } from './queue.js';
-import { modelOfGroup } from './model-group.js';
+import { modelKey, modelOfGroup, sameModel } from './model-group.js';
 import { isCloudModel } from './model-ref.js';
 import { pickForLane, type Candidate, type LaneState as PickLane } from './lane-pick.js';
 import type { FinishState, Lane, LaneEntry, LaneState, RunContext, SchedulerJob } from './lane.js';
@@ -62,7 +62,8 @@ export interface FleetOptions {
 const PIN = ' @';
 const SWITCH_LIMIT = 20;
 const SESSION_LIMIT = 10_000;
-const UNLOAD_TIMEOUT_MS = 60_000;
+/** A switch's upstream calls (the /api/show check and the unload) share this budget: the lane waits on it. */
+const SWITCH_BUDGET_MS = 10_000;
 
 /** A queue key `group @host` pins a session's turn; the plain group is what a host loads. */
 export function splitKey(key: string): { group: string; pinned: string | null } {
@@ -175,7 +176,7 @@ export class HostFleet {
   }
 
   hostsWithModel(model: string): string[] {
-    return this.lanes.filter((l) => l.loaded !== null && modelOfGroup(l.loaded) === model).map((l) => l.name);
+    return this.lanes.filter((l) => l.loaded !== null && sameModel(modelOfGroup(l.loaded), model)).map((l) => l.name);
   }
 
   /** The entry this lane starts now, taken from the queue; null when it takes nothing now. */
@@ -318,7 +319,9 @@ export class HostFleet {
             break;
           }
         }
-        if (lane.running === 0 && !lane.switching && (lane.loaded === null || modelOfGroup(lane.loaded) !== found)) lane.loaded = found;
+        if (lane.running === 0 && !lane.switching && (lane.loaded === null || found === null || !sameModel(modelOfGroup(lane.loaded), found))) {
+          lane.loaded = found === null ? null : modelKey(found);
+        }
         this.#o.log.info('residency', { host: lane.name, loaded: found ?? 'none' });
       } catch (err) {
         this.#o.log.warn('residency unknown', { host: lane.name, error: (err as Error).message });
@@ -329,7 +332,7 @@ export class HostFleet {
   markUnloaded(model: string, host?: string): void {
     for (const lane of this.lanes) {
       if (host !== undefined && lane.name !== host) continue;
-      if (lane.loaded && modelOfGroup(lane.loaded) === model && lane.running === 0) lane.loaded = null;
+      if (lane.loaded && sameModel(modelOfGroup(lane.loaded), model) && lane.running === 0) lane.loaded = null;
     }
   }
 
@@ -364,8 +367,10 @@ export class HostFleet {
     const model = modelOfGroup(group);
     try {
       const up = lane.host.upstream;
-      const known = await up.exists(modelOfGroup(target), AbortSignal.timeout(UNLOAD_TIMEOUT_MS)).catch(() => true);
-      if (known) await up.unload(model, AbortSignal.timeout(UNLOAD_TIMEOUT_MS));
+      // One budget for both calls: a hanging host holds its lane for at most that, not twice a minute.
+      const budget = AbortSignal.timeout(SWITCH_BUDGET_MS);
+      const known = await up.exists(modelOfGroup(target), budget).catch(() => true);
+      if (known) await up.unload(model, budget);
     } catch (err) {
       this.#o.log.warn('unload failed', { host: lane.name, model, error: (err as Error).message });
     }

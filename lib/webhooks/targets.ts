@@ -14,6 +14,16 @@ export interface TargetPolicy {
 
 export const OPEN_POLICY: TargetPolicy = Object.freeze({ strict: false, allow: Object.freeze([]) });
 
+/**
+ * The policy for a foreman listening on `listenHost`: strict unless that is a loopback address or
+ * `localhost`. 0.0.0.0 and :: listen on every interface, the LAN's included, so they are strict.
+ */
+export function policyForListen(listenHost: string, allow: readonly string[]): TargetPolicy {
+  const host = bareHost(listenHost);
+  const loopback = host === 'localhost' || host.endsWith('.localhost') || classifyAddress(host) === 'loopback';
+  return { strict: !loopback, allow };
+}
+
 /** What kind of special address this is, or null for an ordinary (public) one. */
 export function classifyAddress(address: string): Refusal | null {
   const bytes = addressBytes(address);

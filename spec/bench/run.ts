@@ -1,4 +1,4 @@
-// `npm run bench [-- --only streaming|scheduling|journal|submit|fair|hosts] [--quick]`: runs the benchmarks in
+// `npm run bench [-- --only streaming|scheduling|journal|submit|fair|hosts|store] [--quick]`: runs the benchmarks in
 // sequence and prints each as a table with notes, then "target vs measured". Informational:
 // the exit code is 0 unless a benchmark crashed. Child processes die on finish, error and SIGINT.
 
@@ -10,10 +10,11 @@ import { runSchedulingBench } from './scheduling-bench.js';
 import { runSubmitBench } from './submit-bench.js';
 import { runFairBench } from './fair-bench.js';
 import { runHostsBench } from './hosts-bench.js';
+import { runStoreBench } from './store-bench.js';
 import { killAllNow, stopAll } from './procs.js';
 import type { BenchReport, SummaryRow } from './report.js';
 
-const BENCHES = ['streaming', 'scheduling', 'journal', 'submit', 'fair', 'hosts'] as const;
+const BENCHES = ['streaming', 'scheduling', 'journal', 'submit', 'fair', 'hosts', 'store'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const { values } = parseArgs({
@@ -21,7 +22,7 @@ const { values } = parseArgs({
   strict: true,
 });
 if (values.help) {
-  console.log('Usage: npm run bench -- [--only streaming|scheduling|journal|submit|fair|hosts] [--quick]');
+  console.log('Usage: npm run bench -- [--only streaming|scheduling|journal|submit|fair|hosts|store] [--quick]');
   process.exit(0);
 }
 if (values.only && !BENCHES.includes(values.only as BenchName)) {
@@ -63,6 +64,7 @@ const runners: Record<BenchName, () => Promise<BenchReport>> = {
   submit: () => runSubmitBench({ quick }),
   fair: () => runFairBench({ quick }),
   hosts: () => runHostsBench({ quick }),
+  store: () => runStoreBench({ quick }),
 };
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, ${process.platform}/${process.arch}`;

@@ -3,6 +3,7 @@
 // reported (SPEC §2). NDJSON lines per second, time to first byte, proxy CPU per 100k lines, and
 // foreman's RSS with 1,000 streams waiting in its queue. Measures and reports; asserts nothing.
 
+import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { ClientRequest } from 'node:http';
 import { closedLoop, createAgent, getJson, percentile, sleep, streamPost } from './load.js';
@@ -270,7 +271,9 @@ async function waitingRss(count: number): Promise<WaitingRss> {
     };
   } finally {
     for (const r of requests) r.destroy();
-    await Promise.race([Promise.allSettled(pending), sleep(10_000)]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(pending), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer); // else the run ends with "still open: Timeout"
     agent.destroy();
     await foreman?.stop();
     await sim.stop();
@@ -280,7 +283,9 @@ async function waitingRss(count: number): Promise<WaitingRss> {
 export async function runStreamingBench(options: { quick?: boolean } = {}): Promise<BenchReport> {
   const quick = options.quick ?? false;
   const nginxBinary = findNginx();
+  const loadBefore = loadavg()[0]!;
   const m = await measureAll(quick, nginxBinary);
+  const loadAfter = loadavg()[0]!;
   const rows: Row[] = [];
   const paths = Object.keys(m.unlimited32);
   for (const p of paths) rows.push(row('unlimited, 2,000 tokens', 32, p, m.unlimited32[p]!));
@@ -365,6 +370,7 @@ export async function runStreamingBench(options: { quick?: boolean } = {}): Prom
       nginxBinary
         ? `nginx = ${nginxBinary}, one process (daemon off, master_process off), proxy_buffering off, HTTP/1.1 keep-alive to the simulator; its CPU from /proc/<pid>/schedstat.`
         : 'nginx not found (set FOREMAN_BENCH_NGINX=/path/to/nginx, or apt-get install nginx): its column is left out.',
+      `load average (1 min) ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after on ${cpus().length} cores: above about 1 per core, other processes' CPU and the OS's wake-up latency show up in every column, most in the proxied ones.`,
       `/api/chat, stream true, one model, sim --load-ms 0 --num-parallel ${SLOTS}; foreman --parallel ${SLOTS}.`,
       `unlimited: 2,000 tokens per response, no delay (CPU-bound), ${roundCount} rounds of ${quick ? '1.5' : '3'} s at c=32 and ${quick ? '1' : '2'} s at c=1 per path, the order of the paths rotated each round.`,
       `50 tok/s: ${quick ? 256 : 512} requests of 25 tokens per sample from 256 clients, ${SLOTS} running at once on either side (sim semaphore vs foreman queue), ${quick ? 1 : 3} rounds.`,

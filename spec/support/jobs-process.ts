@@ -29,9 +29,13 @@ export interface ForemanProcess {
  * Spawns foreman and resolves when it listens, or when it exits first (url is then '').
  * Flags are appended to a loopback listen on port 0 with the test token and JSON logs.
  */
-export async function spawnForeman(flags: string[], options: { token?: boolean } = {}): Promise<ForemanProcess> {
+export async function spawnForeman(flags: string[], options: { token?: boolean; fdLimit?: number } = {}): Promise<ForemanProcess> {
   const args = ['--listen', '127.0.0.1:0', '--log-format', 'json', ...(options.token === false ? [] : ['--tokens', TOKEN]), ...flags];
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+  const command = [process.execPath, BIN, 'serve', ...args];
+  // An open-file limit of the test's choosing: the shell lowers it, then becomes foreman.
+  const child = options.fdLimit === undefined
+    ? spawn(command[0]!, command.slice(1), { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn('/bin/sh', ['-c', `ulimit -n ${options.fdLimit} && exec "$@"`, 'sh', ...command], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
   // 'close', not 'exit': stderr is fully read by then.
   const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   const logs: Array<Record<string, unknown>> = [];
