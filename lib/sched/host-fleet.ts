@@ -20,6 +20,8 @@ export interface FleetHost {
   readonly state: 'up' | 'down';
   readonly upstream: Upstream;
   hasModel(model: string): boolean | undefined;
+  /** the embedding model its /api/ps shows loaded (its own slot, SPEC §3); embeddings go there first */
+  embedLoaded?: string | null;
 }
 
 export interface HostLaneView {
@@ -312,13 +314,13 @@ export class HostFleet {
       try {
         const models = await lane.host.upstream.loadedModels(signal);
         let found: string | null = null;
+        let embedding: string | null = null;
         for (const m of models) {
           const name = m.model || m.name;
-          if (!(await this.#isEmbedding(lane.host, name, signal))) {
-            found = name;
-            break;
-          }
+          if (await this.#isEmbedding(lane.host, name, signal)) embedding ??= name;
+          else found ??= name;
         }
+        lane.host.embedLoaded = embedding;
         if (lane.running === 0 && !lane.switching && (lane.loaded === null || found === null || !sameModel(modelOfGroup(lane.loaded), found))) {
           lane.loaded = found === null ? null : modelKey(found);
         }
