@@ -627,7 +627,7 @@ export class JobService {
       attempts: retry?.attempts ?? 0, nextAttemptAt: retry?.nextAt ?? 0,
     });
     // Only a completion event carries the result, and it is always a job's last event.
-    if (job.transitions[seq - 1]?.state !== 'completed') return enqueue(null);
+    if (job.transitions.at(seq - 1)?.state !== 'completed') return enqueue(null);
     this.#response(job).then(enqueue, () => enqueue(null));
   }
 
