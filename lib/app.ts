@@ -13,10 +13,12 @@ import { resolveHosts } from './hosts/specs.js';
 import { compareVersions } from './http/hosts-routing.js';
 import { Scheduler } from './sched/scheduler.js';
 import { createHttpServer, type Route } from './http/server.js';
+import { createBrowserPolicy } from './browser-policy.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
 import { agentRoutes } from './http/routes-agents.js';
 import { createAliasResolver } from './http/aliases.js';
+import { ArrivalMemory } from './http/arrival-memory.js';
 import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
@@ -275,6 +277,8 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     syncPriority: config.sync_priority,
     heartbeatMs: config.stream_heartbeat_ms,
     aliasOf: createAliasResolver(config.aliases),
+    arrivals: new ArrivalMemory(),
+    now,
     observe: ({ model, key, relay, ttftMs }) => {
       metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.lastData ?? null));
       const last = relay?.lastData;
@@ -300,6 +304,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     ...agentRoutes(generationDeps),
   ];
 
+  const browser = createBrowserPolicy({ origins: config.origins, listenHost: config.listen.host });
   // Below the open-file limit, or the cap protects nothing (SPEC §16).
   const fdLimit = openFileLimit();
   const connections = effectiveMaxConnections(config.max_connections, fdLimit);
@@ -307,7 +312,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     log.warn('max_connections lowered', { configured: config.max_connections, max_connections: connections.max, open_file_limit: fdLimit ?? undefined });
   }
   const server = createHttpServer({
-    routes, log, maxConnections: connections.max,
+    routes, log, maxConnections: connections.max, browser,
     authenticate: (headers) => keys.authenticate(headers),
     onRequest: (key, path) => usage.request(key.name, path),
   });

@@ -5,13 +5,17 @@
 // model load may take minutes, but an upstream that sends nothing for idleMs is
 // stuck, and a stuck job would hold the queue for ever.
 
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
 import { describeNetworkError, upstreamUnreachable } from './errors.js';
 
 export interface UpstreamRequest {
   method?: string;
-  body?: Uint8Array | string;
+  /** A Readable (an upload, SPEC §14) is piped as it arrives, with backpressure, never held whole. */
+  body?: Uint8Array | string | Readable;
+  /** With a Readable body: its length when the caller declared one (else chunked). */
+  bodyLength?: number;
   signal?: AbortSignal;
   /** Extra headers, already filtered by the caller. */
   headers?: Record<string, string>;
@@ -86,6 +90,28 @@ export function forwardableHeaders(headers: Record<string, string | string[] | u
   return out;
 }
 
+function isReadable(body: unknown): body is Readable {
+  return typeof body === 'object' && body !== null && typeof (body as Readable).pipe === 'function';
+}
+
+/**
+ * Pipes an upload upstream: pipe() pauses the caller's socket while upstream's is full, so
+ * memory stays at a few socket buffers whatever the size. A caller who leaves mid-body must
+ * not leave upstream a body that looks complete: the upstream request is destroyed.
+ */
+function streamBody(source: Readable, req: ClientRequest): void {
+  source.pipe(req);
+  const cut = () => {
+    if (!source.readableEnded) req.destroy(new Error('client closed the connection before sending the whole body'));
+  };
+  source.once('close', cut);
+  source.once('error', cut);
+  req.once('close', () => {
+    source.off('close', cut);
+    source.unpipe(req);
+  });
+}
+
 /** Bound on a body read whole (errors, small JSON answers, a non-streamed job result). */
 export const MAX_TEXT_BYTES = 256 * 1024 * 1024;
 const MAX_SOCKETS = 1024;
@@ -137,10 +163,13 @@ export function createUpstream(baseUrl: string, token?: string, idleMs = DEFAULT
 
   const send = (path: string, init: UpstreamRequest = {}): Promise<UpstreamResponse> => {
     const headers: Record<string, string | number> = { ...init.headers };
-    const body = typeof init.body === 'string' ? Buffer.from(init.body) : init.body;
+    const source = isReadable(init.body) ? init.body : undefined;
+    const body = source ? undefined : typeof init.body === 'string' ? Buffer.from(init.body) : (init.body as Uint8Array | undefined);
     if (body !== undefined) {
       headers['content-type'] ??= 'application/json';
       headers['content-length'] = body.length;
+    } else if (source && init.bodyLength !== undefined) {
+      headers['content-length'] = init.bodyLength;
     }
     if (token) headers.authorization = `Bearer ${token}`;
     const signal = init.signal;
@@ -148,7 +177,7 @@ export function createUpstream(baseUrl: string, token?: string, idleMs = DEFAULT
       if (signal?.aborted) return reject(signal.reason);
       const req = request({
         protocol: base.protocol, hostname: base.hostname.replace(/^\[|\]$/g, ''), port: base.port || (secure ? 443 : 80),
-        path: prefix + path, method: init.method ?? (body === undefined ? 'GET' : 'POST'), headers, agent, signal,
+        path: prefix + path, method: init.method ?? (body === undefined && !source ? 'GET' : 'POST'), headers, agent, signal,
       });
       req.setNoDelay(true);
       const cut = { reason: null as string | null };
@@ -161,7 +190,8 @@ export function createUpstream(baseUrl: string, token?: string, idleMs = DEFAULT
         if (signal?.aborted) reject(signal.reason ?? err);
         else reject(upstreamUnreachable(describeNetworkError(err)));
       });
-      req.end(body);
+      if (source) streamBody(source, req);
+      else req.end(body);
     });
   };
 

@@ -132,13 +132,13 @@ describe('logs', () => {
     // Half a body, then gone.
     const s1 = await openSocket(stack.url);
     const arrived = new Promise((r) => stack.foreman.server.once('request', r));
-    s1.write(`POST /api/chat HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: 1000\r\n\r\n{"model":`);
+    s1.write(`POST /api/chat HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: 1000\r\n\r\n{"model":`);
     await arrived;
     s1.destroy();
     // A queued chat whose caller leaves while it runs.
     const s2 = await openSocket(stack.url);
     const body = JSON.stringify(CHAT('llama3.2', { sim: { delay_ms: 60_000 } }));
-    s2.write(`POST /api/chat HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    s2.write(`POST /api/chat HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     await until(() => stack.foreman.snapshot().running.length === 1, 'the job to run');
     s2.destroy();
     await until(() => lines.filter((l) => l.includes(' request ')).length >= 2, 'both request lines');
@@ -161,7 +161,7 @@ describe('connections', () => {
       extra.on('data', (d) => (got += d));
       extra.on('close', () => resolve(got));
       extra.on('error', () => {});
-      extra.write('GET /health HTTP/1.1\r\nhost: x\r\n\r\n');
+      extra.write('GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n');
     });
     assert.equal(refused, '', 'closed without an answer');
     const answer = await new Promise<string>((resolve) => {
@@ -170,7 +170,7 @@ describe('connections', () => {
         got += d;
         if (got.includes('"status"')) resolve(got);
       });
-      held[0]!.write('GET /health HTTP/1.1\r\nhost: x\r\n\r\n');
+      held[0]!.write('GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n');
     });
     assert.match(answer, /^HTTP\/1.1 200/);
   });

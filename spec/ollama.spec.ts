@@ -290,7 +290,7 @@ describe('native surface: client disconnects and backpressure', () => {
     await new Promise<void>((r) => socket.once('connect', () => r()));
     global.gc?.();
     const before = process.memoryUsage();
-    socket.write(`POST /api/generate HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.write(`POST /api/generate HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     let received = 0;
     socket.once('data', (d) => {
       received += d.length;

@@ -37,7 +37,8 @@ function rawBody(url: string, path: string): Promise<Buffer> {
 const UNITS = [
   Buffer.from('{"a":1}\n'),
   Buffer.from(`{"text":"${'é'.repeat(20)}"}\n`),
-  Buffer.from(`{"pad":"${'x'.repeat(5_000)}"}\n`), // three hex digits
+  Buffer.from(`{"pad":"${'w'.repeat(500)}"}\n`), // three hex digits of length
+  Buffer.from(`{"pad":"${'x'.repeat(5_000)}"}\n`), // four
   Buffer.from(`{"pad":"${'y'.repeat(70_000)}"}\n`), // five
   Buffer.from('{"done":true}\n'),
 ];

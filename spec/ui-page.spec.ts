@@ -123,6 +123,7 @@ describe('ui-page', () => {
     assert.doesNotMatch(dom, /<b>/, 'a model name never becomes markup');
     assert.match(dom, /id="running".*data-job="j_running1".*llama3\.2/s);
     assert.match(dom, /data-total="waiting" data-value="17"/);
+    assert.match(dom, /data-total="cloud" data-value="0"><dt>cloud<\/dt><dd>0<small> \/ 4 · 0 waiting<\/small>/); // the cloud lane (SPEC §12)
     assert.match(dom, /id="switches".*qwen2\.5:14b.*llama3\.2.*load 2\.5s/s);
     assert.match(dom, /id="recent-rows".*data-job="j_done1" data-state="failed"/s);
     assert.match(dom, /id="status" data-state="ok"/);

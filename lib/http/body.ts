@@ -2,18 +2,29 @@
 // the shape of the surface the request came in on (Ollama, OpenAI or Anthropic).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { anthropicErrorBody, badRequest, ollamaErrorBody, openaiErrorBody, payloadTooLarge, type HttpError } from '../errors.js';
+import { anthropicErrorBody, badRequest, HttpError, ollamaErrorBody, openaiErrorBody, payloadTooLarge } from '../errors.js';
 
 export type Surface = 'ollama' | 'openai' | 'anthropic';
 
+/**
+ * A body read whole must arrive within this (408 after). It replaces node's server-wide
+ * requestTimeout, which would also cut an upload (SPEC §14) that streams for longer.
+ */
+export const BODY_TIMEOUT_MS = 5 * 60_000;
+
 /** Reads the whole body, refusing (413) as soon as it passes maxBytes. Events, not an async iterator: this is on every request's path. */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) return Promise.reject(payloadTooLarge(maxBytes));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
+    const timer = setTimeout(() => {
+      req.pause();
+      done(new HttpError(408, 'request_timeout', `the request body did not arrive within ${Math.round(timeoutMs / 1000)} s`));
+    }, timeoutMs);
     const done = (err: unknown, body?: Buffer) => {
+      clearTimeout(timer);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);

@@ -1,7 +1,10 @@
 // Requests that are not queued: /api/tags, /api/ps, /api/show, /api/version,
-// pull/create/delete and the embeddings bypass. Status, type and body pass
-// through as upstream sent them, streamed with backpressure.
+// pull/create/delete, uploads (blobs, create, push: the body streams upstream too)
+// and the embeddings bypass. Status, type and body pass through as upstream sent
+// them, streamed with backpressure.
 
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { RequestContext } from './server.js';
 import type { Upstream, UpstreamResponse } from '../upstream.js';
 import { forwardableHeaders } from '../upstream.js';
@@ -26,6 +29,30 @@ export interface PassthroughOptions {
   /** The body, when the route already read it. */
   body?: Buffer;
   signal?: AbortSignal;
+  /**
+   * An upload (SPEC §14): the caller's body goes upstream as it arrives, with backpressure,
+   * never read whole here, and max_body does not apply.
+   */
+  stream?: boolean;
+}
+
+/** How long a closing connection lingers so the caller reads the answer first (Go waits 500 ms too). */
+const LINGER_MS = 500;
+
+/**
+ * The answer went out before the request body was read to its end (an upload upstream refused
+ * or did not need). The answer says `Connection: close`; node would then close at once, and a
+ * close with unread bytes is a reset that can destroy the answer at the caller. So: FIN, drop
+ * what still arrives for a moment, then close, as Go's net/http does.
+ */
+export function lingerBeforeClose(req: IncomingMessage): void {
+  const socket = req.socket as Socket & { destroySoon?: () => void };
+  socket.destroySoon = () => {
+    req.unpipe();
+    req.resume();
+    socket.end();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  };
 }
 
 /** An AbortController that fires when the client goes away before the answer is complete. */
@@ -41,16 +68,23 @@ export async function passthrough(ctx: RequestContext, options: PassthroughOptio
   const { req, res, url } = ctx;
   const method = req.method ?? 'GET';
   const hasBody = method !== 'GET' && method !== 'HEAD';
-  const body = options.body ?? (hasBody ? await readBody(req, options.maxBody) : undefined);
+  const streamed = hasBody && options.stream === true && options.body === undefined;
+  const body = options.body ?? (hasBody && !streamed ? await readBody(req, options.maxBody) : undefined);
   const controller = options.signal ? null : abortOnClientClose(ctx);
   const signal = options.signal ?? controller!.signal;
+  const declared = Number(req.headers['content-length']);
   const upstreamRes = await options.upstream.send(url.pathname + url.search, {
     method,
-    body: hasBody ? body : undefined,
+    body: streamed ? req : hasBody ? body : undefined,
+    bodyLength: streamed && req.headers['content-length'] !== undefined && Number.isSafeInteger(declared) ? declared : undefined,
     signal,
     headers: forwardableHeaders(req.headers),
   });
-  res.writeHead(upstreamRes.status, copyResponseHeaders(upstreamRes));
+  // Upstream answered before the whole upload arrived (a blob it already has, a refusal): the
+  // connection ends with this answer, as Ollama's does, rather than read gigabytes for nothing.
+  const closing: Record<string, string> = streamed && !req.complete ? { connection: 'close' } : {};
+  if (streamed && !req.complete) lingerBeforeClose(req);
+  res.writeHead(upstreamRes.status, copyResponseHeaders(upstreamRes, closing));
   if (method === 'HEAD') {
     upstreamRes.discard();
     res.end();

@@ -93,7 +93,8 @@ export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
   });
 
   // Model management (pull, create, delete, copy, push, blobs) goes to the host X-Foreman-Host names.
-  const managed = (method: string | string[], path: string): Route => ({
+  // Uploads (blobs, create, push) stream their body upstream as it arrives, with no max_body (SPEC §14).
+  const managed = (method: string | string[], path: string, upload = false): Route => ({
     method,
     path,
     handler: async (ctx) => {
@@ -104,7 +105,7 @@ export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
       }
       const host = namedHost(ctx, deps.hosts);
       ctx.logFields.host = deps.hosts.multi ? host.name : undefined;
-      await passthrough(ctx, { upstream: host.upstream, maxBody: deps.maxBody });
+      await passthrough(ctx, { upstream: host.upstream, maxBody: deps.maxBody, stream: upload });
       // What the host has installed may have changed.
       if (ctx.req.method !== 'GET' && ctx.req.method !== 'HEAD') deps.hosts.modelMissing(host);
     },
@@ -143,7 +144,10 @@ export function ollamaRoutes(deps: OllamaRouteDeps): Route[] {
     { method: 'GET', path: '/api/ps', handler: (ctx) => serveListing(ctx, deps.hosts, 'ps', deps.maxBody) },
     { method: ['GET', 'HEAD'], path: '/api/version', handler: (ctx) => serveListing(ctx, deps.hosts, 'version', deps.maxBody) },
     show,
-    // pull, push, create, copy, delete, blobs …: proxied at once, streamed as they come.
+    managed(['HEAD', 'POST'], '/api/blobs/:digest', true),
+    managed('POST', '/api/create', true),
+    managed('POST', '/api/push', true),
+    // pull, copy, delete, HEAD of a blob …: proxied at once, streamed as they come.
     managed(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'], '/api/*'),
   ];
 }

@@ -5,9 +5,10 @@
 // one log line per request. Routes own parsing and answers; this file owns the edges.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { badRequest, methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
+import { badRequest, forbidden, methodNotAllowed, notFound, toHttpError, unauthorized, type HttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sendError, type Surface } from './body.js';
+import type { BrowserPolicy } from '../browser-policy.js';
 import { normalizeTarget } from './path.js';
 import type { Key } from '../keys/keys-file.js';
 
@@ -70,6 +71,8 @@ export interface ServerOptions {
   /** An authenticated request arrived (usage per key and surface). */
   onRequest?(key: Key, path: string): void;
   log: Logger;
+  /** CORS and the Host rule (SPEC §13); absent, no browser checks (unit tests of routing). */
+  browser?: BrowserPolicy;
   /** Client connections at once (SPEC §16); a new one beyond it is closed at once, the others carry on. */
   maxConnections?: number;
 }
@@ -77,8 +80,6 @@ export interface ServerOptions {
 /** The request line's status when the caller hung up before its answer (nginx's "client closed request"). */
 const CLIENT_LEFT = 499;
 
-/** A request (headers and body) must arrive within this; the answer may take as long as the queue does. */
-const REQUEST_TIMEOUT_MS = 5 * 60_000;
 
 /** Whose error shape a path answers in: Anthropic's under /v1/messages, OpenAI's elsewhere under /v1. */
 export function surfaceOf(pathname: string): Surface {
@@ -107,6 +108,19 @@ export function createHttpServer(options: ServerOptions): Server {
       });
     });
     try {
+      // Browsers first, as Ollama's middleware order has it: a foreign Origin or Host is refused
+      // on every route, and a preflight is answered before auth (SPEC §13).
+      const verdict = options.browser?.check(req.method ?? 'GET', req.headers);
+      if (verdict?.kind === 'forbidden') {
+        logFields.refused = verdict.reason;
+        throw forbidden(verdict.reason === 'origin' ? 'origin not allowed' : 'host not allowed');
+      }
+      if (verdict?.kind === 'preflight') {
+        res.writeHead(204, verdict.headers);
+        res.end();
+        return;
+      }
+      if (verdict) for (const [name, value] of Object.entries(verdict.headers)) res.setHeader(name, value);
       if (!target) throw badRequest('invalid URL escape in the request path');
       // A path with its own route answers 405 for other methods, even if a wildcard route would take them.
       let exactPathMatched = false;
@@ -151,12 +165,14 @@ export function createHttpServer(options: ServerOptions): Server {
       const httpErr: HttpError = toHttpError(err);
       if (httpErr.status === 500) log.error('internal error', { path: url.pathname, error: (err as Error)?.stack ?? String(err) });
       sendError(res, httpErr, surface);
-      // A refused body (413) may still be arriving: close rather than read megabytes for nothing.
-      if (httpErr.status === 413) res.once('finish', () => req.destroy());
+      // A refused body (413, 408) may still be arriving: close rather than read megabytes for nothing.
+      if (httpErr.status === 413 || httpErr.status === 408) res.once('finish', () => req.destroy());
     }
   };
 
-  const server = createServer({ noDelay: true, keepAliveTimeout: 5_000, headersTimeout: 60_000, requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => {
+  // No server-wide requestTimeout: it would cut uploads that stream for longer (SPEC §14);
+  // bodies read whole have their own deadline (body.ts), headers have 60 s.
+  const server = createServer({ noDelay: true, keepAliveTimeout: 5_000, headersTimeout: 60_000, requestTimeout: 0 }, (req, res) => {
     void handle(req, res);
   });
   if (options.maxConnections !== undefined) {

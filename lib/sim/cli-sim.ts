@@ -30,9 +30,11 @@ Flags:
   --split none|random|N      cut response bytes into writes: per line, at random, every N bytes (default none)
   --seed N                   seed for replies' random cuts and ids (default 1)
   --default-tokens N         reply length when num_predict is absent (default 12)
-  --models a,b=MS,c          model names (default llama3.2, qwen3, mistral, gemma3, nomic-embed-text);
-                             a name containing "embed" is an embedding model; name=MS sets that
-                             model's load time
+  --models a,b=MS,c          model names (default llama3.2, qwen3, mistral, gemma3, nomic-embed-text,
+                             gpt-oss:120b-cloud); a name containing "embed" is an embedding model, one
+                             ending :cloud or with a -cloud tag a cloud model (never loaded here);
+                             name=MS sets that model's load time
+  --origins a,b              OLLAMA_ORIGINS: extra browser origins (* wildcards) besides Ollama's defaults
   --hosts N                  run N simulated hosts on consecutive ports from --listen, each with its
                              own catalogue (not every model everywhere) and load times (0.5-2x
                              --load-ms per model); front them with foreman --upstream URL1,URL2,...
@@ -43,6 +45,8 @@ Per request, a top-level body field controls faults (Ollama ignores unknown fiel
           "after": N, "status": S, "message": M, "delay_ms": D, "split": "random"}
 A tool call happens when tools are given and the last user message mentions "weather".
 GET /sim/stats shows loads, evictions and requests per model; POST /sim/reset clears them.
+POST /sim/cloud {"limit": N, "retry_after": S}: the next N cloud requests get 429 (a spent usage limit).
+POST /api/blobs/sha256:<hex> checks the digest of what it receives and keeps only the count.
 `;
 
 const FLAGS = {
@@ -56,6 +60,7 @@ const FLAGS = {
   seed: { type: 'string' },
   'default-tokens': { type: 'string' },
   models: { type: 'string' },
+  origins: { type: 'string' },
   hosts: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -159,6 +164,7 @@ function toOptions(values: Record<string, string | boolean | undefined>, problem
     defaultTokens: num('default-tokens', 12, 1, true),
     split: parseSplitFlag(values['split'], problems),
   };
+  if (typeof values['origins'] === 'string') options.origins = values['origins'].split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (typeof values['models'] === 'string') {
     const names = values['models'].split(',').map((s) => s.trim()).filter((s) => s !== '');
     if (names.length === 0) problems.push(`--models: expected comma-separated names, got '${values['models']}'`);

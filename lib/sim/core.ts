@@ -8,6 +8,7 @@ import { Residency } from './residency.js';
 import { hashString, Rng } from './rng.js';
 import { StatsBook } from './stats.js';
 import { CloudAccount } from './cloud.js';
+import { BlobStore } from './routes-blobs.js';
 import type { Settings, SimOptions, SimStats } from './types.js';
 
 export interface Core {
@@ -15,6 +16,10 @@ export interface Core {
   readonly catalog: Catalog;
   readonly residency: Residency;
   readonly stats: StatsBook;
+  /** uploaded blobs: digests and sizes only */
+  readonly blobs: BlobStore;
+  /** OLLAMA_ORIGINS */
+  readonly origins: readonly string[];
   /** cloud-model requests and the account's usage limit */
   readonly cloud: CloudAccount;
   /** A fresh deterministic generator for one request (ids, random cuts). */
@@ -51,14 +56,17 @@ export function createCore(options: SimOptions = {}): Core {
   const residency = new Residency(settings, stats);
   const catalog = new Catalog(options.models ?? DEFAULT_MODELS, Date.now());
   const cloud = new CloudAccount();
+  const blobs = new BlobStore();
   let requestCount = 0;
   return {
     settings,
     catalog,
     residency,
     stats,
+    origins: options.origins ?? [],
+    blobs,
     cloud,
     requestRng: () => new Rng(hashString(String(++requestCount), settings.seed >>> 0)),
-    snapshot: () => ({ ...stats.snapshot(residency.loadedNames()), cloud: cloud.snapshot() }),
+    snapshot: () => ({ ...stats.snapshot(residency.loadedNames()), cloud: cloud.snapshot(), blobs: blobs.snapshot() }),
   };
 }

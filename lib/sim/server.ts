@@ -18,6 +18,8 @@ import { handleMessages } from './routes-anthropic.js';
 import { handleResponses } from './routes-responses.js';
 import { handleTranscription } from './routes-audio.js';
 import { SimError, goJson } from './wire.js';
+import { answeredByBrowserRules, createSimBrowserRules } from './cors.js';
+import { handleBlobHead, handleBlobPost, handleCreate, handlePush } from './routes-blobs.js';
 
 type Body = Record<string, unknown>;
 
@@ -26,7 +28,7 @@ interface Route {
   surface: Surface;
   /** Go type named in decode errors; routes without one take no body. */
   struct?: string;
-  /** The handler reads the body itself (multipart). */
+  /** The handler reads the body itself (multipart, blob uploads). */
   ownBody?: boolean;
 }
 
@@ -41,6 +43,7 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
     core.residency.unloadAll();
     core.stats.reset();
     core.cloud.reset();
+    core.blobs.reset();
     ex.sendJson(200, goJson(core.snapshot()));
   });
   return new Map<string, Record<string, Route>>([
@@ -52,6 +55,8 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
     ['/api/pull', { POST: ollama(models.handlePull, 'api.PullRequest') }],
     ['/api/delete', { DELETE: ollama(models.handleDelete, 'api.DeleteRequest') }],
     ['/api/copy', { POST: ollama(models.handleCopy, 'api.CopyRequest') }],
+    ['/api/create', { POST: ollama(handleCreate, 'api.CreateRequest') }],
+    ['/api/push', { POST: ollama(handlePush, 'api.PushRequest') }],
     ['/api/chat', { POST: ollama(handleChat, 'api.ChatRequest') }],
     ['/api/generate', { POST: ollama(handleGenerate, 'api.GenerateRequest') }],
     ['/api/embed', { POST: ollama(handleEmbed, 'api.EmbedRequest') }],
@@ -74,6 +79,7 @@ function routeTable(core: Core): Map<string, Record<string, Route>> {
 }
 
 const MODEL_PREFIX = '/v1/models/';
+const BLOB_PREFIX = '/api/blobs/';
 
 export interface SimServer {
   readonly server: Server;
@@ -83,6 +89,7 @@ export interface SimServer {
 
 export async function startServer(core: Core): Promise<SimServer> {
   const routes = routeTable(core);
+  const browserRules = createSimBrowserRules(core.origins, core.settings.host);
   const sockets = new Set<Socket>();
   // Go's net/http has no request or header timeouts; neither does the simulator.
   const server = createServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 5000 }, (req, res) => {
@@ -96,11 +103,15 @@ export async function startServer(core: Core): Promise<SimServer> {
   server.on('clientError', (_err, socket) => socket.destroy());
 
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (answeredByBrowserRules(browserRules, req, res)) return;
     const ex = new Exchange(req, res, core);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     let methods = routes.get(path);
+    if (!methods && path.startsWith(BLOB_PREFIX) && path.length > BLOB_PREFIX.length) {
+      methods = { HEAD: ollama(handleBlobHead), POST: { handler: handleBlobPost, surface: 'ollama', ownBody: true } };
+    }
     if (!methods && path.startsWith(MODEL_PREFIX) && path.length > MODEL_PREFIX.length) {
       const id = decodeURIComponent(path.slice(MODEL_PREFIX.length));
       methods = { GET: openai((e) => models.handleOpenAiModel(e, id)) };

@@ -3,7 +3,7 @@
 
 import type { SimStats } from './types.js';
 
-type LocalStats = Omit<SimStats, 'cloud'>;
+type LocalStats = Omit<SimStats, 'cloud' | 'blobs'>;
 
 type Counter = Record<string, number>;
 

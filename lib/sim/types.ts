@@ -37,6 +37,8 @@ export interface SimOptions {
   seed?: number;
   version?: string;
   defaultTokens?: number;
+  /** OLLAMA_ORIGINS: extra allowed browser origins (`*` wildcards), besides Ollama's defaults. */
+  origins?: string[];
 }
 
 export interface SimStats {
@@ -51,6 +53,8 @@ export interface SimStats {
   loadOrder: string[];
   /** cloud-model requests (SPEC §12): never loads, never residency */
   cloud: { requests: Record<string, number>; active: number; maxConcurrent: number; limited: number };
+  /** blob uploads (SPEC §14): blobs held, bytes received (never stored), uploads completed */
+  blobs: { stored: number; received_bytes: number; uploads: number };
 }
 
 export interface Sim {
