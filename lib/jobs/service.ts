@@ -248,7 +248,7 @@ export class JobService {
       this.#jobs.delete(job.id);
       this.#order.remove(job.id);
       if (input.idempotency) this.#idempotency.delete(input.idempotency.key);
-      if (bodyFile) this.#store.dropBody(job);
+      if (bodyFile) void this.#store.dropBody(job);
       // Nothing was acknowledged: say why in words a client can act on, not 'internal error'.
       if (err instanceof JournalError && err.code === 'JOURNAL_BACKLOG') {
         throw new ForemanError('journal_backlog', `journal is busy: ${err.message}`);
@@ -496,7 +496,7 @@ export class JobService {
     // The request is no longer needed once the end is durable (a file goes at the next compaction).
     if (isTerminal(job.state) && job.transitions.length === seq) {
       if (job.bodyFile) this.#upkeep.bodyFileDead(job.id);
-      else this.#store.dropBody(job);
+      else void this.#store.dropBody(job);
     }
   }
 
