@@ -194,6 +194,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
         active: hosts.hosts.reduce((a, h) => a + h.embeddings.active, 0),
         max: hosts.hosts.reduce((a, h) => a + h.embeddings.max, 0),
       },
+      hosts: hosts.multi ? hosts.hosts.map((h) => h.view()) : undefined,
     });
     const writable = journal.health();
     view.store = {
