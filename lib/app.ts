@@ -18,6 +18,7 @@ import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
 import { openaiRoutes } from './http/routes-openai.js';
 import { agentRoutes } from './http/routes-agents.js';
 import { createAliasResolver } from './http/aliases.js';
+import { ArrivalMemory } from './http/arrival-memory.js';
 import { opsRoutes, type HealthReport } from './http/routes-ops.js';
 import { createForemanMetrics, tokensOfFinalUnit } from './ops/foreman-metrics.js';
 import { METRICS_CONTENT_TYPE } from './ops/metrics.js';
@@ -193,6 +194,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
         active: hosts.hosts.reduce((a, h) => a + h.embeddings.active, 0),
         max: hosts.hosts.reduce((a, h) => a + h.embeddings.max, 0),
       },
+      hosts: hosts.multi ? hosts.hosts.map((h) => h.view()) : undefined,
     });
     const writable = journal.health();
     view.store = {
@@ -276,6 +278,8 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     syncPriority: config.sync_priority,
     heartbeatMs: config.stream_heartbeat_ms,
     aliasOf: createAliasResolver(config.aliases),
+    arrivals: new ArrivalMemory(),
+    now,
     observe: ({ model, key, relay, ttftMs }) => {
       metrics.streamObserved(model, ttftMs, tokensOfFinalUnit(relay?.lastData ?? null));
       const last = relay?.lastData;

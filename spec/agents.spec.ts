@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { startStack, TOKEN, type Stack } from './support/stack.js';
 import { rawRequest } from './support/raw-http.js';
 import { until } from './support/until.js';
+import { ArrivalMemory } from '../lib/http/arrival-memory.js';
 
 type Json = Record<string, any>;
 
@@ -394,5 +395,42 @@ describe('the agent surfaces in the queue', () => {
     assert.equal(stats.loads['llama3.2:latest'], 1);
     assert.equal(stats.loads['gemma3:latest'], 1);
     assert.deepEqual(stats.requests, { 'mistral:latest': 1, 'llama3.2:latest': 3, 'gemma3:latest': 3 });
+  });
+});
+
+describe('a request sent again after its caller gave up in the queue', () => {
+  it('queues at the place the first one had (an agent retrying after its own timeout)', async (t) => {
+    const stack = await startStack(t);
+    const held = await holdSlot(stack, 'mistral');
+    const first = pending(stack, '/v1/messages', { json: message('turn', { model: 'gemma3', stream: true }) });
+    await until(() => stack.foreman.snapshot().totals.waiting === 1, 'the turn to queue');
+    const other = pending(stack, '/v1/responses', { json: { model: 'llama3.2', input: 'later work', stream: true } });
+    await until(() => stack.foreman.snapshot().totals.waiting === 2, 'the later job to queue');
+    first.abort();
+    await first.done;
+    await until(() => stack.foreman.snapshot().totals.waiting === 1, 'the abandoned turn to leave the queue');
+    const retry = pending(stack, '/v1/messages', { json: message('turn', { model: 'gemma3', stream: true }) });
+    await until(() => stack.foreman.snapshot().totals.waiting === 2, 'the retry to queue');
+    held.abort();
+    assert.equal((await retry.done).status, 200);
+    assert.equal((await other.done).status, 200);
+    assert.deepEqual(stack.sim.stats().loadOrder, ['mistral:latest', 'gemma3:latest', 'llama3.2:latest'], 'the retry ran before the later job');
+  });
+
+  it('remembers an arrival once, for a while, and only so many', () => {
+    const memory = new ArrivalMemory(1000, 2);
+    const key = (s: string) => ArrivalMemory.keyOf('ci', '/v1/messages', Buffer.from(s));
+    assert.notEqual(key('a'), ArrivalMemory.keyOf('other-key', '/v1/messages', Buffer.from('a')));
+    memory.remember(key('a'), 100, 500);
+    assert.equal(memory.take(key('a'), 600), 100);
+    assert.equal(memory.take(key('a'), 600), undefined, 'taken once');
+    memory.remember(key('b'), 100, 500);
+    assert.equal(memory.take(key('b'), 1500), undefined, 'expired');
+    memory.remember(key('c'), 1, 2000);
+    memory.remember(key('d'), 2, 2000);
+    memory.remember(key('e'), 3, 2000);
+    assert.equal(memory.size, 2);
+    assert.equal(memory.take(key('c'), 2000), undefined, 'the oldest made room');
+    assert.equal(memory.take(key('e'), 2000), 3);
   });
 });

@@ -133,3 +133,33 @@ describe('host lanes', () => {
 });
 
 void TOKEN;
+
+describe('hosts in the operator views', () => {
+  it('shows each host in /queue, /metrics and foreman status', async (t) => {
+    const { renderStatus } = await import('../lib/ops/status-render.js');
+    const stack = await startHosts(t, [{ models: [{ name: 'llama3.2' }] }, { models: [{ name: 'qwen3' }] }]);
+    await catalogues(stack);
+    await (await stack.call('/api/chat', { json: chat('qwen3') })).text();
+    const q = await (await stack.call('/queue')).json();
+    assert.equal(q.hosts.length, 2);
+    const second = q.hosts.find((h: { name: string }) => h.name === stack.foreman.hosts.hosts[1]!.name);
+    assert.equal(second.state, 'up');
+    assert.equal(second.loaded_model, 'qwen3:latest');
+    assert.deepEqual(second.models, ['qwen3:latest']);
+    assert.equal(second.loads.length, 1, 'one measured load');
+    assert.equal(second.loads[0].group, 'qwen3:latest');
+    assert.equal(q.switches[0].host, second.name);
+    const metrics = await (await stack.call('/metrics')).text();
+    assert.match(metrics, new RegExp(`foreman_host_up\\{host="${second.name}"\\} 1`));
+    assert.match(metrics, new RegExp(`foreman_host_model_loaded\\{host="${second.name}",model="qwen3:latest"\\} 1`));
+    assert.match(metrics, new RegExp(`foreman_host_load_seconds\\{group="qwen3:latest",host="${second.name}"\\} `));
+    const text = renderStatus(q, { width: 160 });
+    assert.match(text, /hosts\s+2\/2 up/);
+    assert.ok(text.includes(second.name) && text.includes('qwen3:latest'));
+    await stack.kill(0);
+    await until(() => stack.foreman.hosts.hosts[0]!.state === 'down', 'host 0 down');
+    const after = await (await stack.call('/queue')).json();
+    assert.equal(after.hosts[0].state, 'down');
+    assert.match(renderStatus(after, { width: 160 }), /hosts\s+1\/2 up/);
+  });
+});

@@ -69,18 +69,32 @@ describe('lane pick', () => {
     assert.deepEqual(pickForLane(input(slow, [slow, fast], [cand('C'), cand('D')], { loadMs })), { kind: 'take', key: 'C', group: 'C' });
   });
 
-  it('lets a higher priority win over the drain, waiting for the running jobs first', () => {
+  it('lets a higher priority win over a long drain, waiting for the running jobs first', () => {
     const a = lane('a', { loaded: 'A', running: 1, parallel: 2 });
-    const p = pickForLane(input(a, [a], [cand('A'), cand('B', { priority: 10 })]));
+    const long = cand('A', { count: 30 }); // 15 s of drain left at parallel 2: more than two loads
+    const p = pickForLane(input(a, [a], [long, cand('B', { priority: 10 })]));
     assert.deepEqual(p, { kind: 'wait' });
     const idle = lane('a', { loaded: 'A' });
-    assert.deepEqual(pickForLane(input(idle, [idle], [cand('A'), cand('B', { priority: 10 })])), { kind: 'take', key: 'B', group: 'B' });
+    assert.deepEqual(pickForLane(input(idle, [idle], [long, cand('B', { priority: 10 })])), { kind: 'take', key: 'B', group: 'B' });
+  });
+
+  it('finishes a short drain before a higher priority rather than pay two loads', () => {
+    const a = lane('a', { loaded: 'A' });
+    const p = pickForLane(input(a, [a], [cand('A', { count: 3 }), cand('B', { priority: 10 })]));
+    assert.deepEqual(p, { kind: 'take', key: 'A', group: 'A' }, '3 s of drain < 5 s + 5 s of loads');
+  });
+
+  it('leaves a higher priority to a lane whose drain is done', () => {
+    const a = lane('a', { loaded: 'A' });
+    const b = lane('b', { loaded: 'C', running: 1 }); // nothing of C waits: b is free after this job
+    const cands = [cand('A', { count: 30 }), cand('B', { priority: 10 })];
+    assert.deepEqual(pickForLane(input(a, [a, b], cands)), { kind: 'take', key: 'A', group: 'A' });
   });
 
   it('makes no early switch by aging when the load costs more than the work it serves, for one more aging interval', () => {
     const a = lane('a', { loaded: 'A' });
     const agedOnce = cand('B', { arrivalMs: NOW - AGING - 1000 });
-    const ownHead = cand('A', { arrivalMs: NOW - 10 });
+    const ownHead = cand('A', { arrivalMs: NOW - 10, count: 30 }); // a long drain: waiting for its end costs more
     assert.deepEqual(pickForLane(input(a, [a], [ownHead, agedOnce])), { kind: 'take', key: 'A', group: 'A' }, '1 s of work, 5 s load');
     // Cheap enough: the work covers the load.
     assert.deepEqual(pickForLane(input(a, [a], [ownHead, { ...agedOnce, count: 6 }])), { kind: 'take', key: 'B', group: 'B' });

@@ -44,7 +44,7 @@ Client commands (submit, jobs, show, cancel, status, keys) read:
 Endpoints:
   /api/chat /api/generate          queued (drain-by-model), NDJSON streaming as Ollama
   /api/embed /api/embeddings       bypass the queue (embed_parallel at once)
-  /api/tags /api/ps /api/show ...  proxied at once
+  /api/tags /api/ps /api/show ...  proxied at once (several hosts: tags, ps, version merged)
   /v1/chat/completions /v1/completions /v1/models /v1/embeddings   OpenAI-compatible, SSE
   /jobs                            async jobs: POST, GET /jobs/{id}[?wait=s], cancel, events, artifacts
   /health /queue /metrics /ui      operations (/health and /ui need no token; /metrics admin keys only)
@@ -56,6 +56,14 @@ Named keys (--keys-file, JSON, read again on SIGHUP and when it changes):
              "max_running": 1, "max_queued": 200, "weight": 1, "models": ["llama3.2*"], "admin": false}]}
   A key that is not admin sees only its own jobs. Tokens from --tokens/--token-file are admin keys
   token-1, token-2, … Waiting jobs of one model at one priority share run time by weight.
+
+Several Ollama hosts (--upstream URL1,URL2 or --hosts-file, JSON):
+  {"hosts": [{"name": "studio", "url": "http://studio.lan:11434", "token": "…", "parallel": 2, "embed_parallel": 8}]}
+  One queue, one lane per host: a lane drains the model it has loaded, models run only where installed,
+  load times are measured per host, session turns (session-id, x-claude-code-session-id …) stay on their
+  host, a host that fails is probed (/api/version, 5 s) and its unanswered jobs run elsewhere.
+  X-Foreman-Host: NAME sends model management (pull, create, delete, copy, push) to that host.
+  foreman sim --hosts 3 simulates three hosts with different catalogues and load times.
 `;
 }
 

@@ -15,6 +15,7 @@ import { writeIfRoom } from './unit-writer.js';
 import { sendError } from './body.js';
 import { endOfStream, errorUnit, heartbeatUnit, isSseKind } from './stream-units.js';
 import type { RequestContext } from './server.js';
+import { ArrivalMemory } from './arrival-memory.js';
 import { ANONYMOUS, mayUseModel, priorityFor, type Key } from '../keys/keys-file.js';
 
 export interface SyncJobDeps {
@@ -24,6 +25,10 @@ export interface SyncJobDeps {
   heartbeatMs: number;
   /** Model aliases (SPEC §7): the target for a requested name, or null. */
   aliasOf?: (model: string) => string | null;
+  /** Arrival times of requests whose callers left the queue, for their retries (ADR 0018). */
+  arrivals?: ArrivalMemory;
+  /** The scheduler's clock, for arrival times. */
+  now?: () => number;
   /** Called once per finished stream with what the relay saw (metrics). */
   observe?: (info: { model: string; kind: GenerationKind; key: string; relay: RelayResult | null; ttftMs: number | null }) => void;
 }
@@ -85,15 +90,27 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     }
   };
 
+  // A retry of a request whose caller gave up while it waited queues at the old place.
+  const now = deps.now ?? Date.now;
+  const memory = deps.arrivals;
+  let memoryKey: string | null = null;
+  const keyOfRequest = () => (memoryKey ??= ArrivalMemory.keyOf(key.name, job.upstreamPath, job.raw));
+  const remembered = memory && memory.size > 0 ? memory.take(keyOfRequest(), now()) : undefined;
+  if (remembered !== undefined) ctx.logFields.kept_arrival = 1;
+  const arrivalMs = remembered ?? now();
+  let everStarted = false;
+
   const onClose = () => {
     if (res.writableFinished) return;
     stopHeartbeat();
+    if (memory && !everStarted) memory.remember(keyOfRequest(), arrivalMs, now());
     deps.scheduler.cancel(id, new StopReason('client_gone', 'client closed the connection'));
   };
   res.once('close', onClose);
 
   const run = async (rc: RunContext): Promise<FinishState> => {
     jobStarted = true;
+    everStarted = true;
     stopHeartbeat();
     const runStarted = performance.now();
     ctx.logFields.queue_ms = rc.queueMs;
@@ -197,7 +214,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
         if (reason === 'shutdown') void fail(shuttingDown()).finally(settle);
         else settle();
       },
-    });
+    }, remembered !== undefined ? { arrivalMs: remembered } : {});
   } catch (err) {
     stopHeartbeat();
     res.off('close', onClose);

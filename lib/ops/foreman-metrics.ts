@@ -36,6 +36,20 @@ export function createForemanMetrics(takeSnapshot: () => QueueSnapshot): Foreman
     const m = snapshot().loaded_model;
     return m ? [[{ model: m }, 1]] : [];
   });
+  // Several hosts (SPEC §17): each host's state, running jobs, loaded model, switches and measured load times.
+  const hosts = () => snapshot().hosts ?? [];
+  registry.gauge('foreman_host_up', 'Whether a host is up (1) or down (0).', ['host'], () =>
+    hosts().map((h): Sample => [{ host: h.name }, h.state === 'up' ? 1 : 0]));
+  registry.gauge('foreman_host_jobs_running', 'Jobs running on a host now.', ['host'], () =>
+    hosts().map((h): Sample => [{ host: h.name }, h.running]));
+  registry.gauge('foreman_host_model_loaded', 'The generation model a host has loaded (1).', ['host', 'model'], () =>
+    hosts().filter((h) => h.loaded_model !== null).map((h): Sample => [{ host: h.name, model: h.loaded_model! }, 1]));
+  registry.gauge('foreman_host_switches', 'Model switches a host\'s lane has made.', ['host'], () =>
+    hosts().map((h): Sample => [{ host: h.name }, h.switches]));
+  registry.gauge('foreman_host_load_seconds', 'Measured load time of a group on a host (moving average).', ['host', 'group'], () =>
+    hosts().flatMap((h) => h.loads.map((l): Sample => [{ host: h.name, group: l.group }, l.load_ms / 1000])));
+  registry.gauge('foreman_host_loads', 'Loads measured on a host per group.', ['host', 'group'], () =>
+    hosts().flatMap((h) => h.loads.map((l): Sample => [{ host: h.name, group: l.group }, l.loads])));
   const jobs = registry.counter('foreman_jobs_total', 'Jobs that ended, by state and origin.', ['state', 'origin']);
   const started = registry.counter('foreman_jobs_started_total', 'Jobs that started running, by origin.', ['origin']);
   const switches = registry.counter('foreman_model_switches_total', 'Model group switches made by the scheduler.');

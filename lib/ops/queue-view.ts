@@ -43,6 +43,8 @@ export interface SwitchView {
   at: string;
   from: string | null;
   to: string;
+  /** the host whose lane switched (several hosts, SPEC §17) */
+  host?: string;
   /** time from the switch decision until the first job of the new group got upstream's headers */
   load_ms: number | null;
 }
@@ -70,6 +72,27 @@ export interface LaneView {
   loaded_group: string | null;
 }
 
+/** One Ollama host (several hosts, SPEC §17): state, loaded model, running jobs, loads and load times. */
+export interface HostView {
+  name: string;
+  url: string;
+  state: 'up' | 'down';
+  /** why it is down */
+  error: string | null;
+  version: string | null;
+  parallel: number;
+  running: number;
+  loaded_group: string | null;
+  loaded_model: string | null;
+  /** model switches this host's lane made */
+  switches: number;
+  /** measured load time per group on this host (moving average) and how many loads it saw */
+  loads: Array<{ group: string; load_ms: number; loads: number }>;
+  /** models installed there; null until its /api/tags answered */
+  models: string[] | null;
+  embeddings: { in_flight: number; max: number; loaded: string | null };
+}
+
 export interface QueueSnapshot {
   at: string;
   upstream: string;
@@ -94,6 +117,8 @@ export interface QueueSnapshot {
   switches: SwitchView[];
   recent: RecentJobView[];
   embeddings: { in_flight: number; max: number };
+  /** with several hosts: each one (SPEC §17) */
+  hosts?: HostView[];
   /**
    * The caller's key (SPEC §15). For a key that is not admin, `running` and `recent` hold its own
    * jobs only; groups and totals stay as aggregate counts.
@@ -113,6 +138,8 @@ export interface QueueViewContext {
   maxQueue: number;
   parallel: number;
   embeddings: { active: number; max: number };
+  /** the hosts as hosts/pool.ts knows them (several hosts) */
+  hosts?: ReadonlyArray<Pick<HostView, 'name' | 'url' | 'state' | 'error' | 'version' | 'models' | 'embeddings'>>;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -145,11 +172,24 @@ export function buildQueueView(s: SchedulerState, c: QueueViewContext): QueueSna
       parallel: c.parallel,
       ...s.counts,
     },
-    switches: s.switches.map((w) => ({ at: iso(w.atMs), from: w.from, to: w.to, load_ms: w.loadMs })),
+    switches: s.switches.map((w) => ({ at: iso(w.atMs), from: w.from, to: w.to, load_ms: w.loadMs, ...(w.host ? { host: w.host } : {}) })),
     recent: s.recent.map((r) => ({
       id: r.id, model: r.model, origin: r.origin, key: r.key, state: r.state, queue_ms: r.queueMs, run_ms: r.runMs, finished_at: iso(r.finishedMs),
       lane: r.lane,
     })),
     embeddings: { in_flight: c.embeddings.active, max: c.embeddings.max },
+    ...(s.hosts && c.hosts ? { hosts: hostViews(s, c) } : {}),
   };
+}
+
+function hostViews(s: SchedulerState, c: QueueViewContext): HostView[] {
+  return s.hosts!.map((lane) => {
+    const h = c.hosts!.find((x) => x.name === lane.name);
+    return {
+      name: lane.name, url: h?.url ?? '', state: lane.state, error: h?.error ?? null, version: h?.version ?? null,
+      parallel: lane.parallel, running: lane.running, loaded_group: lane.loaded_group, loaded_model: lane.loaded_model,
+      switches: lane.switches, loads: lane.loads, models: h?.models ?? null,
+      embeddings: h?.embeddings ?? { in_flight: 0, max: 0, loaded: null },
+    };
+  });
 }

@@ -50,8 +50,25 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
   section('loaded', loaded === null ? paint('none', 'dim') : paint(cut(clean(loaded), width - 9), 'green'));
 
   // The local lane's slots; other lanes (cloud, SPEC §12) get a line of their own below.
+  // With several hosts (SPEC §17), the slots of every host, and a table of the hosts.
   const local = s.lanes?.find((l) => l.kind === 'local');
-  section('running', local ? `${local.running}/${local.parallel}` : `${t.running}/${t.parallel}`);
+  if (s.hosts && s.hosts.length > 0) {
+    const up = s.hosts.filter((h) => h.state === 'up').length;
+    section('hosts', `${up}/${s.hosts.length} up`);
+    out.push(...table(width, ['HOST', 'STATE', 'LOADED', 'RUNNING', 'SWITCHES', 'LOAD TIMES'],
+      ['left', 'left', 'left', 'right', 'right', 'left'], 5,
+      s.hosts.map((h) => [
+        { text: clean(h.name) }, { text: h.state, style: h.state === 'up' ? 'green' : 'red' },
+        { text: h.loaded_group === null ? '-' : clean(h.loaded_group), style: 'cyan' },
+        { text: `${h.running}/${h.parallel}` }, { text: String(h.switches) },
+        { text: h.loads.length === 0 ? '-' : h.loads.map((l) => `${clean(l.group)} ${formatDuration(l.load_ms)}`).join(', ') },
+      ]), paint));
+    const running = s.hosts.reduce((a, h) => a + h.running, 0);
+    const parallel = s.hosts.reduce((a, h) => a + h.parallel, 0);
+    section('running', `${running}/${parallel}`);
+  } else {
+    section('running', local ? `${local.running}/${local.parallel}` : `${t.running}/${t.parallel}`);
+  }
   if (s.running.length > 0) {
     out.push(...table(width, ['ID', 'MODEL', 'ORIGIN', 'KIND', 'PRIO', 'ELAPSED'],
       ['left', 'left', 'left', 'left', 'right', 'right'], 1,
@@ -74,7 +91,7 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
   }
 
   for (const lane of s.lanes ?? []) {
-    if (lane.kind === 'local') continue;
+    if (lane.kind === 'local' || s.hosts?.some((h) => h.name === lane.name)) continue;
     section(clean(lane.name), `${lane.running}/${lane.parallel} running  ${lane.waiting} waiting`);
   }
 

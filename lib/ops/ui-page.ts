@@ -275,7 +275,19 @@ const SCRIPT = String.raw`
     $('loaded-since').replaceChildren(...(last ? ['loaded ', tick(since(now, last.at), ' ago'),
       last.load_ms === null ? '' : ' \u00b7 load took ' + fmt(last.load_ms)] : []));
 
-    $('running-count').textContent = t.running + ' / ' + t.parallel;
+    // Several Ollama hosts (SPEC §17): one row each, with what it has loaded and what its loads took.
+    const hosts = s.hosts || [];
+    $('hosts-card').hidden = hosts.length === 0;
+    $('hosts-count').textContent = hosts.filter((x) => x.state === 'up').length + ' / ' + hosts.length + ' up';
+    $('hosts-rows').replaceChildren(...hosts.map((x) => h('tr', { 'data-host': x.name, 'data-state': x.state },
+      h('td', { class: 'mono', title: x.url }, x.name),
+      h('td', {}, h('span', { class: 'badge ' + (x.state === 'up' ? 'completed' : 'failed') }, x.state), x.error ? h('span', { class: 'muted' }, ' ' + x.error) : ''),
+      h('td', { 'data-field': 'loaded' }, x.loaded_group === null ? h('span', { class: 'muted' }, 'none') : x.loaded_group),
+      h('td', { class: 'num', 'data-field': 'running' }, x.running + ' / ' + x.parallel),
+      h('td', { class: 'num' }, String(x.switches)),
+      h('td', { class: 'muted', 'data-field': 'loads' }, x.loads.length === 0 ? '-' : x.loads.map((l) => l.group + ' ' + fmt(l.load_ms) + ' \u00d7' + l.loads).join(', ')))));
+    const runningOf = hosts.length > 0 ? hosts.reduce((a, x) => a + x.parallel, 0) : t.parallel;
+    $('running-count').textContent = t.running + ' / ' + runningOf;
     $('running').replaceChildren(...(s.running.length === 0 ? [h('p', { class: 'empty' }, 'nothing running')] :
       s.running.map((r) => h('div', { class: 'job', 'data-job': r.id },
         h('span', { class: 'mono' }, r.id),
@@ -312,7 +324,7 @@ const SCRIPT = String.raw`
     ];
     // Lanes beside the local model (cloud models, SPEC §12): running of their own parallel, and waiting.
     for (const lane of s.lanes || []) {
-      if (lane.kind !== 'local') totals.push([lane.name, lane.running, ' / ' + lane.parallel + ' \u00b7 ' + lane.waiting + ' waiting']);
+      if (lane.kind !== 'local' && !hosts.some((x) => x.name === lane.name)) totals.push([lane.name, lane.running, ' / ' + lane.parallel + ' \u00b7 ' + lane.waiting + ' waiting']);
     }
     $('totals').replaceChildren(...totals.map(([k, v, of]) =>
       h('div', { 'data-total': k, 'data-value': v }, h('dt', {}, k), h('dd', {}, String(v), of && h('small', {}, of)))));
@@ -321,7 +333,7 @@ const SCRIPT = String.raw`
     $('switches').replaceChildren(...(switches.length === 0 ? [h('li', { class: 'empty' }, 'no switches yet')] :
       switches.map((w) => h('li', { 'data-switch': w.to },
         h('span', { class: 'muted' }, tick(since(now, w.at), ' ago')),
-        h('span', {}, w.from === null ? h('span', { class: 'muted' }, 'nothing') : w.from, h('span', { class: 'arrow' }, '\u2192'), h('strong', {}, w.to)),
+        h('span', {}, w.host ? h('span', { class: 'muted mono' }, w.host + ': ') : '', w.from === null ? h('span', { class: 'muted' }, 'nothing') : w.from, h('span', { class: 'arrow' }, '\u2192'), h('strong', {}, w.to)),
         h('span', { class: 'num' }, w.load_ms === null ? '-' : 'load ' + fmt(w.load_ms))))));
 
     const recent = newestFirst(s.recent, 'finished_at').slice(0, 12);
@@ -383,6 +395,9 @@ const BODY = `
     <section class="card"><h2>Loaded model</h2><div id="loaded-model">none</div><div id="loaded-group" class="muted mono"></div><div id="loaded-since" class="muted"></div></section>
     <section class="card"><h2>Totals</h2><dl id="totals"></dl></section>
   </div>
+  <section class="card" id="hosts-card" hidden><h2>Hosts<span class="n" id="hosts-count"></span></h2>
+    <table id="hosts"><thead><tr><th>host</th><th>state</th><th>loaded</th><th class="num">running</th><th class="num">switches</th><th>load times</th></tr></thead>
+    <tbody id="hosts-rows"></tbody></table></section>
   <section class="card"><h2>Running<span class="n" id="running-count"></span></h2><div id="running"></div></section>
   <section class="card"><h2>Waiting by group<span class="n" id="waiting-count"></span></h2><div id="groups"></div></section>
   <div class="row even">

@@ -101,6 +101,8 @@ interface Outcome {
 
 interface Stats {
   loads: Record<string, number>;
+  requests: Record<string, number>;
+  loadOrder: string[];
 }
 
 const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
@@ -118,13 +120,23 @@ async function play(url: string, sims: BenchProcess[], jobs: Job[], asyncJobs: b
       const body = { model: job.model, messages: [{ role: 'user', content: `job ${i}` }], options: { num_predict: job.tokens } };
       if (!job.sync && asyncJobs) {
         const created = await postJson(`${url}/jobs`, body, auth);
-        const done = await getJsonAuth(`${url}/jobs/${created.id}?wait=600`, auth);
+        const done = await getJsonAuth(`${url}/jobs/${created.id}?wait=300`, auth);
         return { sync: false, endMs: performance.now(), waitMs: NaN, error: done.state !== 'completed' };
       }
       const r = await streamPost(url, '/api/chat', body, { agent, timeoutMs: 600_000, headers: auth });
       return { sync: job.sync, endMs: r.endMs, waitMs: r.ttfbMs, error: Boolean(r.error) || r.lines !== job.tokens + 1 };
     }));
     const stats = await Promise.all(sims.map((s) => getJson<Stats>(`${s.url}/sim/stats`)));
+    if (process.env.HOSTS_BENCH_DEBUG) {
+      const meanRun = (m: string) => {
+        const js = jobs.filter((j) => `${j.model}:latest` === m);
+        return js.reduce((a, j) => a + runMs(j), 0) / js.length;
+      };
+      const busy = stats.map((s, h) => Math.round(
+        Object.entries(s.requests).reduce((a, [m, n]) => a + n * meanRun(m), 0) +
+        s.loadOrder.reduce((a, m) => a + loadTable()[h]![MODELS.indexOf(m.replace(':latest', '') as (typeof MODELS)[number])]!, 0)));
+      console.error(url, 'busy (work + loads) per host:', busy, stats.map((s) => s.loadOrder.map((m) => m.replace(':latest', '')).join(' > ')));
+    }
     const waits = results.filter((r) => r.sync).map((r) => r.waitMs);
     return {
       makespanMs: Math.max(...results.map((r) => r.endMs)) - started,
@@ -214,6 +226,8 @@ export async function runHostsBench(options: { quick?: boolean } = {}): Promise<
         'sync wait p50 ms': num(o.syncWaitP50), 'sync wait p95 ms': num(o.syncWaitP95), errors: o.errors,
       });
     }
+    if (process.env.HOSTS_BENCH_LOG) (await import('node:fs')).writeFileSync(process.env.HOSTS_BENCH_LOG, foreman.logTail(100_000));
+    if (process.env.HOSTS_BENCH_DEBUG) console.error(foreman.logTail(2000).split('\n').filter((l) => /model switch|host (down|up)|requeued/.test(l)).join('\n'));
     const f = outcomes.get('foreman (lanes, drain by model)')!;
     const lc = outcomes.get('least connections (installed models)')!;
     summary.push({ target: 'hosts: loads <= groups + hosts (foreman)', measured: `${f.loads} loads, ${groups} groups + ${HOSTS} hosts`, verdict: verdict(f.loads <= groups + HOSTS) });
