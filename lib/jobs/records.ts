@@ -4,19 +4,13 @@
 
 import { groupKey } from '../sched/model-group.js';
 
-export type JobState = 'queued' | 'working' | 'completed' | 'failed' | 'cancelled';
+import { Transitions, type JobState, type Transition } from './transitions.js';
+
+export { Transitions, type JobState, type Transition } from './transitions.js';
 export type JobKind = 'chat' | 'generate';
 
 export const TERMINAL: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled']);
 export const isTerminal = (s: JobState) => TERMINAL.has(s);
-
-export interface Transition {
-  seq: number;
-  state: JobState;
-  prev: JobState | null;
-  at: number;
-  attempts: number;
-}
 
 export interface JobError {
   message: string;
@@ -74,7 +68,7 @@ export interface Job {
   /** a result journaled inline by an earlier version; new results live in files */
   response?: Record<string, unknown>;
   error: JobError | null;
-  transitions: Transition[];
+  transitions: Transitions;
   webhook: WebhookProgress;
 }
 
@@ -88,7 +82,7 @@ export type JobRecord =
   | { t: 'result'; id: string; at: number; bytes?: number; artifacts?: ArtifactSize[]; response?: Record<string, unknown> }
   | { t: 'webhook'; id: string; seq: number; outcome: 'delivered' | 'retrying' | 'gone' | 'exhausted';
       attempts: number; next_at: number | null; error: string | null }
-  | { t: 'job'; job: Job & { body?: Record<string, unknown> } };
+  | { t: 'job'; job: Omit<Job, 'transitions'> & { transitions: Transition[] | Transitions; body?: Record<string, unknown> } };
 
 // Replay parses every string anew: 100,000 jobs would hold 100,000 copies of "llama3.2:latest" and
 // of each state name. One shared copy of each short repeated string keeps a job small (SPEC §16).
@@ -108,10 +102,6 @@ function compactJob(job: Job): Job {
   job.key = intern(job.key);
   job.kind = intern(job.kind);
   job.state = intern(job.state);
-  for (const t of job.transitions) {
-    t.state = intern(t.state);
-    t.prev = intern(t.prev);
-  }
   if (job.result) for (const a of job.result.artifacts) a.name = intern(a.name);
   return job;
 }
@@ -120,6 +110,9 @@ export function newWebhookProgress(): WebhookProgress {
   return { settledSeq: 0, delivered: 0, gone: false, lastError: null, retry: null };
 }
 
+/** Shared by every job without a state_webhook_url: nothing is ever delivered for those, so nothing changes it. */
+const NO_WEBHOOK: WebhookProgress = Object.freeze(newWebhookProgress()) as WebhookProgress;
+
 export function jobFromSubmit(r: Extract<JobRecord, { t: 'submit' }>): Job {
   return compactJob({
     id: r.id, model: r.model, kind: r.kind, priority: r.priority, key: r.key ?? null, createdAt: r.at, startedAt: null, finishedAt: null,
@@ -127,15 +120,14 @@ export function jobFromSubmit(r: Extract<JobRecord, { t: 'submit' }>): Job {
     group: r.group ?? groupKey(r.model, r.body?.options),
     bodyBytes: r.bytes ?? (r.body ? Buffer.byteLength(JSON.stringify(r.body)) : 0),
     bodyFile: r.body_file === true,
-    result: null, error: null, transitions: [{ seq: 1, state: 'queued', prev: null, at: r.at, attempts: 0 }],
-    webhook: newWebhookProgress(),
+    result: null, error: null, transitions: new Transitions([{ state: 'queued', at: r.at, attempts: 0 }]),
+    webhook: r.webhook_url ? newWebhookProgress() : NO_WEBHOOK,
   });
 }
 
 /** Applies one state change; the same function serves live transitions and replay. */
 export function applyState(job: Job, state: JobState, at: number, attempts: number, error: JobError | null = null): Transition {
-  const t: Transition = { seq: job.transitions.length + 1, state, prev: job.state, at, attempts };
-  job.transitions.push(t);
+  const t = job.transitions.push(state, at, attempts);
   job.state = state;
   job.attempts = attempts;
   if (state === 'working') job.startedAt = at;
@@ -247,10 +239,19 @@ export class JobReplay {
 
   apply(r: JobRecord): boolean | string {
     if (r.t === 'job') {
-      const { body, ...snapshot } = r.job;
-      const job: Job = { ...snapshot, key: snapshot.key ?? null /* compacted before keys existed */, result: snapshot.result ?? null, group: snapshot.group ?? groupKey(snapshot.model, body?.options),
-        bodyBytes: snapshot.bodyBytes ?? (body ? Buffer.byteLength(JSON.stringify(body)) : 0), bodyFile: snapshot.bodyFile === true };
-      if (job.response === null) delete job.response;
+      const { body, ...s } = r.job;
+      // Built field by field: one object shape for every job, and nothing a snapshot carries beyond a Job.
+      const job: Job = {
+        id: s.id, model: s.model, kind: s.kind, priority: s.priority, key: s.key ?? null /* compacted before keys existed */,
+        createdAt: s.createdAt, startedAt: s.startedAt, finishedAt: s.finishedAt, attempts: s.attempts, state: s.state,
+        metadata: s.metadata, webhookUrl: s.webhookUrl, idempotency: s.idempotency ?? null,
+        group: s.group ?? groupKey(s.model, body?.options),
+        bodyBytes: s.bodyBytes ?? (body ? Buffer.byteLength(JSON.stringify(body)) : 0), bodyFile: s.bodyFile === true,
+        result: s.result ?? null, error: s.error ?? null,
+        transitions: s.transitions instanceof Transitions ? s.transitions : new Transitions(s.transitions),
+        webhook: s.webhookUrl ? s.webhook : NO_WEBHOOK,
+      };
+      if (s.response) job.response = s.response;
       // A snapshot of an earlier version held the response itself: derive the sizes views list.
       if (job.response && !job.result) {
         job.result = { bytes: Buffer.byteLength(JSON.stringify(job.response)), artifacts: artifactsOf(job, job.response).map(({ name, bytes }) => ({ name, bytes })) };
@@ -408,9 +409,12 @@ export function jobView(
 export function eventPayload(
   job: Job, seq: number, maxResultBytes: number, response: Record<string, unknown> | null = job.response ?? null,
 ): Record<string, unknown> {
-  const t = job.transitions[seq - 1]!;
+  const t = job.transitions.at(seq - 1)!;
   let startedAt: number | null = null;
-  for (let i = seq - 1; i >= 0 && startedAt === null; i--) if (job.transitions[i]!.state === 'working') startedAt = job.transitions[i]!.at;
+  for (let i = seq - 1; i >= 0 && startedAt === null; i--) {
+    const earlier = job.transitions.at(i)!;
+    if (earlier.state === 'working') startedAt = earlier.at;
+  }
   const terminal = isTerminal(t.state);
   const view = jobView(job, {}, response);
   view.state = t.state;

@@ -248,7 +248,7 @@ export class JobService {
       this.#jobs.delete(job.id);
       this.#order.remove(job.id);
       if (input.idempotency) this.#idempotency.delete(input.idempotency.key);
-      if (bodyFile) this.#store.dropBody(job);
+      if (bodyFile) void this.#store.dropBody(job);
       // Nothing was acknowledged: say why in words a client can act on, not 'internal error'.
       if (err instanceof JournalError && err.code === 'JOURNAL_BACKLOG') {
         throw new ForemanError('journal_backlog', `journal is busy: ${err.message}`);
@@ -496,7 +496,7 @@ export class JobService {
     // The request is no longer needed once the end is durable (a file goes at the next compaction).
     if (isTerminal(job.state) && job.transitions.length === seq) {
       if (job.bodyFile) this.#upkeep.bodyFileDead(job.id);
-      else this.#store.dropBody(job);
+      else void this.#store.dropBody(job);
     }
   }
 
@@ -627,7 +627,7 @@ export class JobService {
       attempts: retry?.attempts ?? 0, nextAttemptAt: retry?.nextAt ?? 0,
     });
     // Only a completion event carries the result, and it is always a job's last event.
-    if (job.transitions[seq - 1]?.state !== 'completed') return enqueue(null);
+    if (job.transitions.at(seq - 1)?.state !== 'completed') return enqueue(null);
     this.#response(job).then(enqueue, () => enqueue(null));
   }
 

@@ -53,9 +53,10 @@ export class JobStore {
   }
 
   /** The job ended: its body is garbage (the kept line drops out at the next compaction). */
-  dropBody(job: Job): void {
-    if (job.bodyFile) void unlink(join(this.#bodies, `${job.id}.json`)).catch(() => undefined);
-    else this.#journal.release(job.id);
+  dropBody(job: Pick<Job, 'id' | 'bodyFile'>): Promise<void> {
+    if (job.bodyFile) return unlink(join(this.#bodies, `${job.id}.json`)).catch(() => undefined);
+    this.#journal.release(job.id);
+    return Promise.resolve();
   }
 
   hasBody(job: Job, bodyFiles: ReadonlySet<string>): boolean {

@@ -144,7 +144,7 @@ export class JobUpkeep {
         this.#failures = 0;
         this.#lastError = null;
         this.#retryAt = 0;
-        for (const id of dead) this.#o.store.dropBody({ id, bodyFile: true } as Job);
+        await Promise.all(dead.map((id) => this.#o.store.dropBody({ id, bodyFile: true })));
       } catch (err) {
         this.#deadBodyFiles.push(...dead);
         this.#failures++;

@@ -9,7 +9,7 @@ import { modelKey, modelOfGroup, sameModel } from './model-group.js';
 import { isCloudModel } from './model-ref.js';
 import { pickForLane, type Candidate, type LaneState as PickLane } from './lane-pick.js';
 import type { FinishState, Lane, LaneEntry, LaneState, RunContext, SchedulerJob } from './lane.js';
-import { LoadCosts, type LoadCostView } from './load-costs.js';
+import { LoadCosts, type LoadCost } from './load-costs.js';
 import type { Logger } from '../log.js';
 import type { Upstream } from '../upstream.js';
 
@@ -24,17 +24,17 @@ export interface FleetHost {
   embedLoaded?: string | null;
 }
 
-export interface HostLaneView {
-  name: string;
-  state: 'up' | 'down';
-  parallel: number;
-  running: number;
-  loaded_group: string | null;
-  loaded_model: string | null;
-  switching: boolean;
-  switches: number;
+/** One host's lane as plain state; ops/queue-view.ts renders it for /queue. */
+export interface HostLaneState {
+  readonly name: string;
+  readonly state: 'up' | 'down';
+  readonly parallel: number;
+  readonly running: number;
+  readonly loadedGroup: string | null;
+  readonly switching: boolean;
+  readonly switches: number;
   /** measured load times on this host */
-  loads: LoadCostView[];
+  readonly loads: readonly LoadCost[];
 }
 
 export interface FleetSwitch {
@@ -344,11 +344,10 @@ export class HostFleet {
     if (lane && lane.running === 0) lane.loaded = null;
   }
 
-  view(): HostLaneView[] {
+  state(): HostLaneState[] {
     return this.lanes.map((l) => ({
-      name: l.name, state: l.host.state, parallel: l.parallel, running: l.running,
-      loaded_group: l.loaded, loaded_model: l.loaded ? modelOfGroup(l.loaded) : null,
-      switching: l.switching, switches: l.switchCount, loads: this.costs.view(l.name),
+      name: l.name, state: l.host.state, parallel: l.parallel, running: l.running, loadedGroup: l.loaded,
+      switching: l.switching, switches: l.switchCount, loads: this.costs.measured(l.name),
     }));
   }
 
