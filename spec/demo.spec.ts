@@ -30,7 +30,12 @@ function run(args: string[], ready: RegExp) {
 describe('foreman demo', () => {
   it('runs foreman in front of the simulator with a fresh token and a temporary data dir it removes at exit', async (t) => {
     const demo = run(['demo', '--listen', '127.0.0.1:0'], /Ctrl-C/);
-    t.after(() => demo.child.kill('SIGKILL'));
+    let dataDir: string | undefined;
+    t.after(() => {
+      demo.child.kill('SIGKILL');
+      // A failed run never reaches the SIGINT that removes the demo's dir: remove it here.
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    });
     await demo.ready;
     const text = demo.out.join('\n');
     const ui = /open\s+(http:\/\/127\.0\.0\.1:\d+)\/ui#token=(\S+)/.exec(text);
@@ -38,7 +43,7 @@ describe('foreman demo', () => {
     const [, url, token] = ui;
     assert.ok(token!.length >= 20, 'a random token, not a fixed one');
     assert.match(text, new RegExp(`curl -H 'Authorization: Bearer ${token}' ${url}/api/chat -d `));
-    const dataDir = /data dir\s+(\S+) \(removed/.exec(text)?.[1];
+    dataDir = /data dir\s+(\S+) \(removed/.exec(text)?.[1];
     assert.ok(dataDir && existsSync(dataDir), text);
 
     // The printed curl line's request answers from the simulator through foreman.

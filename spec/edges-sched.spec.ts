@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { Scheduler, type FinishState, type RunContext, type SchedulerJob } from '../lib/sched/scheduler.js';
 import { createLimiter } from '../lib/sched/limiter.js';
 import { groupKey } from '../lib/sched/model-group.js';
+import { until } from './support/until.js';
 
 interface Controlled extends SchedulerJob {
   started: Promise<RunContext>;
@@ -92,7 +93,7 @@ describe('scheduler edges', () => {
     const all = Array.from({ length: 20 }, () => s.refreshResidency());
     assert.equal(reads, 1);
     gates[0]!.resolve();
-    while (gates.length < 2) await new Promise((r) => setImmediate(r));
+    await until(() => gates.length >= 2, 'the second /api/ps read');
     gates[1]!.resolve();
     await Promise.all(all);
     assert.equal(reads, 2);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { startHosts, type HostsStack } from './support/hosts-stack.js';
 import { TOKEN } from './support/stack.js';
 import { until } from './support/until.js';
+import { modelOfGroup } from '../lib/sched/model-group.js';
 
 const chat = (model: string, content = 'hi', extra: Record<string, unknown> = {}) => ({
   model, messages: [{ role: 'user', content }], options: { num_predict: 3 }, ...extra,
@@ -16,7 +17,7 @@ async function ndjson(res: Response): Promise<any[]> {
 }
 
 function lanes(stack: HostsStack) {
-  return stack.foreman.scheduler.fleet!.view();
+  return stack.foreman.scheduler.fleet!.state();
 }
 
 async function catalogues(stack: HostsStack): Promise<void> {
@@ -49,7 +50,7 @@ describe('host lanes', () => {
         for (const sim of sims) await fetch(sim.url + '/api/generate', { method: 'POST', body: JSON.stringify({ model: 'llama3.2' }) }).then((r) => r.text());
       },
     });
-    await until(() => lanes(stack).every((l) => l.loaded_model === 'llama3.2:latest'), 'residency read');
+    await until(() => lanes(stack).every((l) => l.loadedGroup !== null && modelOfGroup(l.loadedGroup) === 'llama3.2:latest'), 'residency read');
     const session = { 'x-claude-code-session-id': 'sess-1' };
     const first = await stack.call('/api/chat', { json: chat('llama3.2'), headers: session });
     const home = first.headers.get('x-foreman-host')!;

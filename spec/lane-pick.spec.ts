@@ -123,7 +123,7 @@ describe('load costs', () => {
     c.recordLoad('h2', 'B', 1_000);
     assert.equal(c.loadMs('h2', 'A'), 1_000);
     assert.equal(c.loadMs('h3', 'A'), c.loadMs('h3', 'Z'), 'an unseen host: the overall average');
-    assert.deepEqual(c.view('h1'), [{ group: 'A', load_ms: 13_000, loads: 2 }]);
+    assert.deepEqual(c.measured('h1'), [{ group: 'A', loadMs: 13_000, loads: 2 }]);
   });
 
   it('ignores nonsense measurements', () => {

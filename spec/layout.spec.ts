@@ -109,6 +109,12 @@ describe('lib/ layout', () => {
     assert.deepEqual(silent, []);
   });
 
+  it('sched/ exposes plain state: no snake_case view fields (ops/ builds the /queue shapes)', () => {
+    const field = /^\s+(readonly )?[a-z]+_[a-z_]+\??: |[{,] ?[a-z]+_[a-z_]+: /m;
+    const wrong = [...files].filter(([f, t]) => groupOf(f) === 'sched' && field.test(t)).map(([f]) => f);
+    assert.deepEqual(wrong, []);
+  });
+
   it('every module opens with a comment saying what it owns', () => {
     const bare = [...files].filter(([, t]) => !/^(\/\/|\/\*)/.test(t)).map(([f]) => f);
     assert.deepEqual(bare, []);

@@ -187,8 +187,9 @@ function hostViews(s: SchedulerState, c: QueueViewContext): HostView[] {
     const h = c.hosts!.find((x) => x.name === lane.name);
     return {
       name: lane.name, url: h?.url ?? '', state: lane.state, error: h?.error ?? null, version: h?.version ?? null,
-      parallel: lane.parallel, running: lane.running, loaded_group: lane.loaded_group, loaded_model: lane.loaded_model,
-      switches: lane.switches, loads: lane.loads, models: h?.models ?? null,
+      parallel: lane.parallel, running: lane.running, loaded_group: lane.loadedGroup,
+      loaded_model: lane.loadedGroup ? modelOfGroup(lane.loadedGroup) : null,
+      switches: lane.switches, loads: lane.loads.map((l) => ({ group: l.group, load_ms: l.loadMs, loads: l.loads })), models: h?.models ?? null,
       embeddings: h?.embeddings ?? { in_flight: 0, max: 0, loaded: null },
     };
   });

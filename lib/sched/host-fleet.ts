@@ -9,7 +9,7 @@ import { modelKey, modelOfGroup, sameModel } from './model-group.js';
 import { isCloudModel } from './model-ref.js';
 import { pickForLane, type Candidate, type LaneState as PickLane } from './lane-pick.js';
 import type { FinishState, Lane, LaneEntry, LaneState, RunContext, SchedulerJob } from './lane.js';
-import { LoadCosts, type LoadCostView } from './load-costs.js';
+import { LoadCosts, type LoadCost } from './load-costs.js';
 import type { Logger } from '../log.js';
 import type { Upstream } from '../upstream.js';
 
@@ -20,19 +20,21 @@ export interface FleetHost {
   readonly state: 'up' | 'down';
   readonly upstream: Upstream;
   hasModel(model: string): boolean | undefined;
+  /** the embedding model its /api/ps shows loaded (its own slot, SPEC §3); embeddings go there first */
+  embedLoaded?: string | null;
 }
 
-export interface HostLaneView {
-  name: string;
-  state: 'up' | 'down';
-  parallel: number;
-  running: number;
-  loaded_group: string | null;
-  loaded_model: string | null;
-  switching: boolean;
-  switches: number;
+/** One host's lane as plain state; ops/queue-view.ts renders it for /queue. */
+export interface HostLaneState {
+  readonly name: string;
+  readonly state: 'up' | 'down';
+  readonly parallel: number;
+  readonly running: number;
+  readonly loadedGroup: string | null;
+  readonly switching: boolean;
+  readonly switches: number;
   /** measured load times on this host */
-  loads: LoadCostView[];
+  readonly loads: readonly LoadCost[];
 }
 
 export interface FleetSwitch {
@@ -312,13 +314,13 @@ export class HostFleet {
       try {
         const models = await lane.host.upstream.loadedModels(signal);
         let found: string | null = null;
+        let embedding: string | null = null;
         for (const m of models) {
           const name = m.model || m.name;
-          if (!(await this.#isEmbedding(lane.host, name, signal))) {
-            found = name;
-            break;
-          }
+          if (await this.#isEmbedding(lane.host, name, signal)) embedding ??= name;
+          else found ??= name;
         }
+        lane.host.embedLoaded = embedding;
         if (lane.running === 0 && !lane.switching && (lane.loaded === null || found === null || !sameModel(modelOfGroup(lane.loaded), found))) {
           lane.loaded = found === null ? null : modelKey(found);
         }
@@ -342,11 +344,10 @@ export class HostFleet {
     if (lane && lane.running === 0) lane.loaded = null;
   }
 
-  view(): HostLaneView[] {
+  state(): HostLaneState[] {
     return this.lanes.map((l) => ({
-      name: l.name, state: l.host.state, parallel: l.parallel, running: l.running,
-      loaded_group: l.loaded, loaded_model: l.loaded ? modelOfGroup(l.loaded) : null,
-      switching: l.switching, switches: l.switchCount, loads: this.costs.view(l.name),
+      name: l.name, state: l.host.state, parallel: l.parallel, running: l.running, loadedGroup: l.loaded,
+      switching: l.switching, switches: l.switchCount, loads: this.costs.measured(l.name),
     }));
   }
 

@@ -17,10 +17,11 @@ function blend(avg: Avg | undefined, ms: number): Avg {
   return avg === undefined ? { value: ms, n: 1 } : { value: avg.value + ALPHA * (ms - avg.value), n: avg.n + 1 };
 }
 
-export interface LoadCostView {
-  group: string;
-  load_ms: number;
-  loads: number;
+/** A measured load time of a group on a host (moving average) and how many loads it saw. */
+export interface LoadCost {
+  readonly group: string;
+  readonly loadMs: number;
+  readonly loads: number;
 }
 
 export class LoadCosts {
@@ -74,9 +75,9 @@ export class LoadCosts {
     return this.#run.has(group);
   }
 
-  view(host: string): LoadCostView[] {
+  measured(host: string): LoadCost[] {
     const byGroup = this.#load.get(host);
     if (!byGroup) return [];
-    return [...byGroup].map(([group, a]) => ({ group, load_ms: Math.round(a.value), loads: a.n }));
+    return [...byGroup].map(([group, a]) => ({ group, loadMs: Math.round(a.value), loads: a.n }));
   }
 }

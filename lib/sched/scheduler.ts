@@ -13,7 +13,7 @@ import type { Upstream } from '../upstream.js';
 import type { FinishState, JobOrigin, Lane, LaneEntry, LaneState, RunContext, SchedulerJob } from './lane.js';
 import { LocalLane, type SwitchRecord } from './local-lane.js';
 import { CloudLane } from './cloud-lane.js';
-import { HostFleet, HostLane, type FleetHost, type FleetSwitch, type HostLaneView } from './host-fleet.js';
+import { HostFleet, HostLane, type FleetHost, type FleetSwitch, type HostLaneState } from './host-fleet.js';
 
 export type { FinishState, JobOrigin, Lane, LaneState, RunContext, SchedulerJob } from './lane.js';
 export type { SwitchRecord } from './local-lane.js';
@@ -97,7 +97,7 @@ export interface SchedulerState {
   readonly switches: readonly SwitchRecord[];
   readonly recent: readonly FinishedRecord[];
   /** with several hosts: each host lane (state, loaded group, running, measured load times) */
-  readonly hosts?: readonly HostLaneView[];
+  readonly hosts?: readonly HostLaneState[];
 }
 
 const RECENT_LIMIT = 50;
@@ -467,7 +467,7 @@ export class Scheduler {
       counts: { ...this.#counts, switches: this.#local ? this.#local.switchCount : this.#fleet!.switchCount },
       switches: this.#local ? this.#local.switches() : this.#fleet!.switches().map(fleetSwitch),
       recent: [...this.#recent],
-      ...(this.#fleet ? { hosts: this.#fleet.view() } : {}),
+      ...(this.#fleet ? { hosts: this.#fleet.state() } : {}),
     };
   }
 }

@@ -226,6 +226,24 @@ export async function runHostsBench(options: { quick?: boolean } = {}): Promise<
         'sync wait p50 ms': num(o.syncWaitP50), 'sync wait p95 ms': num(o.syncWaitP95), errors: o.errors,
       });
     }
+    // The same backlog without the sync bursts: what the interruptions cost foreman (reference).
+    const backlog = jobs.filter((j) => !j.sync);
+    const backlogWork = backlog.reduce((a, j) => a + runMs(j), 0);
+    const backlogModels = [...new Set(backlog.map((j) => j.model))];
+    const backlogBound = (backlogWork + backlogModels.reduce((a, m) => a + minLoad(m), 0)) / HOSTS;
+    const quiet = await play(foreman.url, sims, backlog, true, 'bench-token');
+    rows.push({
+      router: 'foreman, async backlog only (reference)', jobs: backlog.length, groups: backlogModels.length, hosts: HOSTS, loads: quiet.loads,
+      'makespan ms': num(quiet.makespanMs), 'bound ms': num(backlogBound), 'makespan/bound': num(quiet.makespanMs / backlogBound, 2),
+      'sync wait p50 ms': '-', 'sync wait p95 ms': '-', errors: quiet.errors,
+    });
+    // And the backlog sent as sync requests: the schedule without the async path's per-job journal work.
+    const direct = await play(foreman.url, sims, backlog, false, 'bench-token');
+    rows.push({
+      router: 'foreman, the backlog as sync requests (reference)', jobs: backlog.length, groups: backlogModels.length, hosts: HOSTS, loads: direct.loads,
+      'makespan ms': num(direct.makespanMs), 'bound ms': num(backlogBound), 'makespan/bound': num(direct.makespanMs / backlogBound, 2),
+      'sync wait p50 ms': '-', 'sync wait p95 ms': '-', errors: direct.errors,
+    });
     if (process.env.HOSTS_BENCH_LOG) (await import('node:fs')).writeFileSync(process.env.HOSTS_BENCH_LOG, foreman.logTail(100_000));
     if (process.env.HOSTS_BENCH_DEBUG) console.error(foreman.logTail(2000).split('\n').filter((l) => /model switch|host (down|up)|requeued/.test(l)).join('\n'));
     const f = outcomes.get('foreman (lanes, drain by model)')!;
@@ -249,6 +267,7 @@ export async function runHostsBench(options: { quick?: boolean } = {}): Promise<
       `sims: --num-parallel 1, ${TOKENS_PER_SECOND} tok/s, 10..30 tokens a job; each model on two of three hosts. foreman: --parallel 1 per host, sync priority 10 (default), async jobs by POST /jobs.`,
       'Routers: each request goes to a host that has the model installed, by round robin or by fewest requests in flight; async jobs are plain requests there (they have no queue of their own).',
       'bound = (sum of run times + one load per model on its fastest host) / hosts. makespan = first send to last completion. sync wait = time to the first response byte.',
+      'The last two rows run foreman again on the async backlog alone (no sync bursts), against its own bound: as async jobs (POST /jobs), then as plain sync requests (no journal work per job). They start with the load times learned in the first run, and with foreman\'s residency as the previous run left it while /sim/reset unloaded the hosts.',
       'loads = sum of the simulators\' /sim/stats loads. POST /sim/reset on every host before each run.',
     ],
     summary,
