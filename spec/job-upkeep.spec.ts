@@ -34,7 +34,7 @@ describe('JobUpkeep', () => {
     const journal = await journalIn(t);
     const jobs = new Map<string, Job>([['job_a', job('job_a', 1)]]);
     const upkeep = new JobUpkeep({
-      journal, store: new JobStore('/nonexistent', journal), jobs, retentionMs: 60_000, slack: 5,
+      journal, store: new JobStore('/nonexistent', journal), jobs, retentionMs: 60_000, slack: 5, checkEvery: 1,
       isPending: () => false, isRunning: () => false, forget: (j) => jobs.delete(j.id),
     });
     for (let i = 0; i < 7; i++) await journal.append({ noise: i });
@@ -70,7 +70,7 @@ describe('JobUpkeep', () => {
     } as Journal;
     const jobs = new Map<string, Job>();
     const upkeep = new JobUpkeep({
-      journal: flaky, store: new JobStore('/nonexistent', journal), jobs, retentionMs: 60_000, slack: 0, now: () => clock,
+      journal: flaky, store: new JobStore('/nonexistent', journal), jobs, retentionMs: 60_000, slack: 0, checkEvery: 1, now: () => clock,
       isPending: () => false, isRunning: () => false, forget: (j) => jobs.delete(j.id),
     });
     await journal.append({ noise: 1 });

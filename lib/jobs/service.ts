@@ -9,7 +9,7 @@ import { ForemanError, keyQueueFull, queueFull, StopReason } from '../errors.js'
 import { groupKey, modelKey } from '../sched/model-group.js';
 import { newJobId } from './ids.js';
 import { silentLogger, type Logger } from '../log.js';
-import { JournalError, type Journal, type JournalHealth } from '../journal/journal.js';
+import { JournalError, SerializedRecord, type Journal, type JournalHealth } from '../journal/journal.js';
 import type { Upstream } from '../upstream.js';
 import type { FinishState, RunContext, Scheduler } from '../sched/scheduler.js';
 import { createWebhookDispatcher, type DeliveryProgress, type WebhookDispatcher, type WebhookSend } from '../webhooks/dispatcher.js';
@@ -212,9 +212,10 @@ export class JobService {
         return { job: this.get(known.id), created: false };
       }
     }
-    const data = Buffer.from(JSON.stringify(input.body));
+    const bodyJson = JSON.stringify(input.body);
+    const size = Buffer.byteLength(bodyJson);
     // Count submits still waiting for their fsync: they are admitted, and enqueue below cannot refuse them.
-    const full = this.#o.scheduler.fullFor(data.length, this.#admitting);
+    const full = this.#o.scheduler.fullFor(size, this.#admitting);
     if (full) throw queueFull(full);
     const owner = input.key ?? '';
     const admittingOwn = this.#admittingByKey.get(owner) ?? 0;
@@ -222,25 +223,27 @@ export class JobService {
       throw keyQueueFull(owner, input.maxQueued);
     }
     const id = newJobId('job_');
-    const bodyFile = data.length > INLINE_BODY_MAX;
+    const bodyFile = size > INLINE_BODY_MAX;
     const record: Extract<JobRecord, { t: 'submit' }> = {
       t: 'submit', id, at: now, model: input.model, kind: input.kind, priority: input.priority,
       metadata: input.metadata, webhook_url: input.webhookUrl, idem: input.idempotency, key: input.key ?? null,
-      group: groupKey(input.model, input.body.options), bytes: data.length,
-      ...(bodyFile ? { body_file: true } : { body: input.body }),
+      group: groupKey(input.model, input.body.options), bytes: size,
+      ...(bodyFile ? { body_file: true } : {}),
     };
     const job = jobFromSubmit(record);
+    // The body is serialised once: its JSON goes into the line as it is (the line is the record plus body).
+    const line = bodyFile ? null : new SerializedRecord(`${JSON.stringify(record).slice(0, -1)},"body":${bodyJson}}`);
     this.#jobs.set(job.id, job);
     this.#order.insert(job.id);
     if (input.idempotency) this.#idempotency.set(input.idempotency.key, { id: job.id, hash: input.idempotency.hash, at: now });
     this.#admitting.count++;
-    this.#admitting.bytes += data.length;
+    this.#admitting.bytes += size;
     this.#admittingByKey.set(owner, admittingOwn + 1);
     // A large body goes to its own file, durable before the record that names it.
-    const durable = (bodyFile ? this.#store.writeBody(id, data).catch((err) => {
+    const durable = line ? this.#append(line, id) : this.#store.writeBody(id, Buffer.from(bodyJson)).catch((err) => {
       this.#journal.reportFailure(err);
       throw new JournalError('JOURNAL_UNAVAILABLE', `could not store the request body: ${(err as Error).message}`);
-    }) : Promise.resolve()).then(() => this.#append(record, bodyFile ? undefined : id));
+    }).then(() => this.#append(record));
     this.#durable.set(job.id, durable.catch(() => {}));
     try {
       await durable;
@@ -257,13 +260,13 @@ export class JobService {
       throw err;
     } finally {
       this.#admitting.count--;
-      this.#admitting.bytes -= data.length;
+      this.#admitting.bytes -= size;
       const left = (this.#admittingByKey.get(owner) ?? 1) - 1;
       if (left > 0) this.#admittingByKey.set(owner, left);
       else this.#admittingByKey.delete(owner);
       this.#durable.delete(job.id);
     }
-    if (bodyFile) noteLargeBody(data.length);
+    if (bodyFile) noteLargeBody(size);
     this.#o.onTransition?.(job, 'queued');
     this.#sendEvent(job, 1);
     this.#schedule(job);
@@ -417,7 +420,7 @@ export class JobService {
     }
   }
 
-  #append(record: JobRecord, keep?: string): Promise<void> {
+  #append(record: JobRecord | SerializedRecord, keep?: string): Promise<void> {
     const done = this.#journal.append(record, keep);
     this.#upkeep.appended();
     return done;

@@ -23,6 +23,8 @@ export interface UpkeepOptions {
   swept?(dropped: number): void;
   /** dead records tolerated before a compaction, beyond twice the live ones (default 10,000) */
   slack?: number;
+  /** appends between two looks at the balance (default 64) */
+  checkEvery?: number;
 }
 
 const MIN_SWEEP_MS = 1_000;
@@ -49,6 +51,7 @@ export class JobUpkeep {
   #lastError: string | null = null;
   #retryAt = 0;
   #stopped = false;
+  #appends = 0;
   /** body files of finished jobs: deleted once a compaction has dropped the records naming them */
   #deadBodyFiles: string[] = [];
 
@@ -80,6 +83,12 @@ export class JobUpkeep {
 
   /** Called on each append: compaction is due when dead records outnumber live ones well enough. */
   appended(): void {
+    // Checked every 64 appends: the balance moves slowly, and this is on every submission's path.
+    if (++this.#appends % (this.#o.checkEvery ?? 64) !== 0) return;
+    this.#check();
+  }
+
+  #check(): void {
     if (this.#scheduled || this.#compacting || this.#stopped || this.#now() < this.#retryAt || !this.#due()) return;
     this.#scheduled = true;
     // Off the submitter's path: the append that tipped the balance returns first.
@@ -107,7 +116,7 @@ export class JobUpkeep {
       this.#o.swept?.(dropped);
       this.#log.info('jobs expired', { dropped, retention_ms: this.#o.retentionMs });
     }
-    this.appended();
+    this.#check();
     return dropped;
   }
 

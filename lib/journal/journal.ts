@@ -55,7 +55,7 @@ export interface Journal {
    * Resolves only after the fsync that covers this record. With `keep`, the line stays
    * addressable under that key (readKept) until released; compaction carries it over verbatim.
    */
-  append(record: object, keep?: string): Promise<void>;
+  append(record: object | SerializedRecord, keep?: string): Promise<void>;
   /** The kept line (without its newline), or null when the key is unknown. */
   readKept(key: string): Promise<Buffer | null>;
   /** The kept line is no longer needed: the next compaction drops it. */
@@ -109,6 +109,14 @@ export interface JournalOptions {
   now?: () => number;
 }
 
+/** A record the caller already serialised (one JSON object, no newline): not stringified again. */
+export class SerializedRecord {
+  readonly json: string;
+  constructor(json: string) {
+    this.json = json;
+  }
+}
+
 export type JournalErrorCode = 'JOURNAL_CLOSED' | 'JOURNAL_BACKLOG' | 'JOURNAL_WRITE' | 'JOURNAL_UNAVAILABLE';
 
 export class JournalError extends Error {
@@ -128,6 +136,8 @@ interface Batch {
   kind: 'batch';
   lines: string[];
   keys: Array<string | undefined>;
+  /** byte length of each line, newline included */
+  sizes: number[];
   bytes: number;
   waiters: Waiter[];
 }
@@ -233,12 +243,12 @@ class FileJournal implements Journal {
     return this.#broken?.error ?? null;
   }
 
-  append(record: object, keep?: string): Promise<void> {
+  append(record: object | SerializedRecord, keep?: string): Promise<void> {
     const refusal = this.#refusal();
     if (refusal) return Promise.reject(refusal);
     let line: string | undefined;
     try {
-      line = JSON.stringify(record);
+      line = record instanceof SerializedRecord ? record.json : JSON.stringify(record);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -259,10 +269,11 @@ class FileJournal implements Journal {
       if (this.#groupCommit && last?.kind === 'batch' && last.bytes + bytes <= this.#maxBatchBytes) {
         last.lines.push(line);
         last.keys.push(keep);
+        last.sizes.push(bytes);
         last.bytes += bytes;
         last.waiters.push({ resolve, reject });
       } else {
-        this.#queue.push({ kind: 'batch', lines: [line], keys: [keep], bytes, waiters: [{ resolve, reject }] });
+        this.#queue.push({ kind: 'batch', lines: [line], keys: [keep], sizes: [bytes], bytes, waiters: [{ resolve, reject }] });
       }
       this.#kick();
     });
@@ -381,12 +392,12 @@ class FileJournal implements Journal {
       return;
     }
     let offset = start;
-    batch.lines.forEach((line, i) => {
+    for (let i = 0; i < batch.sizes.length; i++) {
       const key = batch.keys[i];
-      const length = Buffer.byteLength(line) - 1;
-      if (key !== undefined) this.#kept.set(key, { offset, length });
-      offset += length + 1;
-    });
+      const size = batch.sizes[i]!;
+      if (key !== undefined) this.#kept.set(key, { offset, length: size - 1 });
+      offset += size;
+    }
     this.#pendingBytes -= batch.bytes;
     for (const waiter of batch.waiters) waiter.resolve();
   }
