@@ -157,6 +157,7 @@ describe('hosts in the operator views', () => {
     const text = renderStatus(q, { width: 160 });
     assert.match(text, /hosts\s+2\/2 up/);
     assert.ok(text.includes(second.name) && text.includes('qwen3:latest'));
+    assert.match(text, new RegExp(`HOST\\s+WHEN\\s+FROM\\s+TO\\s+LOAD\\n\\s+${second.name.replaceAll('.', '\\.')}\\s`), 'switches name their host');
     await stack.kill(0);
     await until(() => stack.foreman.hosts.hosts[0]!.state === 'down', 'host 0 down');
     const after = await (await stack.call('/queue')).json();

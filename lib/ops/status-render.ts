@@ -106,8 +106,12 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
   const switches = newestFirst(s.switches, (w) => w.at).slice(0, options.switches ?? 5);
   if (switches.length > 0) {
     section('switches', paint(`last ${switches.length}`, 'dim'));
-    out.push(...table(width, ['WHEN', 'FROM', 'TO', 'LOAD'], ['right', 'left', 'left', 'right'], 2,
+    // With several hosts each switch names the host whose lane made it.
+    const byHost = switches.some((w) => w.host !== undefined);
+    out.push(...table(width, [...(byHost ? ['HOST'] : []), 'WHEN', 'FROM', 'TO', 'LOAD'],
+      [...(byHost ? ['left' as const] : []), 'right', 'left', 'left', 'right'], byHost ? 3 : 2,
       switches.map((w) => [
+        ...(byHost ? [{ text: clean(w.host ?? '-') }] : []),
         { text: ago(w.at), style: 'dim' }, { text: w.from === null ? '-' : clean(w.from) },
         { text: clean(w.to), style: 'cyan' }, { text: w.load_ms === null ? '-' : formatDuration(w.load_ms) },
       ]), paint));
