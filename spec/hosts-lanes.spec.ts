@@ -164,3 +164,19 @@ describe('hosts in the operator views', () => {
     assert.match(renderStatus(after, { width: 160 }), /hosts\s+1\/2 up/);
   });
 });
+
+describe('cloud models with several hosts', () => {
+  it('run through a host that is up and has the cloud stub', async (t) => {
+    const stack = await startHosts(t, [
+      { models: [{ name: 'llama3.2' }, { name: 'gpt-oss:120b-cloud', cloud: true }] },
+      { models: [{ name: 'qwen3' }, { name: 'gpt-oss:120b-cloud', cloud: true }] },
+    ]);
+    await catalogues(stack);
+    await stack.kill(0);
+    await until(() => stack.foreman.hosts.hosts[0]!.state === 'down', 'host 0 down');
+    const r = await stack.call('/api/chat', { json: chat('gpt-oss:120b-cloud') });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-foreman-host'), stack.foreman.hosts.hosts[1]!.name);
+    assert.equal((await ndjson(r)).at(-1).done, true);
+  });
+});

@@ -145,3 +145,50 @@ describe('merged listings', () => {
     assert.equal(stack.foreman.hosts.hosts[1]!.embedLoaded, 'nomic-embed-text:latest');
   });
 });
+
+describe('foreman sim --hosts', () => {
+  it('starts N simulated hosts with different catalogues and prints the upstream list', async () => {
+    const { PassThrough } = await import('node:stream');
+    const { runSim } = await import('../lib/sim/cli-sim.js');
+    const stderr = new PassThrough();
+    const stdout = new PassThrough();
+    const stop = new AbortController();
+    let said = '';
+    const listed = new Promise<string>((resolve) =>
+      stderr.on('data', (c: Buffer) => {
+        said += c.toString();
+        const m = /foreman serve --upstream (\S+)\n/.exec(said);
+        if (m) resolve(m[1]!);
+      }),
+    );
+    const done = runSim(['--listen', '127.0.0.1:0', '--hosts', '3', '--load-ms', '100', '--tokens-per-second', '0'], { stdout, stderr }, stop.signal);
+    const urls = (await listed).split(',');
+    assert.equal(urls.length, 3);
+    const catalogues = await Promise.all(urls.map(async (u) => ((await (await fetch(u + '/api/tags')).json()) as { models: { name: string }[] }).models.map((m) => m.name).sort().join(',')));
+    assert.equal(new Set(catalogues).size, 3, 'three different catalogues');
+    assert.match(said, /host-1 listening on http:\/\/127\.0\.0\.1:\d+: .*ms/);
+    stop.abort();
+    assert.equal(await done, 0);
+    const bad = new PassThrough();
+    assert.equal(await runSim(['--hosts', '0'], { stdout, stderr: bad }), 2);
+  });
+});
+
+describe('embeddings with several hosts', () => {
+  it('fall over to another host when the one that has the model loaded cannot be reached', async (t) => {
+    const embed = { name: 'nomic-embed-text', kind: 'embedding' as const };
+    const stack = await startHosts(t, [{ models: [{ name: 'llama3.2' }, embed] }, { models: [{ name: 'qwen3' }, embed] }]);
+    await until(() => stack.foreman.hosts.hosts.every((h) => h.catalogueKnown), 'catalogues');
+    const first = await stack.call('/api/embed', { json: { model: 'nomic-embed-text', input: 'a' } });
+    assert.equal(first.status, 200);
+    await first.text();
+    const home = stack.foreman.hosts.hosts.findIndex((h) => h.embedLoaded === 'nomic-embed-text:latest');
+    assert.ok(home >= 0);
+    await stack.kill(home);
+    const again = await stack.call('/api/embed', { json: { model: 'nomic-embed-text', input: 'b' } });
+    assert.equal(again.status, 200);
+    assert.equal((await again.json()).embeddings.length, 1);
+    assert.equal(stack.foreman.hosts.hosts[home]!.state, 'down');
+    assert.equal(stack.sims[1 - home]!.stats().requests['nomic-embed-text:latest'], 1);
+  });
+});

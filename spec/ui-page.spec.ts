@@ -34,6 +34,13 @@ const snapshot: QueueSnapshot = {
     finished_at: '2025-01-02T09:59:00.000Z' }],
   embeddings: { in_flight: 0, max: 4 },
   key: { name: 'token-1', admin: true, waiting: 0, running: 1 },
+  hosts: [
+    { name: 'studio', url: 'http://studio.lan:11434', state: 'up', error: null, version: '0.12.6', parallel: 2, running: 1,
+      loaded_group: 'llama3.2', loaded_model: 'llama3.2', switches: 3, loads: [{ group: 'llama3.2', load_ms: 4_200, loads: 2 }],
+      models: ['llama3.2:latest'], embeddings: { in_flight: 0, max: 4, loaded: null } },
+    { name: 'mini', url: 'http://mini.lan:11434', state: 'down', error: 'connect ECONNREFUSED', version: null, parallel: 1, running: 0,
+      loaded_group: null, loaded_model: null, switches: 0, loads: [], models: null, embeddings: { in_flight: 0, max: 4, loaded: null } },
+  ],
 };
 
 const usage = (completed: number, prompt: number, completion: number) => ({
@@ -127,6 +134,11 @@ describe('ui-page', () => {
     assert.match(dom, /id="switches".*qwen2\.5:14b.*llama3\.2.*load 2\.5s/s);
     assert.match(dom, /id="recent-rows".*data-job="j_done1" data-state="failed"/s);
     assert.match(dom, /id="status" data-state="ok"/);
+    // Several hosts (SPEC §17): one row per host with its state, loaded model, slots and load times.
+    assert.ok(!isHidden(dom, 'hosts-card'));
+    assert.equal(textOf(dom, 'hosts-count'), '1 / 2 up');
+    assert.match(dom, /data-host="studio" data-state="up">.*?data-field="loaded">llama3\.2<.*?data-field="running">1 \/ 2<.*?data-field="loads">llama3\.2 4\.2s ×2</s);
+    assert.match(dom, /data-host="mini" data-state="down">.*?connect ECONNREFUSED/s);
     // Keys and their usage (SPEC §15), from GET /keys with the same token.
     assert.ok(!isHidden(dom, 'keys-card'));
     assert.match(dom, /data-key="token-1"[^>]*><td>token-1<span class="badge">you<\/span><span class="badge">admin<\/span>/);

@@ -235,6 +235,16 @@ export class HostFleet {
     return entry;
   }
 
+  /**
+   * Where a cloud job runs (SPEC §12 through §17): the first host that is up and has the model's
+   * stub (or whose catalogue is unknown); it loads nothing there, so no lane is involved.
+   */
+  cloudContext(model: string): Pick<RunContext, 'upstream' | 'host'> | undefined {
+    const up = this.lanes.filter((l) => l.up);
+    const lane = up.find((l) => l.host.hasModel(model) === true) ?? up.find((l) => l.host.hasModel(model) !== false) ?? up[0];
+    return lane ? { upstream: lane.host.upstream, host: lane.name } : undefined;
+  }
+
   /** The host a started entry runs on. */
   hostOf(id: string): FleetHost | undefined {
     return this.#assigned.get(id)?.lane.host;

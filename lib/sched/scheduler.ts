@@ -373,7 +373,9 @@ export class Scheduler {
     this.#updateBlocked(entry.owner);
     const answered = lane.started(entry, now);
     this.#opts.events?.started?.(entry.job, queueMs);
-    const ctx: RunContext = { signal: controller.signal, queueMs, upstreamAnswered: answered, ...lane.contextFor?.(entry) };
+    // Cloud jobs run through a local Ollama too: with several hosts, one that is up and has the stub.
+    const where = lane.contextFor?.(entry) ?? (this.#fleet && lane.kind === 'cloud' ? this.#fleet.cloudContext(entry.job.model) : undefined);
+    const ctx: RunContext = { signal: controller.signal, queueMs, upstreamAnswered: answered, ...where };
     let state: FinishState = 'failed';
     entry.job
       .run(ctx)
