@@ -68,6 +68,24 @@ describe('foreman demo', () => {
     assert.equal(existsSync(dataDir), false);
   });
 
+  it('runs several simulated hosts behind foreman with --hosts', async (t) => {
+    const demo = run(['demo', '--listen', '127.0.0.1:0', '--hosts', '2'], /Ctrl-C/);
+    let dataDir: string | undefined;
+    t.after(() => {
+      demo.child.kill('SIGKILL');
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    });
+    await demo.ready;
+    const text = demo.out.join('\n');
+    assert.match(text, /in front of 2 simulated Ollama hosts at http:\/\/127\.0\.0\.1:\d+,http:\/\/127\.0\.0\.1:\d+/);
+    dataDir = /data dir\s+(\S+) \(removed/.exec(text)?.[1];
+    const [, url, token] = /open\s+(http:\/\/127\.0\.0\.1:\d+)\/ui#token=(\S+)/.exec(text)!;
+    const queue = (await (await fetch(`${url}/queue`, { headers: { authorization: `Bearer ${token}` } })).json()) as { hosts: unknown[] };
+    assert.equal(queue.hosts.length, 2);
+    demo.child.kill('SIGINT');
+    assert.equal(await demo.exited, 0);
+  });
+
   it('foreman serve says at start that no Ollama answers, and what to run instead', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'foreman-no-ollama-'));
     // Port 9 (discard) on loopback: nothing listens there.

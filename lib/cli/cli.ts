@@ -63,7 +63,8 @@ Several Ollama hosts (--upstream URL1,URL2 or --hosts-file, JSON):
   load times are measured per host, session turns (session-id, x-claude-code-session-id …) stay on their
   host, a host that fails is probed (/api/version, 5 s) and its unanswered jobs run elsewhere.
   X-Foreman-Host: NAME sends model management (pull, create, delete, copy, push) to that host.
-  foreman sim --hosts 3 simulates three hosts with different catalogues and load times.
+  foreman sim --hosts 3 simulates three hosts with different catalogues and load times;
+  foreman demo --hosts 3 puts foreman in front of them in one process.
 `;
 }
 

@@ -17,6 +17,9 @@ free port, in one process. It makes a fresh random token and a temporary data di
 flag works too (e.g. --listen 127.0.0.1:0, --parallel 2). Unless --aliases is
 given, claude-* and gpt-* model names run as llama3.2, so Claude Code and Codex
 work against the demo with only their base URL and the token. Ctrl-C stops both.
+
+  --hosts N   N simulated Ollama hosts instead of one (SPEC §17), each with its own
+              catalogue and load times (0.75-3 s): /ui and foreman status show the lanes.
 `;
 
 const given = (argv: readonly string[], flag: string) => argv.some((a) => a === flag || a.startsWith(`${flag}=`));
@@ -27,11 +30,25 @@ export async function runDemo(argv: readonly string[], env: NodeJS.ProcessEnv, i
     return EXIT.ok;
   }
   const { startSim } = await import('../sim/index.js');
-  const sim = await startSim({ host: '127.0.0.1', port: 0 });
+  const { hostVariants } = await import('../sim/hosts.js');
+  const { DEFAULT_MODELS } = await import('../sim/catalog.js');
+  // `--hosts N` is the demo's own flag: several simulated hosts behind one foreman.
+  const at = argv.findIndex((a) => a === '--hosts' || a.startsWith('--hosts='));
+  const hostsText = at === -1 ? '1' : argv[at]!.includes('=') ? argv[at]!.slice(8) : argv[at + 1] ?? '';
+  const hostCount = Number(hostsText);
+  if (!/^\d+$/.test(hostsText) || hostCount < 1 || hostCount > 16) {
+    io.stderr.write(`foreman demo: --hosts: expected an integer 1..16, got '${hostsText}'\n`);
+    return EXIT.usage;
+  }
+  argv = at === -1 ? argv : argv.filter((_, i) => i !== at && !(i === at + 1 && !argv[at]!.includes('=')));
+  const sims = hostCount === 1
+    ? [await startSim({ host: '127.0.0.1', port: 0 })]
+    : await Promise.all(hostVariants(hostCount, { host: '127.0.0.1', port: 0, loadMs: 1500, models: [...DEFAULT_MODELS] }).map((v) => startSim(v.options)));
+  const sim = { url: sims.map((s) => s.url).join(',') };
   const token = randomBytes(18).toString('base64url');
   const tempDir = given(argv, '--data-dir') ? null : mkdtempSync(join(tmpdir(), 'foreman-demo-'));
   const cleanup = async () => {
-    await sim.close();
+    await Promise.all(sims.map((s) => s.close()));
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   };
   // The demo's own choices come first; the caller's flags win over them.
@@ -50,7 +67,7 @@ export async function runDemo(argv: readonly string[], env: NodeJS.ProcessEnv, i
   });
   const shown = config.tokens[0] ?? token;
   const auth = `-H 'Authorization: Bearer ${shown}' `;
-  io.stdout.write(`foreman demo: foreman at ${foreman.url} in front of a simulated Ollama at ${sim.url}
+  io.stdout.write(`foreman demo: foreman at ${foreman.url} in front of ${sims.length === 1 ? 'a simulated Ollama' : `${sims.length} simulated Ollama hosts`} at ${sim.url}
   token     ${shown}
   data dir  ${tempDir ? `${tempDir} (removed when the demo stops)` : config.data_dir}
   open      ${foreman.url}/ui#token=${encodeURIComponent(shown)}
