@@ -55,6 +55,7 @@ http {
     tcp_nodelay on;
     location / {
       proxy_pass http://sim;
+      proxy_set_header Host ${upstream.host}; # the upstream block name is no loopback Host (Ollama answers 403)
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering off;
