@@ -49,7 +49,7 @@ Endpoints:
   /v1/messages (Claude Code) /v1/responses (Codex) /v1/audio/transcriptions   queued like /api/chat,
                                    relayed as upstream sends them; /v1/messages/count_tokens answered at once
   /api/blobs/{digest} /api/create /api/push   request body streamed upstream (no max_body)
-  /jobs                            async jobs: POST, GET /jobs/{id}[?wait=s], cancel, events, artifacts
+  /jobs                            async jobs: POST, GET /jobs/{id}[?wait=s, at most 300], cancel, events, artifacts
   /health /queue /metrics /ui      operations (/health and /ui need no token; /metrics admin keys only)
   /keys                            named keys, their limits and usage
 Sync callers may send X-Foreman-Priority: -100..100 (default sync_priority, capped by the key's max_priority).
