@@ -9,7 +9,7 @@ import { startSim, type Sim } from '../lib/sim/index.js';
 import { silentLogger } from '../lib/log.js';
 import { startStack } from './support/stack.js';
 import { newSecret, startReceiver, type Receiver } from './support/jobs-receiver.js';
-import { seededRandom, spawnForeman, type ForemanProcess } from './support/jobs-process.js';
+import { callJson, seededRandom, spawnForeman, startTracked, type ForemanProcess } from './support/jobs-process.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const children: ForemanProcess[] = [];
@@ -30,17 +30,8 @@ async function sim(t: TestContext, tokensPerSecond: number): Promise<Sim> {
   return s;
 }
 
-async function start(flags: string[]): Promise<ForemanProcess> {
-  const fp = await spawnForeman(flags);
-  children.push(fp);
-  if (!fp.url) throw new Error(`foreman did not start:\n${fp.stderr.join('\n')}`);
-  return fp;
-}
-
-async function json(fp: ForemanProcess, path: string, init?: RequestInit & { json?: unknown }): Promise<{ status: number; body: any }> {
-  const res = await fp.call(path, init);
-  return { status: res.status, body: await res.json() };
-}
+const start = (flags: string[]) => startTracked(children, flags);
+const json = callJson;
 
 async function waitTerminal(fp: ForemanProcess, id: string): Promise<any> {
   for (;;) {

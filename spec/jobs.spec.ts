@@ -347,6 +347,10 @@ describe('GET /jobs/{id}, events and artifacts', () => {
     assert.equal((await getJson(stack, `/jobs/${job.id}`, { method: 'PUT' })).status, 405);
     assert.equal((await getJson(stack, '/jobs/nope?wait=abc')).status, 404);
     assert.equal((await getJson(stack, `/jobs/${job.id}?wait=-1`)).status, 400);
+    // Above the 300 s cap a long poll is clamped to it, not refused.
+    const long = await getJson(stack, `/jobs/${job.id}?wait=86400`);
+    assert.equal(long.status, 200);
+    assert.equal(long.body.state, 'completed');
   });
 
   it('lists a job\'s events in order, seq 1..n, with the previous state chained', async (t) => {

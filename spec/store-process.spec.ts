@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { startSim } from '../lib/sim/index.js';
-import { spawnForeman, type ForemanProcess } from './support/jobs-process.js';
+import { callJson, startTracked, type ForemanProcess } from './support/jobs-process.js';
 import { until } from './support/until.js';
 
 const children: ForemanProcess[] = [];
@@ -21,17 +21,8 @@ async function tempDir(t: TestContext): Promise<string> {
   return dir;
 }
 
-async function start(flags: string[]): Promise<ForemanProcess> {
-  const fp = await spawnForeman(flags);
-  children.push(fp);
-  if (!fp.url) throw new Error(`foreman did not start:\n${fp.stderr.join('\n')}`);
-  return fp;
-}
-
-async function json(fp: ForemanProcess, path: string, init?: RequestInit & { json?: unknown }): Promise<{ status: number; body: any }> {
-  const res = await fp.call(path, init);
-  return { status: res.status, body: await res.json() };
-}
+const start = (flags: string[]) => startTracked(children, flags);
+const json = callJson;
 
 describe('store on a real process', () => {
   it('holds a finished job as working while its result cannot be written, says degraded, refuses jobs, and heals by itself; kill -9 keeps it', { timeout: 60_000 }, async (t) => {

@@ -46,10 +46,17 @@ Endpoints:
   /api/embed /api/embeddings       bypass the queue (embed_parallel at once)
   /api/tags /api/ps /api/show ...  proxied at once (several hosts: tags, ps, version merged)
   /v1/chat/completions /v1/completions /v1/models /v1/embeddings   OpenAI-compatible, SSE
-  /jobs                            async jobs: POST, GET /jobs/{id}[?wait=s], cancel, events, artifacts
+  /v1/messages (Claude Code) /v1/responses (Codex) /v1/audio/transcriptions   queued like /api/chat,
+                                   relayed as upstream sends them; /v1/messages/count_tokens answered at once
+  /api/blobs/{digest} /api/create /api/push   request body streamed upstream (no max_body)
+  /jobs                            async jobs: POST, GET /jobs/{id}[?wait=s, at most 300], cancel, events, artifacts
   /health /queue /metrics /ui      operations (/health and /ui need no token; /metrics admin keys only)
   /keys                            named keys, their limits and usage
 Sync callers may send X-Foreman-Priority: -100..100 (default sync_priority, capped by the key's max_priority).
+The token may come as Authorization: Bearer or x-api-key. Browsers: Ollama's allowed origins plus --origins;
+a foreign Origin, or a foreign Host while listening on loopback, gets 403.
+Cloud models (name:cloud, tag ending -cloud) run in their own lane, cloud_parallel at once, never
+unloading the local model; --aliases maps agent model names (claude-*) to a local model.
 
 Named keys (--keys-file, JSON, read again on SIGHUP and when it changes):
   {"keys": [{"name": "ci", "token_sha256": "…", "sync_priority": 5, "max_priority": 0,

@@ -599,11 +599,11 @@ export class JobService {
         }
         if (outcome.error.status === 404) rc.modelMissing?.();
         // Ollama restarting, or dying mid-answer, is no reason to lose the job: try again later (ADR 0011).
-        // With several hosts the host is marked down and the scheduler puts the job straight back in
-        // the queue for another one (SPEC §17; the retry timer then finds it queued and does nothing).
+        // With several hosts the host is marked down and the job goes back in the queue for another
+        // one at once (SPEC §17), once its 'queued' is durable: the scheduler leaves that to us.
         if (outcome.retriable && job.attempts < this.#o.maxAttempts) {
-          rc.failover?.(outcome.error.message);
-          settled = this.#settle(job, 'queued', outcome.error, null, parked);
+          const elsewhere = rc.failover?.(outcome.error.message) === true;
+          settled = this.#settle(job, 'queued', outcome.error, null, parked, elsewhere ? { delayMs: 0, attempts: job.attempts } : null);
           state = 'requeued';
         } else {
           settled = this.#settle(job, 'failed', outcome.error, null, parked);

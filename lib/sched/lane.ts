@@ -21,7 +21,8 @@ export interface RunContext {
   /**
    * With several hosts: the host could not be reached before any byte of this run. Marks it down;
    * true when the job goes back to the queue for another host (the run then returns 'requeued'
-   * and answers nothing), false when it must fail as with one host.
+   * and answers nothing), false when it must fail as with one host. An async job is put back by
+   * its owner, not by the scheduler (its 'queued' must be durable first).
    */
   failover?(reason: string): boolean;
 }

@@ -392,7 +392,11 @@ export class Scheduler {
     const runMs = now - running.startedMs;
     lane.queue.finished(entry.id, runMs);
     // Failed over before its first byte (several hosts): back in the queue with its age, for another host.
-    if (again && !this.#closing) {
+    // An async job goes back through its owner (jobs/service.ts) once its 'queued' is durable: put
+    // back here, it could start again while the journal cannot write and the job still says working.
+    if (again && entry.job.origin === 'async') {
+      // its owner re-schedules it (or keeps it for the next start)
+    } else if (again && !this.#closing) {
       lane.queue.enqueue(entry);
       this.#waitingBytes += entry.job.bytes ?? 0;
     } else if (again) entry.job.dropped('shutdown');

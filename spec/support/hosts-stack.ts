@@ -11,6 +11,7 @@ import { createForeman, type Foreman, type ForemanDeps } from '../../lib/app.js'
 import { defaultConfig, type Config } from '../../lib/config.js';
 import { createLogger, silentLogger } from '../../lib/log.js';
 import { TOKEN, type TestResponse } from './stack.js';
+import { callForeman, type CallInit } from './call.js';
 
 export interface HostsStack {
   sims: Sim[];
@@ -47,17 +48,7 @@ export async function startHosts(
     for (let i = 0; i < sims.length; i++) if (!closed.has(i)) await sims[i]!.close();
     await rm(dataDir, { recursive: true, force: true });
   });
-  const call = (path: string, init: RequestInit & { json?: unknown } = {}) => {
-    const { json, ...rest } = init;
-    const headers = new Headers(rest.headers);
-    if (!headers.has('authorization')) headers.set('authorization', `Bearer ${TOKEN}`);
-    return fetch(foreman.url + path, {
-      ...rest,
-      method: rest.method ?? (json !== undefined ? 'POST' : 'GET'),
-      headers,
-      body: json !== undefined ? JSON.stringify(json) : rest.body,
-    });
-  };
+  const call = (path: string, init: CallInit = {}) => callForeman(foreman.url, TOKEN, path, init);
   return {
     sims, foreman, call,
     async kill(i) {

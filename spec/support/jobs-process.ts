@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { TOKEN } from './stack.js';
+import { callForeman, type CallInit } from './call.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = fileURLToPath(new URL('../../bin/foreman.js', import.meta.url));
@@ -21,7 +22,7 @@ export interface ForemanProcess {
   /** every stderr line, raw */
   stderr: string[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  call(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  call(path: string, init?: CallInit): Promise<Response>;
   kill9(): Promise<void>;
 }
 
@@ -47,17 +48,7 @@ export async function spawnForeman(flags: string[], options: { token?: boolean; 
     logs,
     stderr,
     exited,
-    call(path, init = {}) {
-      const { json, ...rest } = init;
-      const headers = new Headers(rest.headers);
-      headers.set('authorization', `Bearer ${TOKEN}`);
-      return fetch(fp.url + path, {
-        ...rest,
-        method: rest.method ?? (json !== undefined ? 'POST' : 'GET'),
-        headers,
-        body: json !== undefined ? JSON.stringify(json) : rest.body,
-      });
-    },
+    call: (path, init = {}) => callForeman(fp.url, TOKEN, path, init),
     async kill9() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
@@ -84,3 +75,17 @@ export async function spawnForeman(flags: string[], options: { token?: boolean; 
 
 /** Seeded so the kill moments are random but the same on every run. */
 export { seededRandom } from './prng.js';
+
+/** Spawns foreman, records it in `children` (for the spec's kill-all), and fails the test when it did not listen. */
+export async function startTracked(children: ForemanProcess[], flags: string[]): Promise<ForemanProcess> {
+  const fp = await spawnForeman(flags);
+  children.push(fp);
+  if (!fp.url) throw new Error(`foreman did not start:\n${fp.stderr.join('\n')}`);
+  return fp;
+}
+
+/** One call and its JSON body. */
+export async function callJson(fp: ForemanProcess, path: string, init?: CallInit): Promise<{ status: number; body: any }> {
+  const res = await fp.call(path, init);
+  return { status: res.status, body: await res.json() };
+}

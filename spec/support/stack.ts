@@ -9,6 +9,7 @@ import { startSim, type Sim, type SimOptions } from '../../lib/sim/index.js';
 import { createForeman, type Foreman, type ForemanDeps } from '../../lib/app.js';
 import { defaultConfig, type Config } from '../../lib/config.js';
 import { createLogger, silentLogger } from '../../lib/log.js';
+import { callForeman, type CallInit } from './call.js';
 
 export const TOKEN = 'test-token-1';
 
@@ -47,17 +48,7 @@ export async function startStack(
     await sim.close();
     if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
   });
-  const call = (path: string, init: RequestInit & { json?: unknown } = {}) => {
-    const { json, ...rest } = init;
-    const headers = new Headers(rest.headers);
-    if (!headers.has('authorization')) headers.set('authorization', `Bearer ${TOKEN}`);
-    return fetch(foreman.url + path, {
-      ...rest,
-      method: rest.method ?? (json !== undefined ? 'POST' : 'GET'),
-      headers,
-      body: json !== undefined ? JSON.stringify(json) : rest.body,
-    });
-  };
+  const call = (path: string, init: CallInit = {}) => callForeman(foreman.url, TOKEN, path, init);
   return { sim, foreman, url: foreman.url, dataDir, config, call };
 }
 

@@ -1,0 +1,58 @@
+// Several hosts and a journal that cannot write at once (SPEC §6, §17): an async job whose host
+// dies fails over through its owner (jobs/service.ts) only, never straight back into the scheduler
+// while its 'queued' is not durable. Two simulators and foreman on loopback, an injected write layer.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { faultyJournalIo, type JournalIo } from '../lib/journal/io.js';
+import { startHosts } from './support/hosts-stack.js';
+import { until } from './support/until.js';
+
+const chat = { model: 'llama3.2', messages: [{ role: 'user', content: 'hold' }], sim: { fault: 'stall_before' } };
+
+describe('async failover while the journal cannot write', () => {
+  it('does not start the job again while it still says working; it runs on the other host once the disk heals', async (t) => {
+    const disk = faultyJournalIo();
+    let armed = true;
+    // The disk fails exactly when the failed-over job's 'queued' is written: the outcome is parked.
+    const io: JournalIo = {
+      write: async (fh, data) => {
+        if (armed && data.includes('"state":"queued"')) {
+          armed = false;
+          disk.failing = true;
+        }
+        return disk.write(fh, data);
+      },
+      datasync: (fh) => disk.datasync(fh),
+    };
+    const both = [{ name: 'llama3.2' }];
+    const stack = await startHosts(t, [{ models: both }, { models: both }], { deps: { journalIo: io, journalProbeMs: 10 } });
+    await until(() => stack.foreman.hosts.hosts.every((h) => h.catalogueKnown), 'catalogues read');
+    const created = await stack.call('/jobs', { json: chat });
+    assert.equal(created.status, 202);
+    const id = (await created.json()).id as string;
+    const lanes = () => stack.foreman.scheduler.fleet!.state();
+    await until(() => lanes().some((l) => l.running === 1), 'the job running on a host');
+    const home = lanes().findIndex((l) => l.running === 1);
+    const sched = stack.foreman.scheduler;
+    await stack.kill(home);
+    // The run returned (booked 'requeued') while its outcome waits for the disk.
+    await until(() => sched.state().counts.requeued >= 1, () => JSON.stringify({ c: sched.state().counts, r: sched.runningCount, has: sched.has(id), f: disk.failing, h: stack.foreman.hosts.hosts.map((x) => x.state) }));
+    assert.equal(disk.failing, true, 'the disk failed at the queued record');
+    assert.equal(sched.has(id), false, 'the scheduler did not put the job back by itself');
+    assert.equal(sched.state().counts.requeued, 1, 'nor ran it again');
+    assert.equal(sched.runningCount, 0);
+    const view = await (await stack.call(`/jobs/${id}`)).json();
+    assert.equal(view.state, 'working', 'no undurable queued is shown');
+    assert.equal(stack.sims[1 - home]!.stats().requests['llama3.2:latest'], undefined, 'the other host got nothing yet');
+
+    disk.failing = false;
+    // Back in the queue through its owner, without the retry backoff: the other host takes it.
+    await until(() => stack.sims[1 - home]!.stats().requests['llama3.2:latest'] === 1, 'the job to run on the other host');
+    const again = await (await stack.call(`/jobs/${id}`)).json();
+    assert.equal(again.state, 'working');
+    assert.equal(again.attempts, 2);
+    const cancelled = await stack.call(`/jobs/${id}/cancel`, { method: 'POST' });
+    assert.equal(cancelled.status, 200);
+    assert.equal((await (await stack.call(`/jobs/${id}`)).json()).state, 'cancelled');
+  });
+});
