@@ -71,11 +71,11 @@ async function sample(url: string, load: Load, proxy: BenchProcess | null): Prom
   }
 }
 
-async function warmUp(url: string, numPredict: number, requests: number): Promise<void> {
-  const agent = createAgent(8);
+async function warmUp(url: string, numPredict: number, requests: number, concurrency = 8): Promise<void> {
+  const agent = createAgent(concurrency);
   try {
     await closedLoop({
-      concurrency: 8, durationMs: 60_000, maxRequests: requests,
+      concurrency, durationMs: 60_000, maxRequests: requests,
       send: () => streamPost(url, '/api/chat', chatBody(numPredict), { agent, timeoutMs: 60_000 }),
     });
   } finally {
@@ -163,7 +163,7 @@ interface Measured {
 }
 
 async function withStack<T>(
-  name: string, tokensPerSecond: number, warm: { numPredict: number; requests: number }, nginxBinary: string | null,
+  name: string, tokensPerSecond: number, warm: { numPredict: number; requests: number; concurrency?: number }, nginxBinary: string | null,
   body: (paths: Paths) => Promise<T>,
 ): Promise<T> {
   const sim = await startProcess(`sim-${name}`, 'sim', [
@@ -180,7 +180,7 @@ async function withStack<T>(
       url: { direct: sim.url, foreman: foreman.url, ...(nginx ? { nginx: nginx.url } : {}) },
       proc: { direct: null, foreman, ...(nginx ? { nginx } : {}) },
     };
-    for (const p of paths.order) await warmUp(paths.url[p]!, warm.numPredict, warm.requests);
+    for (const p of paths.order) await warmUp(paths.url[p]!, warm.numPredict, warm.requests, warm.concurrency);
     return await body(paths);
   } finally {
     await nginx?.stop();
@@ -208,7 +208,10 @@ async function measureAll(quick: boolean, nginxBinary: string | null): Promise<M
   const realisticLoad: Load = {
     concurrency: 256, numPredict: 25, durationMs: 0, minRequests: quick ? 256 : 512, maxRequests: quick ? 256 : 512,
   };
-  const realistic = await withStack('realistic', 50, { numPredict: 2, requests: 100 }, nginxBinary, async (paths) =>
+  // Warmed with one sample's worth of the same load: a cold foreman spends a third of its CPU in
+  // V8's optimizing compiler for its first few thousand requests (ADR 0015), nginx has no JIT.
+  const realisticWarm = { numPredict: realisticLoad.numPredict, requests: realisticLoad.maxRequests, concurrency: realisticLoad.concurrency };
+  const realistic = await withStack('realistic', 50, realisticWarm, nginxBinary, async (paths) =>
     compareAll(await rounds(paths, quick ? 1 : 3, realisticLoad)));
   return { ...unlimited, realistic };
 }
