@@ -15,8 +15,9 @@ Runs foreman on 127.0.0.1:11435 in front of a simulated Ollama (foreman sim) on 
 free port, in one process. It makes a fresh random token and a temporary data dir
 (removed when it stops) unless --tokens or --data-dir are given; any other serve
 flag works too (e.g. --listen 127.0.0.1:0, --parallel 2). Unless --aliases is
-given, claude-* and gpt-* model names run as llama3.2, so Claude Code and Codex
-work against the demo with only their base URL and the token. Ctrl-C stops both.
+given, claude-*, gpt-4* and gpt-5* model names run as llama3.2 (cloud models such as
+gpt-oss:120b-cloud stay cloud), so Claude Code and Codex work against the demo with
+only their base URL and the token. Ctrl-C stops both.
 
   --hosts N   N simulated Ollama hosts instead of one (SPEC §17), each with its own
               catalogue and load times (0.75-3 s): /ui and foreman status show the lanes.
@@ -54,7 +55,7 @@ export async function runDemo(argv: readonly string[], env: NodeJS.ProcessEnv, i
   // The demo's own choices come first; the caller's flags win over them.
   const own = ['--upstream', sim.url, ...(given(argv, '--tokens') ? [] : ['--tokens', token]), ...(tempDir ? ['--data-dir', tempDir] : []),
     // Agents ask for their own vendor's models; the simulator has llama3.2.
-    ...(given(argv, '--aliases') ? [] : ['--aliases', 'claude-*=llama3.2,gpt-*=llama3.2'])];
+    ...(given(argv, '--aliases') ? [] : ['--aliases', 'claude-*=llama3.2,gpt-4*=llama3.2,gpt-5*=llama3.2'])];
   const config = configOrReport([...own, ...argv], env, io);
   const foreman = config && (await start(config, io));
   if (!config || !foreman) {

@@ -58,9 +58,11 @@ h2 .n { color: var(--text); margin-left: 6px; }
 #store-alert { border-left: 4px solid var(--bad); color: var(--bad); font-weight: 600; }
 #totals [data-total="completed"] { border-color: var(--ok); }
 #totals [data-total="waiting"], #totals [data-total="running"] { border-color: var(--accent); }
-.job { display: grid; grid-template-columns: minmax(120px, 1.2fr) minmax(140px, 2fr) 64px 110px 70px 80px; gap: 12px;
+.job { display: grid; grid-template-columns: minmax(120px, 1.2fr) minmax(140px, 2fr) auto 90px 70px 64px 80px; gap: 12px;
   align-items: center; padding: 6px 0; border-top: 1px solid var(--line); }
 .job:first-child { border-top: 0; }
+.job .badges { display: flex; gap: 4px; flex-wrap: wrap; }
+.job .badges .badge { max-width: 160px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .elapsed { text-align: right; font-weight: 600; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 11.5px; font-weight: 600;
   background: var(--accent-soft); color: var(--accent); justify-self: start; }
@@ -292,9 +294,11 @@ const SCRIPT = String.raw`
       s.running.map((r) => h('div', { class: 'job', 'data-job': r.id },
         h('span', { class: 'mono' }, r.id),
         h('span', { class: 'model' }, r.group),
-        r.lane && r.lane !== 'local' && h('span', { class: 'badge lane-badge', 'data-lane': r.lane }, r.lane),
-        h('span', { class: 'badge ' + r.origin }, r.origin),
-        r.key && h('span', { class: 'muted', 'data-field': 'key' }, r.key),
+        // One cell for the badges and an always-present key cell keep the grid's columns aligned.
+        h('span', { class: 'badges' },
+          r.lane && r.lane !== 'local' && h('span', { class: 'badge lane-badge', 'data-lane': r.lane }, r.lane),
+          h('span', { class: 'badge ' + r.origin }, r.origin)),
+        h('span', { class: 'muted', 'data-field': 'key' }, r.key || ''),
         h('span', { class: 'muted' }, r.kind),
         h('span', { class: 'muted' }, 'prio ' + r.priority),
         h('span', { class: 'elapsed' }, tick(r.elapsed_ms))))));
@@ -318,7 +322,7 @@ const SCRIPT = String.raw`
       })));
 
     const totals = [
-      ['waiting', t.waiting, ' / ' + t.max_queue], ['running', t.running, ' / ' + t.parallel],
+      ['waiting', t.waiting, ' / ' + t.max_queue], ['running', t.running, ' / ' + runningOf],
       ['completed', t.completed], ['failed', t.failed], ['cancelled', t.cancelled], ['switches', t.switches],
       ['embeddings', s.embeddings.in_flight, ' / ' + s.embeddings.max],
     ];
