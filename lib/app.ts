@@ -171,9 +171,9 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     webhookTimeoutMs: deps.webhookTimeoutMs,
     webhookSend: createWebhookTransport({ policy: webhookPolicy, resolve: deps.webhookResolve }),
     onWebhook: (outcome) => metrics.webhookDelivery(outcome),
-    onTransition: (job, state) => {
-      if (state === 'completed' && job.key && job.response) {
-        usage.tokens(job.key, Number(job.response.prompt_eval_count) || null, Number(job.response.eval_count) || null);
+    onTransition: (job, state, response) => {
+      if (state === 'completed' && job.key && response) {
+        usage.tokens(job.key, Number(response.prompt_eval_count) || null, Number(response.eval_count) || null);
       }
       log.info(`job ${state}`, { job: job.id, model: job.model, key: job.key ?? undefined, origin: 'async', attempts: job.attempts });
     },

@@ -281,6 +281,17 @@ describe('named keys (HTTP)', () => {
     await waitState(s, mineQueued.id, 'completed');
   });
 
+  it('counts the tokens of a key\'s async jobs, whose responses live on disk', async (t) => {
+    const s = await stackWithKeys(t);
+    const job = await (await s.as(BOT, '/jobs', { json: { model: 'llama3.2', prompt: 'count' } })).json();
+    await waitState(s, job.id, 'completed');
+    const response = await (await s.as(BOT, `/jobs/${job.id}/artifacts/response.json`)).json();
+    assert.ok(response.eval_count > 0);
+    const view = (await (await s.as(BOT, '/keys')).json()).keys[0];
+    assert.equal(view.usage.completion_tokens, response.eval_count);
+    assert.equal(view.usage.prompt_tokens, response.prompt_eval_count);
+  });
+
   it('usage per key: requests by surface, jobs by state, tokens, run and wait time, in GET /keys and /metrics by name', async (t) => {
     const s = await stackWithKeys(t);
     await (await s.as(BOT, '/api/chat', { json: chat() })).text();

@@ -57,7 +57,8 @@ export interface JobServiceOptions {
   log?: Logger;
   now?: () => number;
   onWebhook?: (outcome: DeliveryProgress['outcome']) => void;
-  onTransition?: (job: Job, state: JobState) => void;
+  /** `response` is the merged upstream response on completion (it lives on disk, not in `job`). */
+  onTransition?: (job: Job, state: JobState, response?: Record<string, unknown> | null) => void;
 }
 
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
@@ -486,8 +487,8 @@ export class JobService {
     return durable;
   }
 
-  #announce(job: Job, state: JobState): void {
-    this.#o.onTransition?.(job, state);
+  #announce(job: Job, state: JobState, response: Record<string, unknown> | null = null): void {
+    this.#o.onTransition?.(job, state, response);
     if (isTerminal(state)) {
       const set = this.#waiters.get(job.id);
       if (set) for (const w of [...set]) w.resolve();
@@ -531,7 +532,7 @@ export class JobService {
         const seq = job.transitions.length + 1;
         await this.#append({ t: 'state', id: job.id, seq, at, state, attempts, ...(error ? { error } : {}) });
         applyState(job, state, at, attempts, error);
-        this.#announce(job, state);
+        this.#announce(job, state, response);
         this.#afterDurable(job, seq);
         if (state === 'queued') this.#retryLater(job, retry?.delayMs);
         return;
