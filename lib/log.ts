@@ -31,7 +31,44 @@ function quote(text: string): string {
   return quoteControls(JSON.stringify(text));
 }
 
-export function createLogger(format: LogFormat, sink: LogSink = process.stderr, now = () => new Date()): Logger {
+/** Past this many buffered characters a batched sink writes at once instead of waiting for the turn's end. */
+export const MAX_BATCH_CHARS = 64 * 1024;
+
+/**
+ * Collects the lines of one event-loop turn and writes them with one write() from setImmediate:
+ * a request logs up to three lines, and on stderr (a file or pipe) each write() is a blocking
+ * syscall on the request's path. Bounded (MAX_BATCH_CHARS), and written out on process exit
+ * (also after an uncaught exception); only a SIGKILL loses the lines of the current turn.
+ */
+export function batchedSink(target: LogSink, maxChars = MAX_BATCH_CHARS): LogSink & { flush(): void } {
+  let pending = '';
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (pending === '') return;
+    const text = pending;
+    pending = '';
+    target.write(text);
+  };
+  process.once('exit', flush);
+  return {
+    write(line: string) {
+      pending += line;
+      if (pending.length >= maxChars) flush();
+      else if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+    flush,
+  };
+}
+
+let stderrSink: LogSink | null = null;
+/** One batched sink for process.stderr, shared by every logger of the process (lines stay in order). */
+const defaultSink = (): LogSink => (stderrSink ??= batchedSink(process.stderr));
+
+export function createLogger(format: LogFormat, sink: LogSink = defaultSink(), now = () => new Date()): Logger {
   const emit = (level: LogLevel, event: string, fields: LogFields = {}) => {
     const at = now().toISOString();
     if (format === 'json') {
