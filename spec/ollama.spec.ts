@@ -297,8 +297,21 @@ describe('native surface: client disconnects and backpressure', () => {
       socket.pause(); // read one packet, then stop reading
     });
     await until(() => received > 0, 'the first bytes');
-    // Let the pipeline fill: sim -> foreman -> socket buffers. A full 400k-token answer is ~40 MB.
-    await new Promise((r) => setTimeout(r, 1500));
+    // Wait for the pipeline to fill (sim -> foreman -> socket buffers; a full 400k-token answer is
+    // ~40 MB): the simulator is held by backpressure on one write and stays held on that same write
+    // across three round trips through foreman, so foreman had every chance to read upstream and
+    // did not. A simulator that finished instead is reported by the assertion below.
+    let still = 0;
+    let heldOn = -1;
+    await until(async () => {
+      const s = stack.sim.stats();
+      if (s.active === 0) return true;
+      const on = s.backpressure.waiting === 1 ? s.backpressure.waits : -1;
+      still = on !== -1 && on === heldOn ? still + 1 : 0;
+      heldOn = on;
+      await (await fetch(stack.url + '/health')).text();
+      return still >= 3;
+    }, () => `the simulator to stay held by backpressure (${JSON.stringify(stack.sim.stats().backpressure)})`);
     const after = process.memoryUsage();
     assert.equal(stack.sim.stats().active, 1, 'upstream is held back, not finished');
     const grown = after.heapUsed + after.arrayBuffers - (before.heapUsed + before.arrayBuffers);

@@ -95,6 +95,8 @@ export class JobService {
   readonly #webhooks: WebhookDispatcher;
   readonly #upkeep: JobUpkeep;
   readonly #retryTimers = new Set<NodeJS.Timeout>();
+  /** jobs per state, kept at each change: /health reads it on every poll, a scan would be O(jobs) */
+  readonly #counts: Record<JobState, number> = { queued: 0, working: 0, completed: 0, failed: 0, cancelled: 0 };
   /** while the journal cannot write, async jobs are held out of the scheduler (SPEC §6) */
   #paused = false;
   #closed = false;
@@ -109,6 +111,7 @@ export class JobService {
     this.#jobs = options.replay.jobs;
     this.replayOrphans = options.replay.orphans;
     this.#order = new SortedIds(this.#jobs.keys());
+    for (const job of this.#jobs.values()) this.#counts[job.state]++;
     for (const job of this.#jobs.values()) {
       if (job.idempotency) this.#idempotency.set(job.idempotency.key, { id: job.id, hash: job.idempotency.hash, at: job.createdAt });
     }
@@ -235,6 +238,7 @@ export class JobService {
     // The body is serialised once: its JSON goes into the line as it is (the line is the record plus body).
     const line = bodyFile ? null : new SerializedRecord(`${JSON.stringify(record).slice(0, -1)},"body":${bodyJson}}`);
     this.#jobs.set(job.id, job);
+    this.#counts.queued++;
     this.#order.insert(job.id);
     if (input.idempotency) this.#idempotency.set(input.idempotency.key, { id: job.id, hash: input.idempotency.hash, at: now });
     this.#admitting.count++;
@@ -250,6 +254,7 @@ export class JobService {
       await durable;
     } catch (err) {
       this.#jobs.delete(job.id);
+      this.#counts[job.state]--;
       this.#order.remove(job.id);
       if (input.idempotency) this.#idempotency.delete(input.idempotency.key);
       if (bodyFile) void this.#store.dropBody(job);
@@ -358,9 +363,7 @@ export class JobService {
   }
 
   counts(): Record<JobState, number> {
-    const c: Record<JobState, number> = { queued: 0, working: 0, completed: 0, failed: 0, cancelled: 0 };
-    for (const job of this.#jobs.values()) c[job.state]++;
-    return c;
+    return { ...this.#counts };
   }
 
   /** The store's state for /health: journal writability and compaction trouble. */
@@ -429,7 +432,7 @@ export class JobService {
 
   /** A job dropped by retention: its files and index entries go (the sorted ids after the sweep). */
   #forget(job: Job): void {
-    this.#jobs.delete(job.id);
+    if (this.#jobs.delete(job.id)) this.#counts[job.state]--;
     if (job.idempotency && this.#idempotency.get(job.idempotency.key)?.id === job.id) this.#idempotency.delete(job.idempotency.key);
     if (job.result) this.#store.dropResult(job.id);
   }
@@ -476,6 +479,8 @@ export class JobService {
 
   /** Applies a transition at once and journals it; webhooks announce it once it is durable. */
   #transition(job: Job, state: JobState, attempts: number, error: JobError | null = null): Promise<void> {
+    this.#counts[job.state]--;
+    this.#counts[state]++;
     const t = applyState(job, state, this.#now(), attempts, error);
     const record: JobRecord = { t: 'state', id: job.id, seq: t.seq, at: t.at, state, attempts, ...(error ? { error } : {}) };
     const durable = this.#append(record);
@@ -531,6 +536,8 @@ export class JobService {
         }
         const seq = job.transitions.length + 1;
         await this.#append({ t: 'state', id: job.id, seq, at, state, attempts, ...(error ? { error } : {}) });
+        this.#counts[job.state]--;
+        this.#counts[state]++;
         applyState(job, state, at, attempts, error);
         this.#announce(job, state, response);
         this.#afterDurable(job, seq);
@@ -566,6 +573,8 @@ export class JobService {
         // Not recorded: undo it in memory; the job is held until the journal writes again.
         job.transitions.pop();
         Object.assign(job, { state: 'queued', ...before });
+        this.#counts.working--;
+        this.#counts.queued++;
         if (!this.#paused) this.#schedule(job);
         return 'requeued';
       }

@@ -65,7 +65,7 @@ export class Exchange {
   get writer(): BodyWriter {
     if (!this.#writer) {
       const split = this.directive.split ?? this.core.settings.split;
-      this.#writer = new BodyWriter(this.res, split, this.core.requestRng());
+      this.#writer = new BodyWriter(this.res, split, this.core.requestRng(), this.core.stats.backpressure);
     }
     return this.#writer;
   }

@@ -18,6 +18,8 @@ export class StatsBook {
   // Live gauges: resetting the counters must not make them lie.
   active = 0;
   generating = 0;
+  /** writes waiting for 'drain' now, and waits begun (never reset: a test compares two readings) */
+  readonly backpressure = { waiting: 0, waits: 0 };
 
   countLoad(name: string): void {
     bump(this.loads, name);
@@ -66,6 +68,7 @@ export class StatsBook {
       maxConcurrent: this.maxConcurrent,
       loaded,
       loadOrder: [...this.loadOrder],
+      backpressure: { ...this.backpressure },
     };
   }
 }

@@ -51,6 +51,8 @@ export interface SimStats {
   maxConcurrent: number;
   loaded: string[];
   loadOrder: string[];
+  /** writes held by backpressure: waiting for 'drain' now, and waits begun since start (tests wait for a full pipeline) */
+  backpressure: { waiting: number; waits: number };
   /** cloud-model requests (SPEC §12): never loads, never residency */
   cloud: { requests: Record<string, number>; active: number; maxConcurrent: number; limited: number };
   /** blob uploads (SPEC §14): blobs held, bytes received (never stored), uploads completed */

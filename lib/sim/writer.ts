@@ -16,10 +16,14 @@ export class BodyWriter {
   #rng: Rng;
   #offset = 0; // bytes of body written so far, for N-byte cuts
 
-  constructor(res: ServerResponse, split: SplitMode, rng: Rng) {
+  /** counts the waits for 'drain' (the simulator's stats) */
+  #held: { waiting: number; waits: number } | undefined;
+
+  constructor(res: ServerResponse, split: SplitMode, rng: Rng, held?: { waiting: number; waits: number }) {
     this.#res = res;
     this.#split = split;
     this.#rng = rng;
+    this.#held = held;
   }
 
   /** Writes `text`; returns a promise to await only if the socket asked to wait. */
@@ -82,10 +86,16 @@ export class BodyWriter {
   #drain(): Promise<void> {
     const res = this.#res;
     if (res.destroyed || res.writableEnded) return Promise.resolve();
+    const held = this.#held;
+    if (held) {
+      held.waiting++;
+      held.waits++;
+    }
     return new Promise((resolve) => {
       const done = () => {
         res.off('drain', done);
         res.off('close', done);
+        if (held) held.waiting--;
         resolve();
       };
       res.on('drain', done);
