@@ -228,20 +228,8 @@ describe('open-file limit', () => {
     assert.equal(done.json.state, 'completed', JSON.stringify(done.json));
     assert.equal((await call('GET', `/jobs/${posted.json.id}/artifacts/content.txt`)).status, 200);
   });
-});
 
-describe('open-file limit', () => {
-  it('keeps the connection cap below the open-file limit, leaving room for the work of connections already in', () => {
-    assert.deepEqual(effectiveMaxConnections(1024, null), { max: 1024, lowered: false });
-    assert.deepEqual(effectiveMaxConnections(1024, 1024), { max: 768, lowered: true });
-    assert.deepEqual(effectiveMaxConnections(1024, 20_000), { max: 1024, lowered: false });
-    assert.deepEqual(effectiveMaxConnections(1024, 256), { max: 128, lowered: true });
-    assert.deepEqual(effectiveMaxConnections(1024, 20), { max: 16, lowered: true });
-    const limit = openFileLimit();
-    assert.ok(limit === null || limit > 0);
-  });
-
-  it('answers a real request while more idle sockets than the open-file limit knock', { timeout: 120_000 }, async (t) => {
+  it('streams a chat on a connection made before more idle sockets than the open-file limit knock', { timeout: 120_000 }, async (t) => {
     const sim = await startSim({ loadMs: 0 });
     const dataDir = await mkdtemp(join(tmpdir(), 'foreman-fd-'));
     const fp = await spawnForeman(['--upstream', sim.url, '--data-dir', dataDir], { fdLimit: 400 });
