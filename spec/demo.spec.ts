@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -27,24 +27,31 @@ function run(args: string[], ready: RegExp) {
   return { child, out, err, exited, ready: Promise.race([seen, exited.then(() => { throw new Error(`exited early:\n${out.join('\n')}\n${err.join('\n')}`); })]) };
 }
 
+/**
+ * Starts `foreman demo` on a free port and reads what it printed: the /ui address with its token,
+ * and the data dir (removed here if the run fails before the SIGINT that removes it).
+ */
+async function startDemo(t: TestContext, args: string[]) {
+  const demo = run(['demo', '--listen', '127.0.0.1:0', ...args], /Ctrl-C/);
+  let dataDir: string | undefined;
+  t.after(() => {
+    demo.child.kill('SIGKILL');
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+  await demo.ready;
+  const text = demo.out.join('\n');
+  dataDir = /data dir\s+(\S+) \(removed/.exec(text)?.[1];
+  const ui = /open\s+(http:\/\/127\.0\.0\.1:\d+)\/ui#token=(\S+)/.exec(text);
+  assert.ok(ui && dataDir, text);
+  return { demo, text, url: ui[1]!, token: ui[2]!, dataDir };
+}
+
 describe('foreman demo', () => {
   it('runs foreman in front of the simulator with a fresh token and a temporary data dir it removes at exit', async (t) => {
-    const demo = run(['demo', '--listen', '127.0.0.1:0'], /Ctrl-C/);
-    let dataDir: string | undefined;
-    t.after(() => {
-      demo.child.kill('SIGKILL');
-      // A failed run never reaches the SIGINT that removes the demo's dir: remove it here.
-      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    });
-    await demo.ready;
-    const text = demo.out.join('\n');
-    const ui = /open\s+(http:\/\/127\.0\.0\.1:\d+)\/ui#token=(\S+)/.exec(text);
-    assert.ok(ui, text);
-    const [, url, token] = ui;
-    assert.ok(token!.length >= 20, 'a random token, not a fixed one');
+    const { demo, text, url, token, dataDir } = await startDemo(t, []);
+    assert.ok(token.length >= 20, 'a random token, not a fixed one');
     assert.match(text, new RegExp(`curl -H 'Authorization: Bearer ${token}' ${url}/api/chat -d `));
-    dataDir = /data dir\s+(\S+) \(removed/.exec(text)?.[1];
-    assert.ok(dataDir && existsSync(dataDir), text);
+    assert.ok(existsSync(dataDir), text);
 
     // The printed curl line's request answers from the simulator through foreman.
     const res = await fetch(`${url}/api/chat`, {
@@ -69,17 +76,8 @@ describe('foreman demo', () => {
   });
 
   it('runs several simulated hosts behind foreman with --hosts', async (t) => {
-    const demo = run(['demo', '--listen', '127.0.0.1:0', '--hosts', '2'], /Ctrl-C/);
-    let dataDir: string | undefined;
-    t.after(() => {
-      demo.child.kill('SIGKILL');
-      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    });
-    await demo.ready;
-    const text = demo.out.join('\n');
+    const { demo, text, url, token } = await startDemo(t, ['--hosts', '2']);
     assert.match(text, /in front of 2 simulated Ollama hosts at http:\/\/127\.0\.0\.1:\d+,http:\/\/127\.0\.0\.1:\d+/);
-    dataDir = /data dir\s+(\S+) \(removed/.exec(text)?.[1];
-    const [, url, token] = /open\s+(http:\/\/127\.0\.0\.1:\d+)\/ui#token=(\S+)/.exec(text)!;
     const queue = (await (await fetch(`${url}/queue`, { headers: { authorization: `Bearer ${token}` } })).json()) as { hosts: unknown[] };
     assert.equal(queue.hosts.length, 2);
     demo.child.kill('SIGINT');

@@ -1,6 +1,6 @@
 // Hostile and careless input at foreman's HTTP edge (issue 11): encoded paths, redirects, /health cost,
 // case-insensitive model groups, option types, log lines, callers hanging up, the connection cap.
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { Agent, request as httpRequest } from 'node:http';
@@ -10,7 +10,7 @@ import { until } from './support/until.js';
 import { createLogger } from '../lib/log.js';
 import { effectiveMaxConnections, openFileLimit } from '../lib/ops/fd-limit.js';
 import { startSim } from '../lib/sim/index.js';
-import { spawnForeman } from './support/jobs-process.js';
+import { spawnForeman, type ForemanProcess } from './support/jobs-process.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,6 +176,23 @@ describe('connections', () => {
   });
 });
 
+/** foreman under an open-file limit of 400, in front of a fresh simulator; idle sockets go in `idle`. */
+async function startFdLimited(t: TestContext): Promise<{ fp: ForemanProcess; idle: Socket[] }> {
+  const sim = await startSim({ loadMs: 0 });
+  const dataDir = await mkdtemp(join(tmpdir(), 'foreman-fd-'));
+  const fp = await spawnForeman(['--upstream', sim.url, '--data-dir', dataDir], { fdLimit: 400 });
+  const idle: Socket[] = [];
+  t.after(async () => {
+    idle.forEach((s) => s.destroy());
+    await fp.kill9();
+    await sim.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  assert.ok(fp.url, fp.stderr.join('\n'));
+  assert.ok(fp.logs.some((l) => l.event === 'max_connections lowered' && l.max_connections === 200), 'the cap was lowered below the limit');
+  return { fp, idle };
+}
+
 describe('open-file limit', () => {
   it('keeps the connection cap below the open-file limit, leaving room for the work of connections already in', () => {
     assert.deepEqual(effectiveMaxConnections(1024, null), { max: 1024, lowered: false });
@@ -188,18 +205,7 @@ describe('open-file limit', () => {
   });
 
   it('answers a real request while more idle sockets than the open-file limit knock', { timeout: 120_000 }, async (t) => {
-    const sim = await startSim({ loadMs: 0 });
-    const dataDir = await mkdtemp(join(tmpdir(), 'foreman-fd-'));
-    const fp = await spawnForeman(['--upstream', sim.url, '--data-dir', dataDir], { fdLimit: 400 });
-    const idle: Socket[] = [];
-    t.after(async () => {
-      idle.forEach((s) => s.destroy());
-      await fp.kill9();
-      await sim.close();
-      await rm(dataDir, { recursive: true, force: true });
-    });
-    assert.ok(fp.url, fp.stderr.join('\n'));
-    assert.ok(fp.logs.some((l) => l.event === 'max_connections lowered' && l.max_connections === 200), 'the cap was lowered below the limit');
+    const { fp, idle } = await startFdLimited(t);
     // The real client connects first and keeps its one connection.
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     t.after(() => agent.destroy());
@@ -230,18 +236,7 @@ describe('open-file limit', () => {
   });
 
   it('streams a chat on a connection made before more idle sockets than the open-file limit knock', { timeout: 120_000 }, async (t) => {
-    const sim = await startSim({ loadMs: 0 });
-    const dataDir = await mkdtemp(join(tmpdir(), 'foreman-fd-'));
-    const fp = await spawnForeman(['--upstream', sim.url, '--data-dir', dataDir], { fdLimit: 400 });
-    const idle: Socket[] = [];
-    t.after(async () => {
-      idle.forEach((s) => s.destroy());
-      await fp.kill9();
-      await sim.close();
-      await rm(dataDir, { recursive: true, force: true });
-    });
-    assert.ok(fp.url, fp.stderr.join('\n'));
-    assert.ok(fp.logs.some((l) => l.event === 'max_connections lowered' && l.max_connections === 200), 'the cap was lowered below the limit');
+    const { fp, idle } = await startFdLimited(t);
     // The real client connects first and keeps its connection.
     const real = await openSocket(fp.url);
     t.after(() => real.destroy());
