@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  eventId, eventPayload, jobView, replayRecords, type JobRecord,
+  eventId, eventPayload, JobReplay, jobView, replayRecords, type JobRecord,
 } from '../lib/jobs/records.js';
 import { StreamMerger } from '../lib/jobs/stream-merge.js';
 
@@ -110,6 +110,32 @@ describe('replayRecords', () => {
     assert.deepEqual(jobs.get('job_q')!.transitions.map((t) => t.seq), [1, 2]);
     assert.equal(jobs.get('job_q')!.webhook.gone, true);
     assert.equal(jobs.get('job_r')!.state, 'queued');
+  });
+});
+
+describe('JobReplay after a compaction that ran beside appends', () => {
+  it('replays records that became durable during the copy after a snapshot already holding their effect', () => {
+    const full = history();
+    const original = replayRecords(full).jobs;
+    // The snapshot caught job_a completed; its submit and later records were durable during the copy.
+    const snapshot = [...original.values()].map((job) => JSON.parse(JSON.stringify({ t: 'job', job })));
+    // As foreman writes them: each state record carries its seq (the submit is seq 1).
+    let seq = 1;
+    const tail = full.filter((r) => 'id' in r && r.id === 'job_a').map((r) => (r.t === 'state' ? { ...r, seq: ++seq } : r));
+    const replay = new JobReplay();
+    const kept = [...snapshot, ...tail].map((r) => replay.visit(r as object));
+    const a = replay.jobs.get('job_a')!;
+    assert.equal(a.state, 'completed');
+    assert.deepEqual(a.transitions.map((t) => t.state), original.get('job_a')!.transitions.map((t) => t.state));
+    // The submit line of a job the snapshot shows ended is not kept (its body is no longer needed).
+    assert.equal(kept[snapshot.length], true);
+  });
+
+  it('still keeps the body line of a job the snapshot shows waiting', () => {
+    const replay = new JobReplay();
+    const waiting = replayRecords([submit('job_w', T0)]).jobs.get('job_w')!;
+    replay.visit(JSON.parse(JSON.stringify({ t: 'job', job: waiting })));
+    assert.equal(replay.visit(submit('job_w', T0)), 'job_w');
   });
 });
 

@@ -21,6 +21,7 @@ import { JobStore } from '../lib/jobs/store.js';
 import { Scheduler, type SchedulerJob } from '../lib/sched/scheduler.js';
 import { isForemanError } from '../lib/errors.js';
 import { openJournal } from '../lib/journal/journal.js';
+import { realJournalIo, type JournalIo } from '../lib/journal/io.js';
 import type { Upstream } from '../lib/upstream.js';
 
 const CHAT = (content: string, model = 'llama3.2') => ({ model, messages: [{ role: 'user', content }] });
@@ -675,3 +676,37 @@ describe('async jobs when upstream is down', () => {
   });
 });
 
+
+describe('async jobs and the lane slot', () => {
+  it('gives the slot back once upstream is done: the next job runs while the last outcome is still being made durable', async (t) => {
+    // The first result file write is held: the first job's outcome cannot become durable. The
+    // journal itself stays free (a held journal write would hold the next job's 'working' too).
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let holding: (() => void) | null = null;
+    const reached = new Promise<void>((r) => (holding = r));
+    const io: JournalIo = {
+      write: async (fh, data) => {
+        if (holding && !data.subarray(0, 5).equals(Buffer.from('{"t":'))) {
+          holding();
+          holding = null;
+          await held;
+        }
+        await realJournalIo.write(fh, data);
+      },
+      datasync: (fh) => realJournalIo.datasync(fh),
+    };
+    t.after(() => release()); // before the stack's own close, which waits for the held outcome
+    const stack = await stackOf(t, { config: { parallel: 1 }, deps: { journalIo: io } });
+    const first = (await postJob(stack, CHAT('first'))).job;
+    await reached;
+    const second = (await postJob(stack, CHAT('second'))).job;
+    await until(() => (stack.sim.stats().requests['llama3.2:latest'] ?? 0) === 2, 'the second job to reach upstream while the first outcome is held');
+    assert.equal((await waitJob(stack, second.id)).state, 'completed');
+    assert.equal((await getJson(stack, `/jobs/${first.id}`)).body.state, 'working', 'not completed before its outcome is durable');
+    release();
+    const done = await waitJob(stack, first.id);
+    assert.equal(done.state, 'completed');
+    assert.ok(done.result, 'its result is stored');
+  });
+});

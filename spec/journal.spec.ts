@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { JournalError, JournalLockedError, openJournal } from '../lib/journal/journal.js';
-import { faultyJournalIo } from '../lib/journal/io.js';
+import { faultyJournalIo, realJournalIo } from '../lib/journal/io.js';
+import type { JournalIo } from '../lib/journal/io.js';
+import type { FileHandle } from 'node:fs/promises';
 import type { Journal, JournalOptions } from '../lib/journal/journal.js';
 import type { LogFields, Logger } from '../lib/log.js';
 
@@ -269,6 +271,92 @@ describe('journal compaction', () => {
     await journal.append({ id: 3 });
     assert.equal(await readFile(journal.path, 'utf8'), '{"id":1}\n{"id":3}\n');
     assert.deepEqual(await readdir(dir).then((names) => names.sort()), ['foreman.sock', 'journal.jsonl']);
+  });
+});
+
+/**
+ * A JournalIo that holds every write to a file other than the journal's own (the compaction's
+ * temp file) until released, and logs which file each write went to.
+ */
+function heldCompactionIo() {
+  let journalFh: FileHandle | undefined;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const writes: Array<{ file: 'journal' | 'new'; text: string }> = [];
+  const io: JournalIo = {
+    async write(fh, data) {
+      journalFh ??= fh;
+      const file = fh === journalFh ? 'journal' : 'new';
+      writes.push({ file, text: data.toString() });
+      if (file === 'new') await released;
+      await realJournalIo.write(fh, data);
+    },
+    datasync: (fh) => realJournalIo.datasync(fh),
+  };
+  return { io, release, writes };
+}
+
+describe('journal compaction beside appends', () => {
+  it('makes appends durable while a compaction copies, and carries them and their kept lines into the new file', async () => {
+    const dir = await tempDir();
+    const held = heldCompactionIo();
+    const journal = await openJournal({ dir, io: held.io });
+    await journal.append({ id: 'old', n: 1 });
+    let compacted = false;
+    const compaction = journal.compact([{ id: 'live' }]).then(() => (compacted = true));
+    // The copy's first write is held; these appends must not wait for it.
+    await journal.append({ id: 'during', n: 2 });
+    await journal.append({ t: 'submit', id: 'k', body: 'kept while copying' }, 'k');
+    assert.equal(compacted, false, 'the compaction is still copying');
+    assert.equal(JSON.parse((await journal.readKept('k'))!.toString()).body, 'kept while copying');
+    held.release();
+    await compaction;
+    await journal.append({ id: 'after', n: 3 });
+    const expected = [{ id: 'live' }, { id: 'during', n: 2 }, { t: 'submit', id: 'k', body: 'kept while copying' }, { id: 'after', n: 3 }];
+    const text = await readFile(journal.path, 'utf8');
+    assert.equal(text, expected.map((r) => JSON.stringify(r) + '\n').join(''));
+    assert.equal(journal.stats().bytes, Buffer.byteLength(text));
+    assert.equal(journal.stats().records, 4);
+    // The kept line now lives at its offset in the new file.
+    assert.equal(JSON.parse((await journal.readKept('k'))!.toString()).body, 'kept while copying');
+    await journal.close();
+    const again = await openTracked({ dir });
+    assert.deepEqual(again.replay.records, expected);
+  });
+
+  it('past maxCompactionTailBytes, an append waits for the compaction and is written once, to the new file', async () => {
+    const held = heldCompactionIo();
+    const journal = await openTracked({ dir: await tempDir(), io: held.io, maxCompactionTailBytes: 20 });
+    await journal.append({ id: 'old' });
+    const compaction = journal.compact([{ id: 'live' }]);
+    await journal.append({ n: 1 }); // 8 bytes: fits the tail
+    const big = journal.append({ n: 'x'.repeat(40) }); // past the bound
+    held.release();
+    await Promise.all([compaction, big]);
+    const bigWrites = held.writes.filter((w) => w.text.includes('xxxx'));
+    assert.deepEqual(bigWrites.map((w) => w.file), ['new'], 'written once, after the swap');
+    const small = held.writes.filter((w) => w.text.includes('{"n":1}'));
+    assert.deepEqual(small.map((w) => w.file), ['journal', 'new'], 'durable in the old file, then carried over');
+    assert.equal(await readFile(journal.path, 'utf8'), `{"id":"live"}\n{"n":1}\n{"n":"${'x'.repeat(40)}"}\n`);
+  });
+
+  it('keeps every append when the disk fails during the copy: the old file stays in charge', async () => {
+    const dir = await tempDir();
+    const held = heldCompactionIo();
+    const faulty = faultyJournalIo(held.io);
+    const journal = await openJournal({ dir, io: faulty, probeMs: 5, log: recordingLogger() });
+    await journal.append({ id: 1 });
+    const compaction = journal.compact([{ id: 'live' }]);
+    await journal.append({ id: 2 });
+    faulty.failing = true;
+    held.release();
+    await assert.rejects(compaction, /disk full|no space/);
+    faulty.failing = false;
+    await journal.whenWritable();
+    await journal.append({ id: 3 });
+    assert.equal(await readFile(journal.path, 'utf8'), '{"id":1}\n{"id":2}\n{"id":3}\n');
+    assert.equal(await exists(`${journal.path}.tmp`), false);
+    await journal.close();
   });
 });
 

@@ -261,8 +261,11 @@ export class JobReplay {
       return body && !isTerminal(job.state) ? job.id : true;
     }
     if (r.t === 'submit') {
-      // Already known from a snapshot: this is its kept body line, copied ahead of the snapshot.
-      if (!this.jobs.has(r.id)) this.jobs.set(r.id, jobFromSubmit(r));
+      // Already known from a snapshot: this is its kept body line, copied ahead of the snapshot, or a
+      // submit that became durable while a compaction copied (the snapshot may hold a later state).
+      const known = this.jobs.get(r.id);
+      if (!known) this.jobs.set(r.id, jobFromSubmit(r));
+      else if (isTerminal(known.state)) return true;
       return r.body ? r.id : true;
     }
     const job = this.jobs.get(r.id);

@@ -403,6 +403,8 @@ export class JobService {
   }
 
   async close(): Promise<void> {
+    // Outcomes of runs that already gave their slot back land first (parked ones stay working).
+    await Promise.all(this.#running.values());
     this.#closed = true;
     this.#upkeep.stop();
     for (const timer of this.#retryTimers) clearTimeout(timer);
@@ -554,14 +556,24 @@ export class JobService {
     }
   }
 
+  /**
+   * The lane slot is given back as soon as upstream is done: the outcome is made durable while
+   * the next job runs (one group commit per job would otherwise idle every host between jobs,
+   * ADR 0026). The job stays in #running (cancel, retention) until the outcome is durable, or
+   * parked while the disk refuses.
+   */
   #run(job: Job, rc: RunContext): Promise<FinishState> {
     const done = this.#execute(job, rc);
-    const tracked = done.then(() => undefined, () => undefined);
+    const tracked = done.then((r) => r.durable, () => undefined);
     this.#running.set(job.id, tracked);
-    return done.finally(() => this.#running.delete(job.id));
+    // A failed-over job may start again before this one's bookkeeping ends: delete only our own entry.
+    void tracked.finally(() => {
+      if (this.#running.get(job.id) === tracked) this.#running.delete(job.id);
+    });
+    return done.then((r) => r.state);
   }
 
-  async #execute(job: Job, rc: RunContext): Promise<FinishState> {
+  async #execute(job: Job, rc: RunContext): Promise<{ state: FinishState; durable: Promise<void> }> {
     const before = { attempts: job.attempts, startedAt: job.startedAt, error: job.error };
     let body: Record<string, unknown>;
     try {
@@ -576,11 +588,11 @@ export class JobService {
         this.#counts.working--;
         this.#counts.queued++;
         if (!this.#paused) this.#schedule(job);
-        return 'requeued';
+        return { state: 'requeued', durable: Promise.resolve() };
       }
       this.#log.error('job body unreadable', { job: job.id, error: (err as Error).message });
       void this.#settle(job, 'failed', { message: `the request body could not be read: ${(err as Error).message}`, reason: 'lost' }, null, () => {});
-      return 'failed';
+      return { state: 'failed', durable: Promise.resolve() };
     }
     const outcome = await runOnce(rc.upstream ?? this.#o.upstream, job.kind, body, rc.signal, () => rc.upstreamAnswered(), this.#now);
     if (job.bodyFile) noteLargeBody(job.bodyBytes);
@@ -625,10 +637,9 @@ export class JobService {
         state = 'completed';
         break;
     }
-    // Normally durable in one group commit. While the disk refuses, free the slot for sync work:
-    // the outcome waits in #settle and the job shows `working` until it is durable.
-    await Promise.race([settled, freed]);
-    return state;
+    // Normally durable in one group commit, made while the next job already runs. While the disk
+    // refuses, the outcome waits in #settle and the job shows `working` until it is durable.
+    return { state, durable: Promise.race([settled, freed]) };
   }
 
   #sendEvent(job: Job, seq: number): void {

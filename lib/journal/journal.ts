@@ -25,6 +25,7 @@ export type { JournalIo } from './io.js';
 export const JOURNAL_FILE = 'journal.jsonl';
 const DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024;
 const DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MAX_TAIL_BYTES = 16 * 1024 * 1024;
 const WRITE_CHUNK = 1024 * 1024;
 const PROBE_BYTES = 64 * 1024;
 
@@ -63,9 +64,9 @@ export interface Journal {
   hasKept(key: string): boolean;
   /**
    * Rewrite the file to: every kept line, then `live` (called once the compaction's turn comes,
-   * after every earlier append is durable), then the records appended after it. Records appended
-   * after compact() are written after the snapshot even when it already reflects them: replay
-   * must apply records idempotently.
+   * after every earlier append is durable), then the records appended after it. Appends do not
+   * wait for the copy: they are durable in the old file at once and written after the snapshot
+   * in the new one, even when it already reflects them, so replay must apply records idempotently.
    */
   compact(live: Iterable<object> | (() => Iterable<object>)): Promise<void>;
   stats(): JournalStats;
@@ -90,6 +91,11 @@ export interface JournalOptions {
   maxBatchBytes?: number;
   /** default 64 MiB: appends beyond this many not-yet-durable bytes are refused */
   maxPendingBytes?: number;
+  /**
+   * default 16 MiB: bytes appended during a compaction's copy are held for the new file up to
+   * this bound; past it, further appends wait for the compaction to end
+   */
+  maxCompactionTailBytes?: number;
   log?: Logger;
   /** metrics hook, called once per batch fsync */
   onFsync?: (durationMs: number, records: number) => void;
@@ -191,15 +197,21 @@ class FileJournal implements Journal {
   readonly #groupCommit: boolean;
   readonly #maxBatchBytes: number;
   readonly #maxPendingBytes: number;
+  readonly #maxTailBytes: number;
   readonly #probeMs: number;
   readonly #probeDirs: string[];
   readonly #onFsync: ((durationMs: number, records: number) => void) | undefined;
   readonly #onHealth: ((health: JournalHealth) => void) | undefined;
   #gen: Generation;
-  // A single writer drains this queue in order. Compactions sit in it as barriers, so an
-  // append made after compact() is written to the new file, never to the one being replaced.
+  // A single writer drains this queue in order. A compaction starts when its turn comes and
+  // copies in the background: appends go on meanwhile, to the old file (durable there at once)
+  // and into the copy's tail, which the swap writes after the snapshot in the new file.
   readonly #queue: Array<Batch | Compaction> = [];
   #running = false;
+  /** the compaction copying now: batches made durable since it started, for the new file */
+  #copying: { tail: Batch[]; tailBytes: number; done: Promise<void> } | null = null;
+  /** flushes and the swap take turns on the file through this chain */
+  #fileTurn: Promise<unknown> = Promise.resolve();
   readonly #idle: Array<() => void> = [];
   #pendingBytes = 0;
   #closing: Promise<void> | null = null;
@@ -231,6 +243,7 @@ class FileJournal implements Journal {
     this.#groupCommit = options.groupCommit ?? true;
     this.#maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
+    this.#maxTailBytes = options.maxCompactionTailBytes ?? DEFAULT_MAX_TAIL_BYTES;
     this.#probeMs = options.probeMs ?? 500;
     this.#probeDirs = options.probeDirs ?? [];
     this.#probeDelay = this.#probeMs;
@@ -338,6 +351,7 @@ class FileJournal implements Journal {
     if (this.#probeTimer) clearTimeout(this.#probeTimer);
     this.#probeTimer = null;
     if (this.#running) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    if (this.#copying) await this.#copying.done;
     // Anyone waiting for the disk to come back is told by the closed journal's refusal instead.
     for (const resolve of this.#writableWaiters.splice(0)) resolve();
     try {
@@ -357,8 +371,15 @@ class FileJournal implements Journal {
     // Yield once so appends made in the same tick share the first batch.
     await Promise.resolve();
     for (let op = this.#queue.shift(); op; op = this.#queue.shift()) {
-      if (op.kind === 'batch') await this.#flush(op);
-      else await this.#compactNow(op);
+      if (op.kind === 'batch') {
+        // Bound the tail (STYLE): past it, appends wait for the copy as they did before.
+        if (this.#copying && this.#copying.tailBytes + op.bytes > this.#maxTailBytes) await this.#copying.done;
+        await this.#onFile(() => this.#flush(op));
+      } else {
+        // One compaction at a time; the next one snapshots what the previous one left.
+        if (this.#copying) await this.#copying.done;
+        this.#startCompaction(op);
+      }
     }
     // No await between the empty check above and this: an append arriving later kicks anew.
     this.#running = false;
@@ -399,7 +420,18 @@ class FileJournal implements Journal {
       offset += size;
     }
     this.#pendingBytes -= batch.bytes;
+    if (this.#copying) {
+      this.#copying.tail.push(batch);
+      this.#copying.tailBytes += batch.bytes;
+    }
     for (const waiter of batch.waiters) waiter.resolve();
+  }
+
+  /** Runs `work` when the file is free: flushes and the compaction's swap never overlap. */
+  #onFile<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#fileTurn.then(work);
+    this.#fileTurn = run.catch(() => undefined);
+    return run;
   }
 
   /** After a failed write or fsync, cut the file back to the last durable byte (best effort; the probe retries). */
@@ -472,6 +504,14 @@ class FileJournal implements Journal {
     for (const resolve of this.#writableWaiters.splice(0)) resolve();
   }
 
+  #startCompaction(op: Compaction): void {
+    const copying: { tail: Batch[]; tailBytes: number; done: Promise<void> } = { tail: [], tailBytes: 0, done: Promise.resolve() };
+    this.#copying = copying;
+    copying.done = this.#compactNow(op).finally(() => {
+      this.#copying = null;
+    });
+  }
+
   async #compactNow(op: Compaction): Promise<void> {
     const started = performance.now();
     const tmpPath = `${this.path}.tmp`;
@@ -513,16 +553,48 @@ class FileJournal implements Journal {
         await push(Buffer.from(line + '\n'));
       }
       await flush();
-      // SPEC §6 order: temp file durable, then rename, then the directory entry durable.
-      await this.#io.datasync(tmp);
-      await rename(tmpPath, this.path);
+      // The copy is slow and runs beside appends; the swap is short and has the file to itself.
+      await this.#onFile(() => this.#swap(tmp!, tmpPath, size, count, kept));
     } catch (error) {
-      await tmp?.close().catch(() => undefined);
-      await unlink(tmpPath).catch(() => undefined);
+      if (this.#gen.fh !== tmp) {
+        await tmp?.close().catch(() => undefined);
+        await unlink(tmpPath).catch(() => undefined);
+      }
       this.#log.error('journal.compaction_failed', { path: this.path, error: messageOf(error) });
       op.waiter.reject(error);
       return;
     }
+    this.#log.info('journal.compacted', { path: this.path, records: this.#records, bytes: this.#size, ms: Math.round(performance.now() - started) });
+    op.waiter.resolve();
+  }
+
+  /**
+   * Ends a compaction: the batches made durable in the old file during the copy go after the
+   * snapshot, then the new file replaces the old one (SPEC §6 order: temp file durable, rename,
+   * directory entry durable). A failure before the rename leaves the old file in charge, whole.
+   */
+  async #swap(tmp: FileHandle, tmpPath: string, snapshotSize: number, snapshotCount: number, kept: Map<string, LineRef>): Promise<void> {
+    if (this.#broken) throw this.#broken.error;
+    const tail = this.#copying?.tail ?? [];
+    let size = snapshotSize;
+    let count = snapshotCount;
+    if (tail.length > 0) {
+      const parts: Buffer[] = [];
+      for (const batch of tail) {
+        let offset = size;
+        for (let i = 0; i < batch.lines.length; i++) {
+          const key = batch.keys[i];
+          if (key !== undefined) kept.set(key, { offset, length: batch.sizes[i]! - 1 });
+          offset += batch.sizes[i]!;
+        }
+        parts.push(Buffer.from(batch.lines.join('')));
+        size += batch.bytes;
+        count += batch.lines.length;
+      }
+      await this.#io.write(tmp, Buffer.concat(parts));
+    }
+    await this.#io.datasync(tmp);
+    await rename(tmpPath, this.path);
     // The renamed handle still points at the new inode; the old one now points at an unlinked file.
     const old = this.#gen;
     this.#gen = new Generation(tmp);
@@ -538,11 +610,8 @@ class FileJournal implements Journal {
     } catch (error) {
       // The new file is in place but its name may not survive a power cut yet.
       this.#log.error('journal.dir_sync_failed', { path: this.#dir, error: messageOf(error) });
-      op.waiter.reject(error);
-      return;
+      throw error;
     }
-    this.#log.info('journal.compacted', { path: this.path, records: count, bytes: size, ms: Math.round(performance.now() - started) });
-    op.waiter.resolve();
   }
 }
 

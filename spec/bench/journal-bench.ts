@@ -1,5 +1,6 @@
 // Benchmark for lib/journal/journal.ts (SPEC §6): durable appends per second with and without group
-// commit at concurrency 64, replay of a 100,000-job journal, and its compaction to live records.
+// commit at concurrency 64, replay of a 100,000-job journal, its compaction to live records, and
+// how long appends wait while that compaction runs (beside it, against waiting for it whole).
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,6 +85,35 @@ async function writeJobJournal(dir: string): Promise<number> {
   return bytes;
 }
 
+/**
+ * Compacts the 100k-job fixture while `writers` loops append one record each, and reports how
+ * long each append waited. `maxCompactionTailBytes: 0` makes every append wait for the whole
+ * compaction (the journal's behaviour before appends ran beside it): the baseline of the same run.
+ */
+async function appendsDuringCompaction(dir: string, beside: boolean, writers: number): Promise<{ compactMs: number; appends: number; p50: number; p99: number; max: number }> {
+  await writeJobJournal(dir);
+  const journal = await openJournal({ dir, ...(beside ? {} : { maxCompactionTailBytes: 0 }) });
+  const live = (journal.replay.records as Array<{ type: string }>).filter((r) => r.type === 'result');
+  const waits: number[] = [];
+  let compacting = true;
+  const record = state(7);
+  const started = performance.now();
+  const done = journal.compact(live).finally(() => (compacting = false));
+  await Promise.all(Array.from({ length: writers }, async () => {
+    while (compacting) {
+      const at = performance.now();
+      await journal.append(record);
+      waits.push(performance.now() - at);
+    }
+  }));
+  await done;
+  const compactMs = performance.now() - started;
+  await journal.close();
+  waits.sort((a, b) => a - b);
+  const at = (q: number) => waits[Math.min(waits.length - 1, Math.floor(q * waits.length))] ?? NaN;
+  return { compactMs, appends: waits.length, p50: at(0.5), p99: at(0.99), max: waits.at(-1) ?? NaN };
+}
+
 export async function runJournalBench(): Promise<Row[]> {
   const root = await mkdtemp(join(tmpdir(), 'foreman-journal-bench-'));
   const rows: Row[] = [];
@@ -113,6 +143,17 @@ export async function runJournalBench(): Promise<Row[]> {
     const after = journal.stats();
     rows.push({ bench: 'journal compaction', case: `${records} -> ${live.length} records`, records: live.length, ms: Math.round(compactMs), per_s: Math.round(live.length / (compactMs / 1000)), detail: `${(bytes / 1048576).toFixed(1)} -> ${(after.bytes / 1048576).toFixed(1)} MiB` });
     await journal.close();
+
+    // Appends while a compaction runs: waiting for it whole (before) vs beside it (now), one run.
+    const writers = 8;
+    for (const beside of [false, true]) {
+      const r = await appendsDuringCompaction(join(root, beside ? 'beside' : 'blocking'), beside, writers);
+      rows.push({
+        bench: 'appends during compaction', case: beside ? 'appends beside the copy (now)' : 'appends wait for the compaction (before)',
+        records: r.appends, ms: Math.round(r.compactMs), per_s: Math.round(r.appends / (r.compactMs / 1000)),
+        detail: `${writers} writers; append wait p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, max ${r.max.toFixed(1)} ms`,
+      });
+    }
   } finally {
     await rm(root, { recursive: true, force: true });
   }
