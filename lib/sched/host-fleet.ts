@@ -228,7 +228,7 @@ export class HostFleet {
     if (pick.kind !== 'take') return null;
     const entry = q.peekGroup(pick.key, now)!;
     if (pick.group !== lane.loaded) {
-      // A load is not decided on a queue only a moment old (ADR 0026): work submitted together
+      // A load is not decided on a queue only a moment old (ADR 0027): work submitted together
       // (a script's backlog, a burst) lands over a few milliseconds, and the first job to land
       // would otherwise choose each host's model. Waits at most GATHER_SHARE of the load.
       const oldest = Math.min(...heads.map((h) => h.c.arrivalMs));

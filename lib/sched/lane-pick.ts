@@ -57,7 +57,7 @@ export type Pick =
 type Class = 0 | 1 | 2; // own, free, elsewhere: the tie order
 
 /**
- * Rent or buy (ADR 0026): a higher-priority group planned for a lane that still has its own
+ * Rent or buy (ADR 0027): a higher-priority group planned for a lane that still has its own
  * drain waits up to RENT times the load an early switch would waste before the lane leaves.
  */
 export const RENT = 2;
@@ -78,7 +78,7 @@ function busyMs(input: PickInput, m: LaneState): number {
 
 /**
  * The groups nobody has loaded or is loading, planned over the lanes that are up (list
- * scheduling, ADR 0026): in pick order (effective priority, then the larger backlog), each goes
+ * scheduling, ADR 0027): in pick order (effective priority, then the larger backlog), each goes
  * to the lane where it would end first: that lane's own drain, plus its measured load of the
  * group, plus the group's work. Returns the keys planned for this lane. So a group goes to the
  * host that loads it fastest unless that host is busy for longer than the difference, and a
@@ -164,7 +164,7 @@ export function pickForLane(input: PickInput): Pick {
     else if (ownWaiting > 0) {
       // An early switch wastes one load: the backlog it leaves is loaded again later (nothing,
       // when another lane holds that group too and drains it). The rival's own load is paid
-      // whenever it runs. Rent or buy (ADR 0026): the rival waits while it has waited less than
+      // whenever it runs. Rent or buy (ADR 0027): the rival waits while it has waited less than
       // RENT times that waste, or twice that while a drain (this lane's or another's) ends
       // within the waste; then the lane leaves. Bursts for a model nobody has loaded mostly meet
       // a lane at the natural end of its drain, and no caller waits much more than a few loads.
