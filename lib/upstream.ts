@@ -9,6 +9,7 @@ import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type In
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { describeNetworkError, upstreamUnreachable } from './errors.js';
+import { H1Pool, renderHeaderLines } from './h1-client.js';
 
 export interface UpstreamRequest {
   method?: string;
@@ -160,6 +161,10 @@ export function createUpstream(baseUrl: string, token?: string, idleMs = DEFAULT
     : new HttpAgent({ keepAlive: true, maxSockets: MAX_SOCKETS, maxFreeSockets: 64 });
   const request = secure ? httpsRequest : httpRequest;
   const prefix = base.pathname.replace(/\/$/, '');
+  const hostname = base.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(base.port || (secure ? 443 : 80));
+  // Plain http with a body in hand goes through our own reader (ADR 0026); https and uploads stay on node:http.
+  const pool = secure ? null : new H1Pool({ host: hostname, port, hostHeader: base.host }, idleMs);
 
   const send = (path: string, init: UpstreamRequest = {}): Promise<UpstreamResponse> => {
     const headers: Record<string, string | number> = { ...init.headers };
@@ -173,11 +178,16 @@ export function createUpstream(baseUrl: string, token?: string, idleMs = DEFAULT
     }
     if (token) headers.authorization = `Bearer ${token}`;
     const signal = init.signal;
+    const method = init.method ?? (body === undefined && !source ? 'GET' : 'POST');
+    if (pool && !source && pool.size < MAX_SOCKETS) {
+      const headerLines = renderHeaderLines(headers);
+      if (headerLines !== null) return pool.request({ method, path: prefix + path, headerLines, body, signal });
+    }
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
       const req = request({
-        protocol: base.protocol, hostname: base.hostname.replace(/^\[|\]$/g, ''), port: base.port || (secure ? 443 : 80),
-        path: prefix + path, method: init.method ?? (body === undefined && !source ? 'GET' : 'POST'), headers, agent, signal,
+        protocol: base.protocol, hostname, port,
+        path: prefix + path, method, headers, agent, signal,
       });
       req.setNoDelay(true);
       const cut = { reason: null as string | null };
@@ -235,6 +245,7 @@ export function createUpstream(baseUrl: string, token?: string, idleMs = DEFAULT
     },
     close() {
       agent.destroy();
+      pool?.close();
     },
   };
 }
