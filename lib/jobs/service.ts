@@ -559,7 +559,7 @@ export class JobService {
   /**
    * The lane slot is given back as soon as upstream is done: the outcome is made durable while
    * the next job runs (one group commit per job would otherwise idle every host between jobs,
-   * ADR 0026). The job stays in #running (cancel, retention) until the outcome is durable, or
+   * ADR 0027). The job stays in #running (cancel, retention) until the outcome is durable, or
    * parked while the disk refuses.
    */
   #run(job: Job, rc: RunContext): Promise<FinishState> {

@@ -66,6 +66,9 @@ const SWITCH_LIMIT = 20;
 const SESSION_LIMIT = 10_000;
 /** A switch's upstream calls (the /api/show check and the unload) share this budget: the lane waits on it. */
 const SWITCH_BUDGET_MS = 10_000;
+/** An idle host waits this share of a load (at most GATHER_MAX_MS) for a new queue to fill before it loads. */
+const GATHER_SHARE = 0.05;
+const GATHER_MAX_MS = 1_000;
 
 /** A queue key `group @host` pins a session's turn; the plain group is what a host loads. */
 export function splitKey(key: string): { group: string; pinned: string | null } {
@@ -149,6 +152,7 @@ export class HostFleet {
   readonly #switches: FleetSwitch[] = [];
   readonly #embedding = new Map<string, boolean>();
   readonly #reading = new Map<HostLane, Promise<void>>();
+  #gatherTimer: NodeJS.Timeout | null = null;
 
   constructor(options: FleetOptions) {
     this.#o = options;
@@ -214,7 +218,7 @@ export class HostFleet {
     const waiting = new Map<string, number>();
     for (const h of heads) waiting.set(h.c.group, (waiting.get(h.c.group) ?? 0) + h.c.count);
     const pick = pickForLane({
-      lane, lanes: this.lanes, candidates: mine.map((h) => h.c), nowMs: now, agingMs: this.#o.agingMs,
+      lane, lanes: this.lanes, candidates: mine.map((h) => h.c), all: heads.map((h) => h.c), nowMs: now, agingMs: this.#o.agingMs,
       canRun: (other, c) => canRun(other as HostLane, heads.find((x) => x.c === c)!),
       loadMs: (host, group) => this.costs.loadMs(host, group),
       runMs: (group) => this.costs.runMs(group),
@@ -224,6 +228,15 @@ export class HostFleet {
     if (pick.kind !== 'take') return null;
     const entry = q.peekGroup(pick.key, now)!;
     if (pick.group !== lane.loaded) {
+      // A load is not decided on a queue only a moment old (ADR 0027): work submitted together
+      // (a script's backlog, a burst) lands over a few milliseconds, and the first job to land
+      // would otherwise choose each host's model. Waits at most GATHER_SHARE of the load.
+      const oldest = Math.min(...heads.map((h) => h.c.arrivalMs));
+      const gather = Math.min(GATHER_MAX_MS, GATHER_SHARE * this.costs.loadMs(lane.name, pick.group));
+      if (now - oldest < gather) {
+        this.#wakeAt(oldest + gather);
+        return null;
+      }
       if (lane.loaded !== null && this.#o.unloadOnSwitch) {
         void this.#unloadThenWake(lane, lane.loaded, pick.group, now);
         return null;
@@ -389,6 +402,21 @@ export class HostFleet {
     // The load is timed from here: the unload is not part of what this host takes to load the target.
     this.#recordSwitch(lane, group, target, Math.max(now, this.#o.now()));
     this.#o.wake();
+  }
+
+  #wakeAt(atMs: number): void {
+    if (this.#gatherTimer !== null) return;
+    this.#gatherTimer = setTimeout(() => {
+      this.#gatherTimer = null;
+      this.#o.wake();
+    }, Math.max(1, atMs - this.#o.now()));
+    this.#gatherTimer.unref();
+  }
+
+  /** Stops the fleet's own timer (shutdown). */
+  close(): void {
+    if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer);
+    this.#gatherTimer = null;
   }
 
   #recordSwitch(lane: HostLane, from: string | null, to: string, now: number): void {

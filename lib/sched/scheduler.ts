@@ -438,6 +438,7 @@ export class Scheduler {
    */
   async shutdown(graceMs: number): Promise<void> {
     this.#closing = true;
+    this.#fleet?.close();
     for (const q of this.#queues) {
       for (const entry of [...q.values()]) {
         q.remove(entry.id);
