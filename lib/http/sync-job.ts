@@ -164,6 +164,8 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     // Time to first token means a streamed chunk; a whole JSON answer has no first token to time.
     const ttftMs = relay.firstUnitMs === null || framing === 'raw' ? null : started - runStarted + relay.firstUnitMs;
     deps.observe?.({ model, kind: job.kind, key: key.name, relay, ttftMs });
+    const loadNs = loadDurationOf(relay.lastData);
+    if (loadNs !== null) rc.loadReported?.(loadNs / 1e6);
     if (relay.outcome === 'client_gone' || rc.signal.aborted) return 'cancelled';
     return relay.outcome === 'done' && upstreamRes.ok ? 'completed' : 'failed';
   };
@@ -235,4 +237,11 @@ export function sessionOf(headers: Record<string, string | string[] | undefined>
     if (text && text.trim()) return text.trim().slice(0, 256);
   }
   return null;
+}
+
+/** Ollama's load_duration (ns) in a native final chunk, or null (other surfaces have none). */
+export function loadDurationOf(unit: Uint8Array | null): number | null {
+  if (!unit) return null;
+  const m = /"load_duration":(\d+)/.exec(Buffer.from(unit.buffer, unit.byteOffset, unit.byteLength).toString('utf8'));
+  return m ? Number(m[1]) : null;
 }

@@ -633,6 +633,7 @@ export class JobService {
         }
         break;
       case 'completed':
+        if (typeof outcome.response.load_duration === 'number') rc.loadReported?.(outcome.response.load_duration / 1e6);
         settled = this.#settle(job, 'completed', null, outcome.response, parked);
         state = 'completed';
         break;
