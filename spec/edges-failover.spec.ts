@@ -56,3 +56,21 @@ describe('async failover while the journal cannot write', () => {
     assert.equal((await (await stack.call(`/jobs/${id}`)).json()).state, 'cancelled');
   });
 });
+
+describe('a failed-over async job cancelled before it runs again', () => {
+  it('leaves no failover count behind in the fleet', async (t) => {
+    // llama3.2 only on host 0: once host 0 dies the job waits for it, and is cancelled there.
+    const stack = await startHosts(t, [{ models: [{ name: 'llama3.2' }] }, { models: [{ name: 'qwen3' }] }]);
+    await until(() => stack.foreman.hosts.hosts.every((h) => h.catalogueKnown), 'catalogues read');
+    const created = await stack.call('/jobs', { json: chat });
+    const id = (await created.json()).id as string;
+    const fleet = stack.foreman.scheduler.fleet!;
+    await until(() => fleet.state()[0]!.running === 1, 'the job running on host 0');
+    await stack.kill(0);
+    await until(() => stack.foreman.scheduler.has(id) && fleet.failedOver === 1, 'the job back in the queue, waiting for host 0');
+    const cancelled = await stack.call(`/jobs/${id}/cancel`, { method: 'POST' });
+    assert.equal(cancelled.status, 200);
+    assert.equal((await (await stack.call(`/jobs/${id}`)).json()).state, 'cancelled');
+    assert.equal(fleet.failedOver, 0);
+  });
+});

@@ -497,6 +497,8 @@ export class JobService {
   #announce(job: Job, state: JobState, response: Record<string, unknown> | null = null): void {
     this.#o.onTransition?.(job, state, response);
     if (isTerminal(state)) {
+      // A failed-over job cancelled before it ran again leaves no count behind in the host fleet.
+      this.#o.scheduler.forget(job.id);
       const set = this.#waiters.get(job.id);
       if (set) for (const w of [...set]) w.resolve();
     }

@@ -305,6 +305,16 @@ export class HostFleet {
     return true;
   }
 
+  /** The job is gone for good (cancelled, ended, dropped): its failover count goes too. */
+  forget(id: string): void {
+    this.#tries.delete(id);
+  }
+
+  /** Jobs that failed over and may run again (their counts are kept until they end). */
+  get failedOver(): number {
+    return this.#tries.size;
+  }
+
   modelMissing(host: FleetHost): void {
     this.#o.modelMissing?.(host);
   }
