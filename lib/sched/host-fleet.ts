@@ -326,7 +326,8 @@ export class HostFleet {
     this.#assigned.delete(entry.id);
     a.lane.running--;
     const now = this.#o.now();
-    if (a.paid && a.load) {
+    // A failed run's first answer may have been an error, not the end of a load.
+    if (a.paid && a.load && (state === 'completed' || a.reported !== null)) {
       // The time to the first answer also holds the prompt's evaluation; load_duration does not.
       if (a.reported !== null) a.load.loadMs = Math.round(a.reported);
       this.costs.recordLoad(a.lane.name, a.load.to, a.load.loadMs!);
