@@ -119,7 +119,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     if (rc.host !== undefined) ctx.logFields.host = rc.host;
     try {
       upstreamRes = await (rc.upstream ?? deps.upstream).send(job.upstreamPath, {
-        body: job.raw, signal: rc.signal, headers: forwardableHeaders(req.headers),
+        body: job.raw, signal: rc.signal, headers: forwardableHeaders(req.headers), lineFrames: true,
       });
     } catch (err) {
       if (rc.signal.aborted) return 'cancelled';
