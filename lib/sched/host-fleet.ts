@@ -121,11 +121,12 @@ export class HostLane implements Lane, PickLane {
     return this.#fleet.finished(entry, state);
   }
   /** What a job started on this lane needs: this host's client, and a way back to the queue. */
-  contextFor(entry: LaneEntry): Pick<RunContext, 'upstream' | 'failover' | 'host' | 'modelMissing'> {
+  contextFor(entry: LaneEntry): Pick<RunContext, 'upstream' | 'failover' | 'host' | 'modelMissing' | 'loadReported'> {
     return {
       upstream: this.host.upstream, host: this.name,
       failover: (reason) => this.#fleet.failover(entry.id, reason),
       modelMissing: () => this.#fleet.modelMissing(this.host),
+      loadReported: (ms) => this.#fleet.loadReported(entry.id, ms),
     };
   }
   state(): LaneState {
@@ -139,6 +140,10 @@ interface Assigned {
   /** the switch this job's start belongs to, if it paid a load */
   load: FleetSwitch | null;
   retry: boolean;
+  /** this job's first answer ended the load of `load`: its end books the load time */
+  paid: boolean;
+  /** Ollama's load_duration for this run, ms */
+  reported: number | null;
 }
 
 export class HostFleet {
@@ -244,7 +249,7 @@ export class HostFleet {
       this.#recordSwitch(lane, lane.loaded, pick.group, now);
     }
     q.take(entry.id);
-    this.#assigned.set(entry.id, { lane, startedMs: now, load: lane.pending, retry: false });
+    this.#assigned.set(entry.id, { lane, startedMs: now, load: lane.pending, retry: false, paid: false, reported: null });
     return entry;
   }
 
@@ -270,11 +275,18 @@ export class HostFleet {
     const pending = a.load;
     return () => {
       if (pending && pending.loadMs === null && a.lane.pending === pending) {
+        // Shown at once; booked when the job ends, with Ollama's own load_duration if it sends one.
         pending.loadMs = this.#o.now() - pending.atMs;
         a.lane.pending = null;
-        this.costs.recordLoad(a.lane.name, pending.to, pending.loadMs);
+        a.paid = true;
       }
     };
+  }
+
+  /** Ollama's load_duration of a run (ms): for the job that paid a switch, the exact load time. */
+  loadReported(id: string, ms: number): void {
+    const a = this.#assigned.get(id);
+    if (a?.paid && Number.isFinite(ms) && ms >= 0) a.reported = ms;
   }
 
   /**
@@ -293,6 +305,16 @@ export class HostFleet {
     return true;
   }
 
+  /** The job is gone for good (cancelled, ended, dropped): its failover count goes too. */
+  forget(id: string): void {
+    this.#tries.delete(id);
+  }
+
+  /** Jobs that failed over and may run again (their counts are kept until they end). */
+  get failedOver(): number {
+    return this.#tries.size;
+  }
+
   modelMissing(host: FleetHost): void {
     this.#o.modelMissing?.(host);
   }
@@ -304,6 +326,12 @@ export class HostFleet {
     this.#assigned.delete(entry.id);
     a.lane.running--;
     const now = this.#o.now();
+    // A failed run's first answer may have been an error, not the end of a load.
+    if (a.paid && a.load && (state === 'completed' || a.reported !== null)) {
+      // The time to the first answer also holds the prompt's evaluation; load_duration does not.
+      if (a.reported !== null) a.load.loadMs = Math.round(a.reported);
+      this.costs.recordLoad(a.lane.name, a.load.to, a.load.loadMs!);
+    }
     if (state === 'completed') {
       // Run time without the load this job waited for (it started with the switch).
       const load = a.load?.loadMs ?? 0;
@@ -409,8 +437,7 @@ export class HostFleet {
     this.#gatherTimer = setTimeout(() => {
       this.#gatherTimer = null;
       this.#o.wake();
-    }, Math.max(1, atMs - this.#o.now()));
-    this.#gatherTimer.unref();
+    }, Math.max(1, atMs - this.#o.now())); // at most GATHER_MAX_MS; close() clears it
   }
 
   /** Stops the fleet's own timer (shutdown). */
