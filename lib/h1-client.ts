@@ -11,6 +11,12 @@ import type { UpstreamResponse } from './upstream.js';
 
 /** Body bytes held for a reader that is behind; past this the socket is paused. */
 const HIGH_WATER = 64 * 1024;
+/**
+ * Every socket of every pool reads into this one buffer (net's `onread`: no Readable, no buffer
+ * allocated per read). Safe because a read is handled to the end before the next one: the
+ * parser copies what it holds, and body pieces are copied before they are handed out.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const MAX_FREE = 64;
 /** node's agent expires a free socket this long before upstream's `Keep-Alive: timeout` (agentKeepAliveTimeoutBuffer). */
 const KEEP_ALIVE_MARGIN_MS = 1000;
@@ -93,7 +99,7 @@ class H1Response implements UpstreamResponse, AsyncIterator<Uint8Array> {
     }
     this.#queue.push(piece);
     this.#queued += piece.length;
-    if (this.#queued > HIGH_WATER) this.#conn.socket.pause();
+    if (this.#queued > HIGH_WATER) this.#conn.pauseWanted = true;
   }
 
   end(): void {
@@ -122,7 +128,7 @@ class H1Response implements UpstreamResponse, AsyncIterator<Uint8Array> {
     if (this.#queue.length > 0) {
       const value = this.#queue.shift()!;
       this.#queued -= value.length;
-      if (this.#queued <= HIGH_WATER && this.#conn.socket.isPaused() && !this.#ended) this.#conn.socket.resume();
+      if (this.#queued <= HIGH_WATER && this.#conn.pauseWanted && !this.#ended) this.#conn.resume();
       return Promise.resolve({ value, done: false });
     }
     if (this.#ended) return Promise.resolve(DONE);
@@ -187,6 +193,8 @@ class Connection {
   /** whether a response already completed on it (so a failure before any byte may be a stale socket) */
   reused = false;
   expiresAt = 0;
+  /** set while the reader is behind: the read callback then stops reading */
+  pauseWanted = false;
   #error: Error | null = null;
   #pieces: Buffer[] = [];
   #piecesBytes = 0;
@@ -195,9 +203,11 @@ class Connection {
 
   constructor(pool: H1Pool, target: H1Target, idleMs: number) {
     this.#pool = pool;
-    this.socket = connect({ host: target.host, port: target.port, noDelay: true });
+    this.socket = connect({
+      host: target.host, port: target.port, noDelay: true,
+      onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#onRead(buf as Buffer, n) },
+    });
     this.socket.setTimeout(idleMs);
-    this.socket.on('data', (buf: Buffer) => this.#onData(buf));
     this.socket.on('end', () => this.#onEnd());
     this.socket.on('error', (err) => (this.#error ??= err));
     this.socket.on('close', () => this.#onClose());
@@ -239,31 +249,39 @@ class Connection {
     }
   }
 
-  #onData(buf: Buffer): void {
+  resume(): void {
+    this.pauseWanted = false;
+    this.socket.resume();
+  }
+
+  /** One read into the shared buffer; false stops reading until resume(). */
+  #onRead(buf: Buffer, n: number): boolean {
     const exchange = this.exchange;
     const parser = this.parser;
     if (!exchange || !parser) {
       this.socket.destroy(); // bytes on an idle connection: nothing sane can follow
-      return;
+      return false;
     }
     exchange.gotBytes = true;
     try {
-      parser.push(buf);
+      parser.push(buf.subarray(0, n));
     } catch (err) {
       this.#pieces = [];
       this.#piecesBytes = 0;
       this.#fail(err as Error);
       this.socket.destroy();
-      return;
+      return false;
     }
     this.#flushPieces();
     if (this.#complete) this.#finish();
+    return !this.pauseWanted;
   }
 
   #flushPieces(): void {
     const pieces = this.#pieces;
     if (pieces.length === 0) return;
-    const piece = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, this.#piecesBytes);
+    // Copied out of the shared read buffer (one copy, also when several chunks are joined).
+    const piece = pieces.length === 1 ? Buffer.from(pieces[0]!) : Buffer.concat(pieces, this.#piecesBytes);
     this.#pieces = [];
     this.#piecesBytes = 0;
     this.exchange?.response?.deliver(piece);
@@ -284,7 +302,7 @@ class Connection {
       this.reused = true;
       this.expiresAt = keepAliveMs === null ? 0 : performance.now() + keepAliveMs - KEEP_ALIVE_MARGIN_MS;
       // The body is all delivered: a socket paused for a slow reader must read again (to see upstream close it).
-      if (this.socket.isPaused()) this.socket.resume();
+      if (this.pauseWanted) this.resume();
       this.#pool.release(this);
     } else this.socket.destroy();
   }

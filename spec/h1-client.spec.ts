@@ -242,6 +242,46 @@ describe('h1 client (plain-http upstreams)', () => {
     assert.equal(res.failureReason(), 'upstream sent nothing for 50 ms');
   });
 
+  it('gives a reader that stops and goes on the whole body, in order (reading pauses and resumes)', async (t) => {
+    const size = 4 * 1024 * 1024;
+    let drainWaits = 0;
+    const server = await rawServer(t, (socket) => {
+      const blocks = [Buffer.alloc(64 * 1024, 'q'), Buffer.alloc(64 * 1024, 'r')];
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
+      let sent = 0;
+      const more = () => {
+        while (sent < size) {
+          const block = blocks[(sent / blocks[0]!.length) % 2]!;
+          sent += block.length;
+          if (!socket.write(block)) {
+            drainWaits++;
+            socket.once('drain', more);
+            return;
+          }
+        }
+      };
+      more();
+    });
+    const up = client(t, server.url);
+    const res = await up.send('/big');
+    const it = res.body[Symbol.asyncIterator]();
+    const first = await it.next();
+    // The reader stops; the client must stop reading too, so the server's socket fills up.
+    await new Promise<void>((r) => {
+      const check = () => (drainWaits > 0 ? r() : setImmediate(check));
+      check();
+    });
+    const parts = [Buffer.from(first.value!)];
+    for (;;) {
+      const r = await it.next();
+      if (r.done) break;
+      parts.push(Buffer.from(r.value));
+    }
+    const all = Buffer.concat(parts);
+    assert.equal(all.length, size);
+    for (let at = 0; at < size; at += 64 * 1024) assert.equal(all[at], at / (64 * 1024) % 2 ? 0x72 : 0x71, `block at ${at}`);
+  });
+
   it('refuses a body past text(maxBytes) and does not reuse that connection', async (t) => {
     const server = await rawServer(t, (socket, req) => {
       if (req.connection === 1) socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n${'z'.repeat(200_000)}`);
