@@ -6,6 +6,7 @@
 
 import { connect, type Socket } from 'node:net';
 import { ResponseParser, type ResponseHead } from './h1-parser.js';
+import { scanLineFrames, type FramedPiece } from './h1-frames.js';
 import { describeNetworkError, upstreamUnreachable } from './errors.js';
 import type { UpstreamResponse } from './upstream.js';
 
@@ -35,6 +36,8 @@ export interface H1Request {
   headerLines: string;
   body?: Uint8Array;
   signal?: AbortSignal;
+  /** see UpstreamRequest.lineFrames */
+  lineFrames?: boolean;
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -195,6 +198,8 @@ class Connection {
   expiresAt = 0;
   /** set while the reader is behind: the read callback then stops reading */
   pauseWanted = false;
+  /** the current response's reader takes raw one-line frames (H1Request.lineFrames, a chunked NDJSON 2xx) */
+  wantFrames = false;
   #error: Error | null = null;
   #pieces: Buffer[] = [];
   #piecesBytes = 0;
@@ -217,9 +222,14 @@ class Connection {
   start(exchange: Exchange, request: H1Request, head: string): void {
     this.exchange = exchange;
     this.#complete = false;
+    this.wantFrames = false;
     const parser = new ResponseParser({
       head: (h) => {
         this.#keepAliveMs = h.keepAliveMs;
+        // Raw frames only where the relay reads NDJSON from a chunked body (decided before the first body byte).
+        this.wantFrames = request.lineFrames === true && h.status >= 200 && h.status < 300
+          && (h.headers['content-type'] ?? '').includes('application/x-ndjson')
+          && /(?:^|,)\s*chunked\s*$/i.test(h.headers['transfer-encoding'] ?? '');
         if (!exchange.settled) {
           exchange.settled = true;
           exchange.response = new H1Response(h, this);
@@ -263,8 +273,24 @@ class Connection {
       return false;
     }
     exchange.gotBytes = true;
+    let at = 0;
     try {
-      parser.push(buf.subarray(0, n));
+      while (at < n) {
+        if (this.wantFrames && parser.atChunkBoundary) { // set by the head, maybe in this very read
+          // The fast path: whole one-line frames are handed on as they came (one copy out of the shared buffer).
+          const scan = scanLineFrames(buf, at, n);
+          if (scan.count > 0) {
+            this.#flushPieces(); // what the parser decoded before them goes first
+            const piece: FramedPiece = Buffer.from(buf.subarray(at, scan.stop));
+            piece.lineFrames = { count: scan.count, last: piece.subarray(scan.lastStart - at, scan.lastEnd - at) };
+            exchange.response?.deliver(piece);
+            at = scan.stop;
+            if (at === n) break;
+          }
+        }
+        // Anything else (a cut frame, the last chunk, a frame node would not write): the parser, up to the next boundary.
+        at += parser.push(buf.subarray(at, n), this.wantFrames || !parser.headSeen);
+      }
     } catch (err) {
       this.#pieces = [];
       this.#piecesBytes = 0;

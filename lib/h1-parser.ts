@@ -86,19 +86,29 @@ export class ResponseParser {
     return this.#state === State.Done;
   }
 
+  /** Between chunks of a chunked body, nothing held: the next byte starts a chunk-size line. */
+  get atChunkBoundary(): boolean {
+    return this.#state === State.ChunkSize && this.#held === null;
+  }
+
   /** Whether the head arrived (the body may be under way). */
   get headSeen(): boolean {
     return this.#state !== State.Head;
   }
 
-  /** Feeds one read. Throws ProtocolError on a malformed or oversized response. */
-  push(buf: Buffer): void {
+  /**
+   * Feeds one read; returns how much of it was taken: all of it, unless `untilBoundary` asks to
+   * stop where a chunk-size line is next (the client then looks for frames it can pass on whole).
+   * Throws ProtocolError on a malformed or oversized response.
+   */
+  push(buf: Buffer, untilBoundary = false): number {
     let at = 0;
     const end = buf.length;
     while (at < end) {
       switch (this.#state) {
         case State.Head:
           at = this.#head(buf, at);
+          if (untilBoundary && this.atChunkBoundary) return at;
           break;
         case State.Length: {
           const n = Math.min(this.#remaining, end - at);
@@ -131,6 +141,7 @@ export class ResponseParser {
           } else if (byte === LF) {
             at++;
             this.#state = State.ChunkSize;
+            if (untilBoundary) return at;
           } else throw new ProtocolError('chunk data not followed by CRLF');
           break;
         }
@@ -144,9 +155,10 @@ export class ResponseParser {
         case State.Done:
           // Bytes after a complete response: a well-behaved upstream sends none.
           this.#extra += end - at;
-          return;
+          return end;
       }
     }
+    return end;
   }
 
   /** The socket ended: completes a close-delimited body; otherwise the response was cut short. */

@@ -140,11 +140,16 @@ export class EventSplitter {
 
 /** Cheap shape check for the hot path: a JSON object line starts with '{' and ends with '}\n'. */
 export function looksLikeJsonObjectLine(line: Uint8Array): boolean {
-  let end = line.length - 1; // skip '\n'
-  if (end > 0 && line[end - 1] === 0x0d) end--;
-  let i = 0;
-  while (i < end && (line[i] === 0x20 || line[i] === 0x09)) i++;
+  return isJsonObjectLineAt(line, 0, line.length);
+}
+
+/** The same check on `buf[start, end)` (a line ending in '\n'), without a view. */
+export function isJsonObjectLineAt(buf: Uint8Array, start: number, endOfLine: number): boolean {
+  let end = endOfLine - 1; // skip '\n'
+  if (end > start && buf[end - 1] === 0x0d) end--;
+  let i = start;
+  while (i < end && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
   let j = end - 1;
-  while (j > i && (line[j] === 0x20 || line[j] === 0x09)) j--;
-  return line[i] === 0x7b && line[j] === 0x7d;
+  while (j > i && (buf[j] === 0x20 || buf[j] === 0x09)) j--;
+  return buf[i] === 0x7b && buf[j] === 0x7d;
 }

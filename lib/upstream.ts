@@ -20,6 +20,12 @@ export interface UpstreamRequest {
   signal?: AbortSignal;
   /** Extra headers, already filtered by the caller. */
   headers?: Record<string, string>;
+  /**
+   * The body goes to relayBody: a 2xx chunked NDJSON answer may then yield reads of whole
+   * one-line frames as those frames (FramedPiece, lib/h1-frames.ts), which relayBody passes on
+   * as they came (ADR 0026). No other reader may ask.
+   */
+  lineFrames?: boolean;
 }
 
 /** What a request yields: the status and headers at once, the body as it arrives. */
@@ -181,7 +187,7 @@ export function createUpstream(baseUrl: string, token?: string, idleMs = DEFAULT
     const method = init.method ?? (body === undefined && !source ? 'GET' : 'POST');
     if (pool && !source && pool.size < MAX_SOCKETS) {
       const headerLines = renderHeaderLines(headers);
-      if (headerLines !== null) return pool.request({ method, path: prefix + path, headerLines, body, signal });
+      if (headerLines !== null) return pool.request({ method, path: prefix + path, headerLines, body, signal, lineFrames: init.lineFrames });
     }
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);

@@ -181,3 +181,35 @@ describe('cloud models with several hosts', () => {
     assert.equal((await ndjson(r)).at(-1).done, true);
   });
 });
+
+describe('measured load times', () => {
+  // The prompt's evaluation (the simulator's delay_ms, after the load) comes before the first
+  // answer: the time to it overstates the load; Ollama's load_duration does not.
+  const slowPrompt = { sim: { delay_ms: 400 } };
+
+  it('books Ollama\'s load_duration for the switch a sync or async job paid', async (t) => {
+    const stack = await startHosts(t, [{ models: [{ name: 'llama3.2', loadMs: 30 }] }, { models: [{ name: 'qwen3', loadMs: 30 }] }]);
+    await catalogues(stack);
+    const r = await stack.call('/api/chat', { json: chat('llama3.2', 'hi', slowPrompt) });
+    assert.equal(r.status, 200);
+    await r.text();
+    const created = await stack.call('/jobs', { json: chat('qwen3', 'hi', slowPrompt) });
+    assert.equal(created.status, 202);
+    const id = (await created.json()).id as string;
+    await until(async () => (await (await stack.call(`/jobs/${id}`)).json()).state === 'completed', 'the async job');
+    const loads = lanes(stack).map((l) => l.loads);
+    assert.equal(loads[0]!.length, 1);
+    assert.equal(loads[1]!.length, 1);
+    for (const [load] of loads) assert.ok(load!.loadMs >= 25 && load!.loadMs < 300, `load ${load!.loadMs} ms: not the time to the first answer`);
+  });
+
+  it('falls back to the time to the first answer where no load_duration comes back (OpenAI surface)', async (t) => {
+    const stack = await startHosts(t, [{ models: [{ name: 'llama3.2', loadMs: 30 }] }, { models: [{ name: 'qwen3', loadMs: 30 }] }]);
+    await catalogues(stack);
+    const r = await stack.call('/v1/chat/completions', { json: { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, ...slowPrompt } });
+    assert.equal(r.status, 200);
+    await r.text();
+    const [load] = lanes(stack)[0]!.loads;
+    assert.ok(load && load.loadMs >= 400, `load ${load?.loadMs} ms includes the prompt's evaluation`);
+  });
+});

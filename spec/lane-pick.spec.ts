@@ -2,7 +2,7 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { pickForLane, type Candidate, type LaneState, type PickInput } from '../lib/sched/lane-pick.js';
+import { pickForLane, RENT, type Candidate, type LaneState, type PickInput } from '../lib/sched/lane-pick.js';
 import { DEFAULT_LOAD_MS, LoadCosts } from '../lib/sched/load-costs.js';
 
 const AGING = 60_000;
@@ -57,25 +57,58 @@ describe('lane pick', () => {
     const loadMs = (l: string) => (l === 'fast' ? 2_000 : 20_000);
     assert.deepEqual(pickForLane(input(slow, [slow, fast], [cand('C')], { loadMs })), { kind: 'none' });
     assert.deepEqual(pickForLane(input(fast, [slow, fast], [cand('C')], { loadMs })), { kind: 'take', key: 'C', group: 'C' });
-    // Once the fast lane is busy, the slow one takes it rather than leave it waiting.
-    const busyFast = lane('fast', { loaded: 'D', running: 1 });
-    assert.deepEqual(pickForLane(input(slow, [slow, busyFast], [cand('C')], { loadMs })), { kind: 'take', key: 'C', group: 'C' });
+    // The fast lane ends its last job soon: still sooner there than 20 s of load here.
+    const endingFast = lane('fast', { loaded: 'D', running: 1 });
+    assert.deepEqual(pickForLane(input(slow, [slow, endingFast], [cand('C')], { loadMs })), { kind: 'none' });
   });
 
-  it('does not defer to a faster lane that still has its own drain', () => {
+  it('takes a free group itself when the faster lane has a long drain of its own', () => {
     const slow = lane('slow');
-    const fast = lane('fast', { loaded: 'D' });
+    const fast = lane('fast', { loaded: 'D', running: 1 });
     const loadMs = (l: string) => (l === 'fast' ? 2_000 : 20_000);
-    assert.deepEqual(pickForLane(input(slow, [slow, fast], [cand('C'), cand('D')], { loadMs })), { kind: 'take', key: 'C', group: 'C' });
+    const cands = [cand('C'), cand('D', { count: 30 })]; // 30 s of D on the fast lane
+    assert.deepEqual(pickForLane(input(slow, [slow, fast], [cand('C')], { loadMs, all: cands, waitingOf: (g) => (g === 'D' ? 30 : 1) })), { kind: 'take', key: 'C', group: 'C' });
   });
 
-  it('lets a higher priority win over a long drain, waiting for the running jobs first', () => {
+  it('plans free groups longest first, each where it ends first, counting the groups this lane cannot run', () => {
+    const a = lane('a');
+    const b = lane('b');
+    const big = cand('BIG', { count: 10 });
+    const small = cand('S', { count: 2 });
+    const onlyB = cand('X', { count: 3 });
+    const canRun = (l: LaneState, c: Candidate) => !(c.group === 'X' && l.name === 'a');
+    // b takes X (only b can), a takes BIG; S then fits after X on b (3 + 5 + 2 < 15 on a).
+    const all = [big, small, onlyB];
+    assert.deepEqual(pickForLane(input(a, [a, b], [big, small], { all, canRun })), { kind: 'take', key: 'BIG', group: 'BIG' });
+    assert.deepEqual(pickForLane(input(b, [a, b], all, { all, canRun })), { kind: 'take', key: 'X', group: 'X' });
+  });
+
+  it('lets a higher priority win over a long drain once it has waited RENT times the load it wastes, waiting for the running jobs first', () => {
     const a = lane('a', { loaded: 'A', running: 1, parallel: 2 });
-    const long = cand('A', { count: 30 }); // 15 s of drain left at parallel 2: more than two loads
-    const p = pickForLane(input(a, [a], [long, cand('B', { priority: 10 })]));
-    assert.deepEqual(p, { kind: 'wait' });
+    const long = cand('A', { count: 30 }); // 15 s of drain left at parallel 2
+    const fresh = cand('B', { priority: 10, arrivalMs: NOW - 1_000 });
+    assert.deepEqual(pickForLane(input(a, [a], [long, fresh])), { kind: 'take', key: 'A', group: 'A' }, 'waited 1 s < 2 x 5 s');
+    const waited = cand('B', { priority: 10, arrivalMs: NOW - RENT * 5_000 });
+    assert.deepEqual(pickForLane(input(a, [a], [long, waited])), { kind: 'wait' });
     const idle = lane('a', { loaded: 'A' });
-    assert.deepEqual(pickForLane(input(idle, [idle], [long, cand('B', { priority: 10 })])), { kind: 'take', key: 'B', group: 'B' });
+    assert.deepEqual(pickForLane(input(idle, [idle], [long, waited])), { kind: 'take', key: 'B', group: 'B' });
+  });
+
+  it('leaves at once for a higher priority when another lane holds its group too (nothing to reload)', () => {
+    const a = lane('a', { loaded: 'A' });
+    const b = lane('b', { loaded: 'A', running: 1 });
+    const cands = [cand('A', { count: 30 }), cand('B', { priority: 10, arrivalMs: NOW })];
+    assert.deepEqual(pickForLane(input(a, [a, b], cands)), { kind: 'take', key: 'B', group: 'B' });
+  });
+
+  it('makes no early switch to copy a group another lane is serving', () => {
+    const a = lane('a', { loaded: 'A' });
+    const b = lane('b', { loaded: 'B', running: 1 });
+    const cands = [cand('A', { count: 30 }), cand('B', { priority: 10, count: 40, arrivalMs: NOW - 60_000 })];
+    assert.deepEqual(pickForLane(input(a, [a, b], cands)), { kind: 'take', key: 'A', group: 'A' });
+    // Its own drain done, it copies a backlog that outlasts the load.
+    const done = [cand('B', { priority: 10, count: 40 })];
+    assert.deepEqual(pickForLane(input(lane('a', { loaded: 'A' }), [a, b], done)), { kind: 'take', key: 'B', group: 'B' });
   });
 
   it('finishes a short drain before a higher priority rather than pay two loads', () => {
@@ -87,8 +120,8 @@ describe('lane pick', () => {
   it('leaves a higher priority to a lane whose drain is done', () => {
     const a = lane('a', { loaded: 'A' });
     const b = lane('b', { loaded: 'C', running: 1 }); // nothing of C waits: b is free after this job
-    const cands = [cand('A', { count: 30 }), cand('B', { priority: 10 })];
-    assert.deepEqual(pickForLane(input(a, [a, b], cands)), { kind: 'take', key: 'A', group: 'A' });
+    const cands = [cand('A', { count: 30 }), cand('B', { priority: 10, arrivalMs: NOW - 60_000 })];
+    assert.deepEqual(pickForLane(input(a, [a, b], cands)), { kind: 'take', key: 'A', group: 'A' }, 'planned for b, however long it waited');
   });
 
   it('makes no early switch by aging when the load costs more than the work it serves, for one more aging interval', () => {

@@ -4,7 +4,8 @@ import { createServer, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { chunkFrames, writeIfRoom, writeUnits } from '../lib/http/unit-writer.js';
-import { startStack } from './support/stack.js';
+import { startStack, TOKEN } from './support/stack.js';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { rawRequest } from './support/raw-http.js';
 
 /** A server whose one handler is `handle`; closed when the test ends. */
@@ -114,4 +115,60 @@ describe('relayed streams', () => {
     assert.equal(lines[0].message.content, 'hi');
     assert.equal(lines[1].error, 'upstream ended the stream early');
   });
+
+  it('sends one-line frames as node frames them, whether upstream framed them that way or any other', async (t) => {
+    // Upstream frames: canonical one-line frames (passed on as they are), then upper-case hex,
+    // an extension, a leading zero, two lines in one chunk, a line cut across chunks: all re-framed.
+    const line = (i: number, extra = '') => `{"model":"m","message":{"role":"assistant","content":"t${i}${extra}"},"done":false}\n`;
+    // line 3's length needs hex letters (0x..a-f) for its upper-case framing to differ
+    let pad = '';
+    while (!/[a-f]/.test(Buffer.byteLength(line(3, pad)).toString(16))) pad += 'p';
+    const lines = [line(1), line(2, 'é'.repeat(40)), line(3, pad), line(4), line(5), line(6), line(7), line(8), line(9)];
+    const done = '{"model":"m","message":{"role":"assistant","content":""},"done":true,"eval_count":9}\n';
+    const frame = (text: string, size = Buffer.byteLength(text).toString(16)) => `${size}\r\n${text}\r\n`;
+    const writes = [
+      frame(lines[0]!) + frame(lines[1]!),
+      frame(lines[2]!, Buffer.byteLength(lines[2]!).toString(16).toUpperCase()),
+      `${Buffer.byteLength(lines[3]!).toString(16)};x=y\r\n${lines[3]}\r\n`,
+      frame(lines[4]!, '0' + Buffer.byteLength(lines[4]!).toString(16)),
+      frame(lines[5]! + lines[6]!),
+      frame(lines[7]!.slice(0, 20)), frame(lines[7]!.slice(20)),
+      frame(lines[8]!),
+      frame(done) + '0\r\n\r\n',
+    ];
+    const sockets = new Set<Socket>();
+    const upstream = createNetServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.once('data', async () => {
+        socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n');
+        for (const w of writes) {
+          await new Promise((r) => setImmediate(r));
+          socket.write(w);
+        }
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
+    t.after(() => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      upstream.close(() => r());
+    }));
+    const stack = await startStack(t, { config: { upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` } });
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
+    const raw = await new Promise<Buffer>((resolve, reject) => {
+      const { hostname, port } = new URL(stack.url);
+      const socket = connect(Number(port), hostname);
+      const parts: Buffer[] = [];
+      socket.on('data', (d) => parts.push(d));
+      socket.on('error', reject);
+      socket.on('end', () => {
+        const all = Buffer.concat(parts);
+        resolve(all.subarray(all.indexOf('\r\n\r\n') + 4));
+      });
+      socket.write(`POST /api/chat HTTP/1.1\r\nhost: ${new URL(stack.url).host}\r\nconnection: close\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    });
+    const expected = Buffer.concat([chunkFrames([...lines, done].map((l) => Buffer.from(l))), Buffer.from('0\r\n\r\n')]);
+    assert.equal(raw.toString('utf8'), expected.toString('utf8'));
+  });
 });
+

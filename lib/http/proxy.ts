@@ -6,7 +6,8 @@ import type { ServerResponse } from 'node:http';
 import { EventSplitter, LineSplitter, looksLikeJsonObjectLine } from '../ndjson.js';
 import type { UpstreamResponse } from '../upstream.js';
 import { describeNetworkError } from '../errors.js';
-import { writeUnits } from './unit-writer.js';
+import { writeFrames, writeUnits } from './unit-writer.js';
+import { decodeLineFrames, type FramedPiece } from '../h1-frames.js';
 
 export type Framing = 'ndjson' | 'sse' | 'raw';
 
@@ -99,6 +100,17 @@ export async function relayBody(upstream: UpstreamResponse, res: ServerResponse,
     if (!writeUnits(res, units)) needDrain = true;
     return true;
   };
+  // Whole one-line frames from upstream go out as they came when nothing is held (ADR 0026):
+  // the bytes are exactly those writeUnits would build from their lines.
+  const lines = splitter instanceof LineSplitter ? splitter : null;
+  const framesOk = lines !== null && res.chunkedEncoding && res.headersSent;
+  const emitFrames = (piece: FramedPiece): boolean => {
+    if (result.firstUnitMs === null) result.firstUnitMs = now() - started;
+    result.last = piece.lineFrames!.last;
+    if (res.destroyed || res.writableEnded) return false;
+    if (!writeFrames(res, piece)) needDrain = true;
+    return true;
+  };
   const drained = (): boolean | Promise<boolean> => {
     if (!needDrain) return !res.destroyed;
     needDrain = false;
@@ -117,8 +129,17 @@ export async function relayBody(upstream: UpstreamResponse, res: ServerResponse,
   };
 
   try {
-    for await (const chunk of upstream.body) {
+    for await (let chunk of upstream.body) {
       let units: Uint8Array[];
+      if ((chunk as FramedPiece).lineFrames !== undefined) {
+        if (framesOk && lines!.pendingBytes === 0) {
+          if (!emitFrames(chunk)) return gone();
+          const ok = drained();
+          if (ok !== true && !(await ok)) return gone();
+          continue;
+        }
+        chunk = decodeLineFrames(chunk); // a partial line is held (or the client is not chunked): the lines alone
+      }
       if (!splitter) units = [chunk];
       else {
         units = splitter.push(chunk);

@@ -119,7 +119,7 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     if (rc.host !== undefined) ctx.logFields.host = rc.host;
     try {
       upstreamRes = await (rc.upstream ?? deps.upstream).send(job.upstreamPath, {
-        body: job.raw, signal: rc.signal, headers: forwardableHeaders(req.headers),
+        body: job.raw, signal: rc.signal, headers: forwardableHeaders(req.headers), lineFrames: true,
       });
     } catch (err) {
       if (rc.signal.aborted) return 'cancelled';
@@ -135,6 +135,18 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     }
     rc.upstreamAnswered();
     if (upstreamRes.status === 404) rc.modelMissing?.();
+    // Several hosts: a host answering 5xx (busy, out of memory, a dying runner) failed before any
+    // byte of its reached the caller, so another host serves it unseen (SPEC §17). Its body is
+    // kept: when every host failed, the caller gets the last one's status and body unchanged.
+    if (upstreamRes.status >= 500 && rc.failover) {
+      const text = await upstreamRes.text(UPSTREAM_ERROR_MAX).catch(() => '');
+      if (rc.failover(`answered ${upstreamRes.status}`)) {
+        jobStarted = false;
+        armHeartbeat();
+        return 'requeued';
+      }
+      upstreamRes = withBody(upstreamRes, text);
+    }
     const foremanHeaders: Record<string, string> = {
       'x-foreman-job-id': id, 'x-foreman-queue-ms': String(Math.round(rc.queueMs)), 'x-foreman-priority': String(priority),
     };
@@ -164,6 +176,8 @@ export async function serveSyncJob(ctx: RequestContext, deps: SyncJobDeps, job: 
     // Time to first token means a streamed chunk; a whole JSON answer has no first token to time.
     const ttftMs = relay.firstUnitMs === null || framing === 'raw' ? null : started - runStarted + relay.firstUnitMs;
     deps.observe?.({ model, kind: job.kind, key: key.name, relay, ttftMs });
+    const loadNs = loadDurationOf(relay.lastData);
+    if (loadNs !== null) rc.loadReported?.(loadNs / 1e6);
     if (relay.outcome === 'client_gone' || rc.signal.aborted) return 'cancelled';
     return relay.outcome === 'done' && upstreamRes.ok ? 'completed' : 'failed';
   };
@@ -235,4 +249,27 @@ export function sessionOf(headers: Record<string, string | string[] | undefined>
     if (text && text.trim()) return text.trim().slice(0, 256);
   }
   return null;
+}
+
+/** Ollama's load_duration (ns) in a native final chunk, or null (other surfaces have none). */
+export function loadDurationOf(unit: Uint8Array | null): number | null {
+  if (!unit) return null;
+  const m = /"load_duration":(\d+)/.exec(Buffer.from(unit.buffer, unit.byteOffset, unit.byteLength).toString('utf8'));
+  return m ? Number(m[1]) : null;
+}
+
+const UPSTREAM_ERROR_MAX = 1024 * 1024;
+
+/** An upstream answer whose body was already read, to relay as it was. */
+function withBody(res: UpstreamResponse, text: string): UpstreamResponse {
+  const bytes = Buffer.from(text);
+  return {
+    status: res.status, ok: res.ok, headers: res.headers,
+    body: (async function* () {
+      if (bytes.length > 0) yield bytes;
+    })(),
+    text: async () => text,
+    discard: () => {},
+    failureReason: () => null,
+  };
 }

@@ -65,6 +65,19 @@ export function writeUnits(res: ServerResponse, units: readonly Uint8Array[]): b
 }
 
 /**
+ * Writes chunk frames made elsewhere (upstream's own, checked to be exactly what chunkFrames
+ * would build: lib/h1-frames.ts) with one write(). Only for a chunked response whose headers are set.
+ */
+export function writeFrames(res: ServerResponse, frames: Uint8Array): boolean {
+  res.chunkedEncoding = false;
+  try {
+    return res.write(frames);
+  } finally {
+    res.chunkedEncoding = true;
+  }
+}
+
+/**
  * Writes a unit that may be skipped (a heartbeat) only when the socket has room: a client that
  * does not read while it waits in the queue must not make foreman buffer a beat per interval.
  */

@@ -497,6 +497,8 @@ export class JobService {
   #announce(job: Job, state: JobState, response: Record<string, unknown> | null = null): void {
     this.#o.onTransition?.(job, state, response);
     if (isTerminal(state)) {
+      // A failed-over job cancelled before it ran again leaves no count behind in the host fleet.
+      this.#o.scheduler.forget(job.id);
       const set = this.#waiters.get(job.id);
       if (set) for (const w of [...set]) w.resolve();
     }
@@ -559,7 +561,7 @@ export class JobService {
   /**
    * The lane slot is given back as soon as upstream is done: the outcome is made durable while
    * the next job runs (one group commit per job would otherwise idle every host between jobs,
-   * ADR 0026). The job stays in #running (cancel, retention) until the outcome is durable, or
+   * ADR 0027). The job stays in #running (cancel, retention) until the outcome is durable, or
    * parked while the disk refuses.
    */
   #run(job: Job, rc: RunContext): Promise<FinishState> {
@@ -620,6 +622,14 @@ export class JobService {
           break;
         }
         if (outcome.error.status === 404) rc.modelMissing?.();
+        // Several hosts: a host answering 5xx failed this run, not the job: another host runs it
+        // (one attempt used, SPEC §17). With one host a 5xx stays a failure, as before.
+        if (!outcome.retriable && (outcome.error.status ?? 0) >= 500 && rc.failover && job.attempts < this.#o.maxAttempts &&
+          rc.failover(`answered ${outcome.error.status}`)) {
+          settled = this.#settle(job, 'queued', outcome.error, null, parked, { delayMs: 0, attempts: job.attempts });
+          state = 'requeued';
+          break;
+        }
         // Ollama restarting, or dying mid-answer, is no reason to lose the job: try again later (ADR 0011).
         // With several hosts the host is marked down and the job goes back in the queue for another
         // one at once (SPEC §17), once its 'queued' is durable: the scheduler leaves that to us.
@@ -633,6 +643,7 @@ export class JobService {
         }
         break;
       case 'completed':
+        if (typeof outcome.response.load_duration === 'number') rc.loadReported?.(outcome.response.load_duration / 1e6);
         settled = this.#settle(job, 'completed', null, outcome.response, parked);
         state = 'completed';
         break;

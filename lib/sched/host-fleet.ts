@@ -66,6 +66,9 @@ const SWITCH_LIMIT = 20;
 const SESSION_LIMIT = 10_000;
 /** A switch's upstream calls (the /api/show check and the unload) share this budget: the lane waits on it. */
 const SWITCH_BUDGET_MS = 10_000;
+/** An idle host waits this share of a load (at most GATHER_MAX_MS) for a new queue to fill before it loads. */
+const GATHER_SHARE = 0.05;
+const GATHER_MAX_MS = 1_000;
 
 /** A queue key `group @host` pins a session's turn; the plain group is what a host loads. */
 export function splitKey(key: string): { group: string; pinned: string | null } {
@@ -118,11 +121,12 @@ export class HostLane implements Lane, PickLane {
     return this.#fleet.finished(entry, state);
   }
   /** What a job started on this lane needs: this host's client, and a way back to the queue. */
-  contextFor(entry: LaneEntry): Pick<RunContext, 'upstream' | 'failover' | 'host' | 'modelMissing'> {
+  contextFor(entry: LaneEntry): Pick<RunContext, 'upstream' | 'failover' | 'host' | 'modelMissing' | 'loadReported'> {
     return {
       upstream: this.host.upstream, host: this.name,
       failover: (reason) => this.#fleet.failover(entry.id, reason),
       modelMissing: () => this.#fleet.modelMissing(this.host),
+      loadReported: (ms) => this.#fleet.loadReported(entry.id, ms),
     };
   }
   state(): LaneState {
@@ -136,6 +140,10 @@ interface Assigned {
   /** the switch this job's start belongs to, if it paid a load */
   load: FleetSwitch | null;
   retry: boolean;
+  /** this job's first answer ended the load of `load`: its end books the load time */
+  paid: boolean;
+  /** Ollama's load_duration for this run, ms */
+  reported: number | null;
 }
 
 export class HostFleet {
@@ -149,6 +157,7 @@ export class HostFleet {
   readonly #switches: FleetSwitch[] = [];
   readonly #embedding = new Map<string, boolean>();
   readonly #reading = new Map<HostLane, Promise<void>>();
+  #gatherTimer: NodeJS.Timeout | null = null;
 
   constructor(options: FleetOptions) {
     this.#o = options;
@@ -214,7 +223,7 @@ export class HostFleet {
     const waiting = new Map<string, number>();
     for (const h of heads) waiting.set(h.c.group, (waiting.get(h.c.group) ?? 0) + h.c.count);
     const pick = pickForLane({
-      lane, lanes: this.lanes, candidates: mine.map((h) => h.c), nowMs: now, agingMs: this.#o.agingMs,
+      lane, lanes: this.lanes, candidates: mine.map((h) => h.c), all: heads.map((h) => h.c), nowMs: now, agingMs: this.#o.agingMs,
       canRun: (other, c) => canRun(other as HostLane, heads.find((x) => x.c === c)!),
       loadMs: (host, group) => this.costs.loadMs(host, group),
       runMs: (group) => this.costs.runMs(group),
@@ -224,6 +233,15 @@ export class HostFleet {
     if (pick.kind !== 'take') return null;
     const entry = q.peekGroup(pick.key, now)!;
     if (pick.group !== lane.loaded) {
+      // A load is not decided on a queue only a moment old (ADR 0027): work submitted together
+      // (a script's backlog, a burst) lands over a few milliseconds, and the first job to land
+      // would otherwise choose each host's model. Waits at most GATHER_SHARE of the load.
+      const oldest = Math.min(...heads.map((h) => h.c.arrivalMs));
+      const gather = Math.min(GATHER_MAX_MS, GATHER_SHARE * this.costs.loadMs(lane.name, pick.group));
+      if (now - oldest < gather) {
+        this.#wakeAt(oldest + gather);
+        return null;
+      }
       if (lane.loaded !== null && this.#o.unloadOnSwitch) {
         void this.#unloadThenWake(lane, lane.loaded, pick.group, now);
         return null;
@@ -231,7 +249,7 @@ export class HostFleet {
       this.#recordSwitch(lane, lane.loaded, pick.group, now);
     }
     q.take(entry.id);
-    this.#assigned.set(entry.id, { lane, startedMs: now, load: lane.pending, retry: false });
+    this.#assigned.set(entry.id, { lane, startedMs: now, load: lane.pending, retry: false, paid: false, reported: null });
     return entry;
   }
 
@@ -257,11 +275,18 @@ export class HostFleet {
     const pending = a.load;
     return () => {
       if (pending && pending.loadMs === null && a.lane.pending === pending) {
+        // Shown at once; booked when the job ends, with Ollama's own load_duration if it sends one.
         pending.loadMs = this.#o.now() - pending.atMs;
         a.lane.pending = null;
-        this.costs.recordLoad(a.lane.name, pending.to, pending.loadMs);
+        a.paid = true;
       }
     };
+  }
+
+  /** Ollama's load_duration of a run (ms): for the job that paid a switch, the exact load time. */
+  loadReported(id: string, ms: number): void {
+    const a = this.#assigned.get(id);
+    if (a?.paid && Number.isFinite(ms) && ms >= 0) a.reported = ms;
   }
 
   /**
@@ -280,6 +305,16 @@ export class HostFleet {
     return true;
   }
 
+  /** The job is gone for good (cancelled, ended, dropped): its failover count goes too. */
+  forget(id: string): void {
+    this.#tries.delete(id);
+  }
+
+  /** Jobs that failed over and may run again (their counts are kept until they end). */
+  get failedOver(): number {
+    return this.#tries.size;
+  }
+
   modelMissing(host: FleetHost): void {
     this.#o.modelMissing?.(host);
   }
@@ -291,6 +326,12 @@ export class HostFleet {
     this.#assigned.delete(entry.id);
     a.lane.running--;
     const now = this.#o.now();
+    // A failed run's first answer may have been an error, not the end of a load.
+    if (a.paid && a.load && (state === 'completed' || a.reported !== null)) {
+      // The time to the first answer also holds the prompt's evaluation; load_duration does not.
+      if (a.reported !== null) a.load.loadMs = Math.round(a.reported);
+      this.costs.recordLoad(a.lane.name, a.load.to, a.load.loadMs!);
+    }
     if (state === 'completed') {
       // Run time without the load this job waited for (it started with the switch).
       const load = a.load?.loadMs ?? 0;
@@ -389,6 +430,21 @@ export class HostFleet {
     // The load is timed from here: the unload is not part of what this host takes to load the target.
     this.#recordSwitch(lane, group, target, Math.max(now, this.#o.now()));
     this.#o.wake();
+  }
+
+  #wakeAt(atMs: number): void {
+    if (this.#gatherTimer !== null) return;
+    this.#gatherTimer = setTimeout(() => {
+      this.#gatherTimer = null;
+      this.#o.wake();
+    }, Math.max(1, atMs - this.#o.now()));
+    this.#gatherTimer.unref();
+  }
+
+  /** Stops the fleet's own timer (shutdown). */
+  close(): void {
+    if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer);
+    this.#gatherTimer = null;
   }
 
   #recordSwitch(lane: HostLane, from: string | null, to: string, now: number): void {

@@ -33,6 +33,8 @@ export interface PickInput {
   readonly lanes: readonly LaneState[];
   /** candidates this lane may run (its catalogue has the model; pins respected), any order */
   readonly candidates: readonly Candidate[];
+  /** every waiting group, also those this lane cannot run (they keep other lanes busy); default: candidates */
+  readonly all?: readonly Candidate[];
   /** whether another lane may run the candidate (its catalogue), for host choice */
   canRun(lane: LaneState, c: Candidate): boolean;
   /** expected load time of a group on a lane, ms */
@@ -54,9 +56,61 @@ export type Pick =
 
 type Class = 0 | 1 | 2; // own, free, elsewhere: the tie order
 
+/**
+ * Rent or buy (ADR 0027): a higher-priority group planned for a lane that still has its own
+ * drain waits up to RENT times the load an early switch would waste before the lane leaves.
+ */
+export const RENT = 2;
+
 /** Time a lane needs to drain `count` jobs of a group: count × run / parallel. */
 function workMs(input: PickInput, group: string, count: number, parallel: number): number {
   return (count * input.runMs(group)) / Math.max(1, parallel);
+}
+
+/** How long a lane is busy with what it has loaded: its waiting drain, half a running job, a load under way. */
+function busyMs(input: PickInput, m: LaneState): number {
+  if (m.loaded === null) return 0;
+  let t = workMs(input, m.loaded, input.waitingOf(m.loaded), m.parallel);
+  if (m.running > 0) t += input.runMs(m.loaded) / 2;
+  if (m.switching) t += input.loadMs(m.name, m.loaded);
+  return t;
+}
+
+/**
+ * The groups nobody has loaded or is loading, planned over the lanes that are up (list
+ * scheduling, ADR 0027): in pick order (effective priority, then the larger backlog), each goes
+ * to the lane where it would end first: that lane's own drain, plus its measured load of the
+ * group, plus the group's work. Returns the keys planned for this lane. So a group goes to the
+ * host that loads it fastest unless that host is busy for longer than the difference, and a
+ * high-priority group goes to the lane whose drain ends first rather than interrupt one.
+ */
+function planFree(input: PickInput, eff: (c: Candidate) => number): Set<string> {
+  const up = input.lanes.filter((l) => l.up);
+  const loaded = new Set(up.map((l) => l.loaded));
+  const free = (input.all ?? input.candidates).filter((c) => !loaded.has(c.group));
+  const mine = new Set<string>();
+  if (free.length === 0) return mine;
+  const until = new Map<LaneState, number>(up.map((m) => [m, busyMs(input, m)]));
+  const work = (c: Candidate) => c.count * input.runMs(c.group);
+  free.sort((a, b) => eff(b) - eff(a) || work(b) - work(a) || a.arrivalMs - b.arrivalMs);
+  const runs = new Set(input.candidates.map((c) => c.key));
+  for (const c of free) {
+    let best: LaneState | undefined;
+    let end = Infinity;
+    for (const m of up) {
+      if (m === input.lane ? !runs.has(c.key) : !input.canRun(m, c)) continue;
+      const e = until.get(m)! + input.loadMs(m.name, c.group) + workMs(input, c.group, c.count, m.parallel);
+      // Ties go to the first lane in order, so every lane computes the same plan.
+      if (e < end) {
+        best = m;
+        end = e;
+      }
+    }
+    if (!best) continue;
+    until.set(best, end);
+    if (best === input.lane) mine.add(c.key);
+  }
+  return mine;
 }
 
 export function pickForLane(input: PickInput): Pick {
@@ -66,11 +120,7 @@ export function pickForLane(input: PickInput): Pick {
   const eff = (c: Candidate) => effectivePriority(c.priority, nowMs - c.arrivalMs, agingMs);
 
   const ranked: Array<{ c: Candidate; cls: Class; e: number }> = [];
-  // The waiting work each lane would have if it were spread evenly: a group whose holders need
-  // longer than that to drain it is the one that decides when everything ends (ADR 0024).
-  let total = 0;
-  for (const c of input.candidates) total += c.count * input.runMs(c.group);
-  const share = total / (others.length + 1);
+  const planned = planFree(input, eff);
   for (const c of input.candidates) {
     if (c.group === lane.loaded) {
       ranked.push({ c, cls: 0, e: eff(c) });
@@ -82,20 +132,12 @@ export function pickForLane(input: PickInput): Pick {
       // with this backlog when the load here ends.
       const parallel = holders.reduce((a, l) => a + l.parallel, 0);
       const drain = workMs(input, c.group, c.count, parallel);
-      const load = input.loadMs(lane.name, c.group);
-      if (drain <= load) continue;
-      // The bottleneck group is copied as soon as a lane is free, like a group nobody has loaded.
-      ranked.push({ c, cls: drain - load > share ? 1 : 2, e: eff(c) });
+      if (drain <= input.loadMs(lane.name, c.group)) continue;
+      ranked.push({ c, cls: 2, e: eff(c) });
       continue;
     }
-    // A free group goes to the idle lane that loads it fastest: defer to a faster one that is
-    // free to switch now (idle, and no drain of its own waiting).
-    const mine = input.loadMs(lane.name, c.group);
-    const faster = others.some((l) =>
-      l.running === 0 && !l.switching && (l.loaded === null || input.waitingOf(l.loaded) === 0) &&
-      input.canRun(l, c) && input.loadMs(l.name, c.group) < mine,
-    );
-    if (faster) continue;
+    // A free group goes where the plan of free groups puts it (planFree): maybe another lane.
+    if (!planned.has(c.key)) continue;
     ranked.push({ c, cls: 1, e: eff(c) });
   }
   if (ranked.length === 0) return { kind: 'none' };
@@ -115,11 +157,20 @@ export function pickForLane(input: PickInput): Pick {
     const byAgingOnly = best.c.priority <= own.c.priority;
     const load = input.loadMs(lane.name, best.c.group);
     const cheap = workMs(input, best.c.group, best.c.count, lane.parallel) >= load;
-    if (byAgingOnly && !cheap && input.measured(lane.name, best.c.group) && best.e < own.e + 2) best = own;
+    const held = others.some((l) => l.loaded === best.c.group);
+    // A group loaded or loading elsewhere is served there: no early switch to copy it.
+    if (held && ownWaiting > 0) best = own;
+    else if (byAgingOnly && !cheap && input.measured(lane.name, best.c.group) && best.e < own.e + 2) best = own;
     else if (ownWaiting > 0) {
-      // An early switch costs its own load and a second load of the backlog it leaves. Waiting is
-      // cheaper when this lane's drain, or another lane's, ends sooner than those two loads take.
-      const cost = load + input.loadMs(lane.name, own.c.group);
+      // An early switch wastes one load: the backlog it leaves is loaded again later (nothing,
+      // when another lane holds that group too and drains it). The rival's own load is paid
+      // whenever it runs. Rent or buy (ADR 0027): the rival waits while it has waited less than
+      // RENT times that waste, or twice that while a drain (this lane's or another's) ends
+      // within the waste; then the lane leaves. Bursts for a model nobody has loaded mostly meet
+      // a lane at the natural end of its drain, and no caller waits much more than a few loads.
+      const shared = others.some((l) => l.loaded === own.c.group && !l.switching);
+      const waste = shared ? 0 : input.loadMs(lane.name, own.c.group);
+      const waited = nowMs - best.c.arrivalMs;
       const selfFree = workMs(input, own.c.group, ownWaiting, lane.parallel);
       let otherFree = Infinity;
       for (const m of others) {
@@ -129,7 +180,8 @@ export function pickForLane(input: PickInput): Pick {
         const free = (m.loaded === null ? 0 : workMs(input, m.loaded, left, m.parallel)) + busy;
         otherFree = Math.min(otherFree, free + input.loadMs(m.name, best.c.group) - load);
       }
-      if (Math.min(selfFree, otherFree) <= cost) best = own;
+      const soon = Math.min(selfFree, otherFree) <= waste;
+      if (waited < RENT * waste || (soon && waited < 2 * RENT * waste)) best = own;
     }
   }
   // A switch waits for the lane's running jobs to end (SPEC §1): the lane takes nothing meanwhile.

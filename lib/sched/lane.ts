@@ -12,6 +12,11 @@ export interface RunContext {
   readonly queueMs: number;
   /** The job calls this when upstream answered: the end of a model load, if this job caused one. */
   upstreamAnswered(): void;
+  /**
+   * Ollama's `load_duration` of this run in ms (its final chunk), when it had one: the exact
+   * load time of a switch this job paid, preferred to the time to the first answer (ADR 0025).
+   */
+  loadReported?(ms: number): void;
   /** The host this run must use, with several hosts (SPEC §17); absent: the one upstream. */
   readonly upstream?: Upstream;
   /** That host's name (logs, the X-Foreman-Host response header). */
@@ -90,6 +95,6 @@ export interface Lane {
   /** A job of this lane ended (however); true: put the entry back in the queue (it failed over). */
   finished(entry: LaneEntry, state: FinishState): boolean | void;
   /** What a run on this lane gets besides signal and timing (several hosts: the host's client). */
-  contextFor?(entry: LaneEntry): Pick<RunContext, 'upstream' | 'failover' | 'host' | 'modelMissing'>;
+  contextFor?(entry: LaneEntry): Pick<RunContext, 'upstream' | 'failover' | 'host' | 'modelMissing' | 'loadReported'>;
   state(): LaneState;
 }

@@ -184,6 +184,11 @@ export class Scheduler {
     return null;
   }
 
+  /** A job ended for good outside the scheduler (an async job cancelled while held back): forget what a lane kept about it. */
+  forget(id: string): void {
+    this.#fleet?.forget(id);
+  }
+
   /** Takes a job out of its queue without telling it: its owner keeps it (e.g. while the journal cannot write). */
   withdraw(id: string): boolean {
     for (const q of this.#queues) {
@@ -242,6 +247,7 @@ export class Scheduler {
       const entry = q.remove(id);
       if (entry) {
         this.#waitingBytes -= entry.job.bytes ?? 0;
+        this.#fleet?.forget(id);
         entry.job.dropped('cancelled');
         this.#pump();
         return true;
@@ -438,10 +444,12 @@ export class Scheduler {
    */
   async shutdown(graceMs: number): Promise<void> {
     this.#closing = true;
+    this.#fleet?.close();
     for (const q of this.#queues) {
       for (const entry of [...q.values()]) {
         q.remove(entry.id);
         this.#waitingBytes -= entry.job.bytes ?? 0;
+        this.#fleet?.forget(entry.id);
         entry.job.dropped('shutdown');
       }
     }
