@@ -4,6 +4,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { pickForLane, RENT, type Candidate, type LaneState, type PickInput } from '../lib/sched/lane-pick.js';
 import { DEFAULT_LOAD_MS, LoadCosts } from '../lib/sched/load-costs.js';
+import { HostFleet, type FleetHost } from '../lib/sched/host-fleet.js';
+import { createDrainQueue } from '../lib/sched/queue.js';
+import type { LaneEntry } from '../lib/sched/lane.js';
+import { silentLogger } from '../lib/log.js';
+import type { Upstream } from '../lib/upstream.js';
 
 const AGING = 60_000;
 const NOW = 1_000_000;
@@ -165,5 +170,49 @@ describe('load costs', () => {
     c.recordRun('A', Number.NaN);
     assert.equal(c.measuredLoad('h', 'A'), undefined);
     assert.equal(c.hasRun('A'), false);
+  });
+});
+
+describe('host fleet: a fresh queue', () => {
+  function fleetOf(t: { after(fn: () => void): void }, clock: { now: number }) {
+    let woken: () => void = () => {};
+    const wake = () => woken();
+    const host = (name: string): FleetHost => ({
+      name, parallel: 1, state: 'up', upstream: {} as Upstream, hasModel: () => true,
+    });
+    const fleet = new HostFleet({
+      hosts: [host('h1'), host('h2')], queue: createDrainQueue<LaneEntry>({ agingMs: AGING }), agingMs: AGING,
+      unloadOnSwitch: false, log: silentLogger, now: () => clock.now, wake, markDown: () => {},
+    });
+    t.after(() => fleet.close());
+    const entry = (id: string, group: string): LaneEntry => ({
+      id, group, priority: 0, arrivalMs: clock.now, owner: '',
+      job: { id, model: group, group, priority: 0, origin: 'async', kind: 'chat', run: async () => 'completed', dropped: () => {} },
+    });
+    return { fleet, entry, woken: () => new Promise<void>((r) => (woken = r)) };
+  }
+
+  it('waits a moment before a load so work submitted together is seen together, then takes the larger backlog', async (t) => {
+    const clock = { now: 0 };
+    const { fleet, entry, woken } = fleetOf(t, clock);
+    const [h1] = fleet.lanes;
+    const wake = woken();
+    fleet.queue.enqueue(entry('a1', 'A'));
+    assert.equal(fleet.nextFor(h1!, clock.now), null, 'no load decided on a queue 0 ms old');
+    clock.now = 10;
+    for (let i = 0; i < 5; i++) fleet.queue.enqueue(entry(`b${i}`, 'B'));
+    assert.equal(fleet.nextFor(h1!, clock.now), null);
+    await wake; // the fleet's own timer, at 5 % of the (default) load
+    clock.now = 0.05 * DEFAULT_LOAD_MS;
+    assert.equal(fleet.nextFor(h1!, clock.now)?.group, 'B', 'the larger backlog first, not the first job to land');
+  });
+
+  it('does not wait to run more of the group a lane has loaded', (t) => {
+    const clock = { now: 0 };
+    const { fleet, entry } = fleetOf(t, clock);
+    const [h1] = fleet.lanes;
+    h1!.loaded = 'A';
+    fleet.queue.enqueue(entry('a1', 'A'));
+    assert.equal(fleet.nextFor(h1!, clock.now)?.id, 'a1');
   });
 });

@@ -437,8 +437,7 @@ export class HostFleet {
     this.#gatherTimer = setTimeout(() => {
       this.#gatherTimer = null;
       this.#o.wake();
-    }, Math.max(1, atMs - this.#o.now()));
-    this.#gatherTimer.unref();
+    }, Math.max(1, atMs - this.#o.now())); // at most GATHER_MAX_MS; close() clears it
   }
 
   /** Stops the fleet's own timer (shutdown). */
