@@ -1,5 +1,6 @@
-// The Ollama client: node:http(s) with a keep-alive agent and an AbortSignal per
-// request. It knows no queue and no server. A caller's Authorization is never
+// The Ollama client: our own HTTP/1.1 client for plain http (lib/h1-client.ts, ADR 0026),
+// node:http(s) with a keep-alive agent for https and uploads; an AbortSignal per request.
+// It knows no queue and no server. A caller's Authorization is never
 // forwarded (only upstream_token), and Host is upstream's own, which a
 // loopback-bound Ollama requires (SPEC §2). The only timeout is for silence: a
 // model load may take minutes, but an upstream that sends nothing for idleMs is
