@@ -56,6 +56,11 @@ export interface Foreman {
   snapshot(): QueueSnapshot;
   /** Reads keys_file again (SIGHUP does this); false when the file was refused or there is none. */
   reloadKeys(reason?: string): boolean;
+  /**
+   * Reads hosts_file again (SIGHUP does this; SPEC §17): hosts added and removed by name, jobs
+   * running on a removed host finish there. False when nothing could be applied.
+   */
+  reloadHosts(reason?: string): boolean;
   /** Graceful stop (SPEC §9): stop accepting, 503 to waiting sync callers, running jobs get shutdown_grace. */
   close(): Promise<void>;
 }
@@ -135,6 +140,10 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     hosts: hosts.multi ? hosts.hosts : undefined,
     markDown: (host, reason) => hosts.markDown(host as Host, reason),
     modelMissing: (host) => hosts.modelMissing(host as Host),
+    hostRetired: (host) => {
+      (host as Host).idle = true;
+      hosts.closeRetired();
+    },
     log,
     now,
     keyPolicy: (name) => {
@@ -360,5 +369,28 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     })());
 
   const reloadKeys = (reason = 'reload') => keys.reload(reason);
-  return { server, url, scheduler, upstream, hosts, jobs, journal, keys, usage, snapshot, reloadKeys, close };
+  const reloadHosts = (reason = 'reload'): boolean => {
+    if (config.hosts_file === undefined) return false;
+    let specs: ReturnType<typeof resolveHosts>;
+    try {
+      specs = resolveHosts(config);
+    } catch (err) {
+      log.warn('hosts_file refused; hosts kept', { reason, error: (err as Error).message });
+      return false;
+    }
+    // One host runs the single lane of SPEC §1; several need the lanes built at start.
+    if (!hosts.multi) {
+      if (specs.length > 1) log.warn('hosts_file lists several hosts; foreman started with one: restart to use them', { reason });
+      return false;
+    }
+    const change = hosts.update(specs);
+    scheduler.updateHosts(change.added, change.removed);
+    log.info('hosts reloaded', {
+      reason, added: change.added.map((h) => h.name).join(',') || undefined, removed: change.removed.map((h) => h.name).join(',') || undefined,
+      kept_as_before: change.unchanged.join(',') || undefined,
+    });
+    if (change.unchanged.length > 0) log.warn('hosts_file changed a host\'s url, token or limits: restart to apply', { hosts: change.unchanged.join(',') });
+    return true;
+  };
+  return { server, url, scheduler, upstream, hosts, jobs, journal, keys, usage, snapshot, reloadKeys, reloadHosts, close };
 }

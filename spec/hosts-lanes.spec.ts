@@ -1,7 +1,11 @@
 // Several hosts as lanes of one queue (SPEC §17), end to end on real sockets: a model on one
 // host only, session affinity, a host killed mid-burst, a host coming back.
 
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import type { Sim } from '../lib/sim/index.js';
 import assert from 'node:assert/strict';
 import { startHosts, type HostsStack } from './support/hosts-stack.js';
 import { TOKEN } from './support/stack.js';
@@ -211,5 +215,46 @@ describe('measured load times', () => {
     await r.text();
     const [load] = lanes(stack)[0]!.loads;
     assert.ok(load && load.loadMs >= 400, `load ${load?.loadMs} ms includes the prompt's evaluation`);
+  });
+});
+
+describe('hosts_file reloaded (SIGHUP)', () => {
+  it('adds and removes hosts by name; a job running on a removed host finishes there; a bad file changes nothing', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'foreman-hosts-file-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'hosts.json');
+    const write = (hosts: Array<[string, Sim]>) =>
+      writeFile(file, JSON.stringify({ hosts: hosts.map(([name, sim]) => ({ name, url: sim.url })) }));
+    const stack = await startHosts(t, [
+      { models: [{ name: 'llama3.2' }] }, { models: [{ name: 'qwen3' }] }, { models: [{ name: 'mistral' }] },
+    ], { config: { hosts_file: file }, before: (sims) => write([['a', sims[0]!], ['b', sims[1]!]]) });
+    await catalogues(stack);
+    const names = () => stack.foreman.hosts.hosts.map((h) => h.name);
+    assert.deepEqual(names(), ['a', 'b']);
+    // A job holding host b (its prompt takes a while) while b is removed and c added.
+    const held = stack.call('/api/chat', { json: chat('qwen3', 'hold', { sim: { delay_ms: 1_500 } }) });
+    await until(() => lanes(stack).find((l) => l.name === 'b')?.running === 1, 'the job running on b');
+    await write([['a', stack.sims[0]!], ['c', stack.sims[2]!]]);
+    assert.equal(stack.foreman.reloadHosts('test'), true);
+    assert.deepEqual(names(), ['a', 'c']);
+    const queue = await (await stack.call('/queue')).json();
+    const b = queue.hosts.find((h: any) => h.name === 'b');
+    assert.equal(b.retiring, true, '/queue shows b finishing its job');
+    assert.equal(b.running, 1);
+    const answer = await held;
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers.get('x-foreman-host'), 'b');
+    assert.equal((await ndjson(answer)).at(-1).done, true, 'the running job finished on the removed host');
+    await until(() => lanes(stack).every((l) => l.name !== 'b'), 'b\'s lane to end');
+    // c takes work at once (its catalogue read when it was added).
+    await until(() => stack.foreman.hosts.hosts.every((h) => h.catalogueKnown), 'c\'s catalogue');
+    const onC = await stack.call('/api/chat', { json: chat('mistral') });
+    assert.equal(onC.status, 200);
+    assert.equal(onC.headers.get('x-foreman-host'), 'c');
+    await onC.text();
+    // A file that does not parse: logged, hosts kept.
+    await writeFile(file, '{"hosts": 3}');
+    assert.equal(stack.foreman.reloadHosts('test'), false);
+    assert.deepEqual(names(), ['a', 'c']);
   });
 });

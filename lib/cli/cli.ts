@@ -64,12 +64,14 @@ Named keys (--keys-file, JSON, read again on SIGHUP and when it changes):
   A key that is not admin sees only its own jobs. Tokens from --tokens/--token-file are admin keys
   token-1, token-2, … Waiting jobs of one model at one priority share run time by weight.
 
-Several Ollama hosts (--upstream URL1,URL2 or --hosts-file, JSON):
+Several Ollama hosts (--upstream URL1,URL2 or --hosts-file, JSON, read again on SIGHUP):
   {"hosts": [{"name": "studio", "url": "http://studio.lan:11434", "token": "…", "parallel": 2, "embed_parallel": 8}]}
   One queue, one lane per host: a lane drains the model it has loaded, models run only where installed,
   load times are measured per host, session turns (session-id, x-claude-code-session-id …) stay on their
   host, a host that fails is probed (/api/version, 5 s) and its unanswered jobs run elsewhere.
   X-Foreman-Host: NAME sends model management (pull, create, delete, copy, push) to that host.
+  SIGHUP adds and removes hosts by name (jobs running on a removed host finish there); a changed url,
+  token or limit, or going from one host to several, needs a restart.
   foreman sim --hosts 3 simulates three hosts with different catalogues and load times;
   foreman demo --hosts 3 puts foreman in front of them in one process.
 `;

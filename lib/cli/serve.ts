@@ -79,8 +79,11 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv, io:
   if (!foreman) return EXIT.failure;
   // Signals are handled from here on, so a stop right after the message below is graceful.
   const stopped = untilSignal(io, () => foreman.close());
-  // SIGHUP reads keys_file again (SPEC §15); connections and queued jobs are kept.
-  process.on('SIGHUP', () => void foreman.reloadKeys('SIGHUP'));
+  // SIGHUP reads keys_file and hosts_file again (SPEC §15, §17); connections and queued jobs are kept.
+  process.on('SIGHUP', () => {
+    foreman.reloadKeys('SIGHUP');
+    foreman.reloadHosts('SIGHUP');
+  });
   const silent = await silentHosts(foreman);
   if (silent.length > 0) io.stderr.write(noOllamaMessage(silent));
   await stopped;

@@ -28,7 +28,13 @@ export class Host {
   readonly parallel: number;
   readonly upstream: Upstream;
   readonly embeddings: Limiter;
+  /** what hosts_file said of it: a reload compares it */
+  readonly spec: HostSpec;
   state: HostState = 'up';
+  /** removed from hosts_file: takes no new work; closed once its running work ended */
+  retired = false;
+  /** a retired host's lane has ended (no job runs there any more) */
+  idle = false;
   error: string | null = null;
   version: string | null = null;
   /** the embedding model last seen loaded here (its own slot, SPEC §3) */
@@ -38,6 +44,7 @@ export class Host {
   #models: string[] | null = null;
 
   constructor(spec: HostSpec, options: { idleMs?: number; maxWaiting: number }) {
+    this.spec = spec;
     this.name = spec.name;
     this.url = spec.url;
     this.parallel = spec.parallel;

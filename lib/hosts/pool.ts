@@ -24,8 +24,19 @@ const PROBE_TIMEOUT_MS = 2_000;
 
 export type HostChange = 'down' | 'up' | 'catalogue';
 
+/** What a hosts_file reload changed. */
+export interface HostsUpdate {
+  added: Host[];
+  removed: Host[];
+  /** names whose url, token or limits changed: kept as they were (a restart applies them) */
+  unchanged: string[];
+}
+
 export class HostPool {
-  readonly hosts: readonly Host[];
+  readonly #hosts: Host[];
+  /** several hosts: fixed at start (the scheduler's lanes are built for it), whatever a reload does */
+  readonly multi: boolean;
+  readonly #hostOptions: { idleMs?: number; maxWaiting: number };
   readonly #log: Logger;
   readonly #probeMs: number;
   readonly #catalogueMs: number;
@@ -39,11 +50,57 @@ export class HostPool {
     this.#log = options.log ?? silentLogger;
     this.#probeMs = options.probeMs ?? 5_000;
     this.#catalogueMs = options.catalogueMs ?? 60_000;
-    this.hosts = specs.map((s) => new Host(s, { idleMs: options.idleMs, maxWaiting: options.maxWaiting }));
+    this.#hostOptions = { idleMs: options.idleMs, maxWaiting: options.maxWaiting };
+    this.#hosts = specs.map((s) => new Host(s, this.#hostOptions));
+    this.multi = specs.length > 1;
   }
 
-  get multi(): boolean {
-    return this.hosts.length > 1;
+  /** The hosts that take work (a host removed by a reload is not among them). */
+  get hosts(): readonly Host[] {
+    return this.#hosts.filter((h) => !h.retired);
+  }
+
+  /**
+   * A reload of hosts_file (several hosts only): hosts by name, new ones added (probed and their
+   * catalogue read at once), missing ones retired (no new work; closed once idle, see closeRetired).
+   * A host whose url, token or limits changed is kept as it was.
+   */
+  update(specs: readonly HostSpec[]): HostsUpdate {
+    const change: HostsUpdate = { added: [], removed: [], unchanged: [] };
+    const current = new Map(this.hosts.map((h) => [h.name, h]));
+    for (const spec of specs) {
+      const old = current.get(spec.name);
+      if (old) {
+        current.delete(spec.name);
+        if (JSON.stringify(old.spec) !== JSON.stringify(spec)) change.unchanged.push(spec.name);
+        continue;
+      }
+      // A retired host of that name still finishing its jobs: the new one waits for the next reload.
+      if (this.#hosts.some((h) => h.name === spec.name)) {
+        change.unchanged.push(spec.name);
+        continue;
+      }
+      const host = new Host(spec, this.#hostOptions);
+      this.#hosts.push(host);
+      change.added.push(host);
+      if (!this.#closed) void this.probe(host).then(() => this.refreshCatalogue(host));
+    }
+    for (const host of current.values()) {
+      host.retired = true;
+      change.removed.push(host);
+    }
+    return change;
+  }
+
+  /** Closes retired hosts with nothing in flight (their lanes ended; embeddings done). */
+  closeRetired(): void {
+    for (let i = this.#hosts.length - 1; i >= 0; i--) {
+      const h = this.#hosts[i]!;
+      if (h.retired && h.idle && h.embeddings.active === 0 && h.embeddings.waiting === 0) {
+        this.#hosts.splice(i, 1);
+        h.close();
+      }
+    }
   }
 
   get first(): Host {
@@ -68,6 +125,7 @@ export class HostPool {
     for (const host of this.hosts) void this.refreshCatalogue(host);
     const probe = setInterval(() => {
       for (const host of this.hosts) void this.probe(host);
+      this.closeRetired();
     }, this.#probeMs);
     const catalogue = setInterval(() => {
       for (const host of this.hosts) if (host.state === 'up') void this.refreshCatalogue(host);
@@ -153,6 +211,6 @@ export class HostPool {
   close(): void {
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
-    for (const host of this.hosts) host.close();
+    for (const host of this.#hosts) host.close();
   }
 }

@@ -80,6 +80,8 @@ export interface HostView {
   /** why it is down */
   error: string | null;
   version: string | null;
+  /** removed by a hosts_file reload: finishing its running jobs, takes no new ones (present only then) */
+  retiring?: true;
   parallel: number;
   running: number;
   loaded_group: string | null;
@@ -187,6 +189,7 @@ function hostViews(s: SchedulerState, c: QueueViewContext): HostView[] {
     const h = c.hosts!.find((x) => x.name === lane.name);
     return {
       name: lane.name, url: h?.url ?? '', state: lane.state, error: h?.error ?? null, version: h?.version ?? null,
+      ...(lane.retiring ? { retiring: true as const } : {}),
       parallel: lane.parallel, running: lane.running, loaded_group: lane.loadedGroup,
       loaded_model: lane.loadedGroup ? modelOfGroup(lane.loadedGroup) : null,
       switches: lane.switches, loads: lane.loads.map((l) => ({ group: l.group, load_ms: l.loadMs, loads: l.loads })), models: h?.models ?? null,

@@ -58,7 +58,7 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
     out.push(...table(width, ['HOST', 'STATE', 'LOADED', 'RUNNING', 'SWITCHES', 'LOAD TIMES'],
       ['left', 'left', 'left', 'right', 'right', 'left'], 5,
       s.hosts.map((h) => [
-        { text: clean(h.name) }, { text: h.state, style: h.state === 'up' ? 'green' : 'red' },
+        { text: clean(h.name) }, { text: h.retiring ? `${h.state}, retiring` : h.state, style: h.retiring ? 'dim' : h.state === 'up' ? 'green' : 'red' },
         { text: h.loaded_group === null ? '-' : clean(h.loaded_group), style: 'cyan' },
         { text: `${h.running}/${h.parallel}` }, { text: String(h.switches) },
         { text: h.loads.length === 0 ? '-' : h.loads.map((l) => `${clean(l.group)} ${formatDuration(l.load_ms)}`).join(', ') },

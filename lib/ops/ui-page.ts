@@ -283,7 +283,7 @@ const SCRIPT = String.raw`
     $('hosts-count').textContent = hosts.filter((x) => x.state === 'up').length + ' / ' + hosts.length + ' up';
     $('hosts-rows').replaceChildren(...hosts.map((x) => h('tr', { 'data-host': x.name, 'data-state': x.state },
       h('td', { class: 'mono', title: x.url }, x.name),
-      h('td', {}, h('span', { class: 'badge ' + (x.state === 'up' ? 'completed' : 'failed') }, x.state), x.error ? h('span', { class: 'muted' }, ' ' + x.error) : ''),
+      h('td', {}, h('span', { class: 'badge ' + (x.state === 'up' ? 'completed' : 'failed') }, x.state), x.retiring ? h('span', { class: 'muted' }, ' retiring') : '', x.error ? h('span', { class: 'muted' }, ' ' + x.error) : ''),
       h('td', { 'data-field': 'loaded' }, x.loaded_group === null ? h('span', { class: 'muted' }, 'none') : x.loaded_group),
       h('td', { class: 'num', 'data-field': 'running' }, x.running + ' / ' + x.parallel),
       h('td', { class: 'num' }, String(x.switches)),

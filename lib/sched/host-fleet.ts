@@ -32,6 +32,8 @@ export interface HostLaneState {
   readonly running: number;
   readonly loadedGroup: string | null;
   readonly switching: boolean;
+  /** removed from hosts_file: finishing its running jobs, takes no new ones */
+  readonly retiring: boolean;
   readonly switches: number;
   /** measured load times on this host */
   readonly loads: readonly LoadCost[];
@@ -59,6 +61,8 @@ export interface FleetOptions {
   markDown: (host: FleetHost, reason: string) => void;
   /** A host answered 404 for a model: read its catalogue again. */
   modelMissing?: (host: FleetHost) => void;
+  /** A retired host's lane ended (its last job finished): the scheduler drops it, the pool closes the host. */
+  retired?: (host: FleetHost) => void;
 }
 
 const PIN = ' @';
@@ -86,6 +90,8 @@ export class HostLane implements Lane, PickLane {
   switching = false;
   switchCount = 0;
   pending: FleetSwitch | null = null;
+  /** removed by a hosts_file reload: takes nothing, ends once its running jobs did */
+  retiring = false;
   constructor(host: FleetHost, fleet: HostFleet) {
     this.host = host;
     this.#fleet = fleet;
@@ -94,7 +100,7 @@ export class HostLane implements Lane, PickLane {
     return this.host.name;
   }
   get up(): boolean {
-    return this.host.state === 'up';
+    return !this.retiring && this.host.state === 'up';
   }
   get parallel(): number {
     return this.host.parallel;
@@ -147,7 +153,7 @@ interface Assigned {
 }
 
 export class HostFleet {
-  readonly lanes: readonly HostLane[];
+  readonly #lanes: HostLane[];
   readonly queue: DrainQueue<LaneEntry>;
   readonly costs = new LoadCosts();
   readonly #o: FleetOptions;
@@ -162,7 +168,35 @@ export class HostFleet {
   constructor(options: FleetOptions) {
     this.#o = options;
     this.queue = options.queue;
-    this.lanes = options.hosts.map((h) => new HostLane(h, this));
+    this.#lanes = options.hosts.map((h) => new HostLane(h, this));
+  }
+
+  get lanes(): readonly HostLane[] {
+    return this.#lanes;
+  }
+
+  /** A host added by a hosts_file reload: a lane of its own over the one queue. */
+  addHost(host: FleetHost): HostLane {
+    const lane = new HostLane(host, this);
+    this.#lanes.push(lane);
+    return lane;
+  }
+
+  /** A host removed by a reload: it takes nothing more; its lane ends when its running jobs did. */
+  retireHost(host: FleetHost): void {
+    const lane = this.#lanes.find((l) => l.host === host);
+    if (!lane) return;
+    lane.retiring = true;
+    this.#endIfRetired(lane);
+  }
+
+  #endIfRetired(lane: HostLane): void {
+    if (!lane.retiring || lane.running > 0 || lane.switching) return;
+    const i = this.#lanes.indexOf(lane);
+    if (i === -1) return;
+    this.#lanes.splice(i, 1);
+    this.#o.log.info('host retired', { host: lane.name });
+    this.#o.retired?.(lane.host);
   }
 
   get parallel(): number {
@@ -208,7 +242,7 @@ export class HostFleet {
     const anyHas = new Map<string, boolean>();
     const installedSomewhere = (model: string) => {
       let v = anyHas.get(model);
-      if (v === undefined) anyHas.set(model, (v = this.lanes.some((l) => l.host.hasModel(model) !== false)));
+      if (v === undefined) anyHas.set(model, (v = this.lanes.some((l) => !l.retiring && l.host.hasModel(model) !== false)));
       return v;
     };
     const canRun = (l: HostLane, h: { c: Candidate; model: string; pinned: string | null }): boolean => {
@@ -344,6 +378,7 @@ export class HostFleet {
       }
     }
     if (!a.retry) this.#tries.delete(entry.id);
+    this.#endIfRetired(a.lane);
     return a.retry;
   }
 
@@ -398,7 +433,7 @@ export class HostFleet {
   state(): HostLaneState[] {
     return this.lanes.map((l) => ({
       name: l.name, state: l.host.state, parallel: l.parallel, running: l.running, loadedGroup: l.loaded,
-      switching: l.switching, switches: l.switchCount, loads: this.costs.measured(l.name),
+      switching: l.switching, retiring: l.retiring, switches: l.switchCount, loads: this.costs.measured(l.name),
     }));
   }
 
@@ -427,6 +462,12 @@ export class HostFleet {
       this.#o.log.warn('unload failed', { host: lane.name, model, error: (err as Error).message });
     }
     lane.switching = false;
+    if (lane.retiring) {
+      lane.loaded = null;
+      this.#endIfRetired(lane);
+      this.#o.wake();
+      return;
+    }
     // The load is timed from here: the unload is not part of what this host takes to load the target.
     this.#recordSwitch(lane, group, target, Math.max(now, this.#o.now()));
     this.#o.wake();

@@ -68,6 +68,8 @@ export interface SchedulerOptions {
   markDown?: (host: FleetHost, reason: string) => void;
   /** A host answered 404 for a model (several hosts): read its catalogue again. */
   modelMissing?: (host: FleetHost) => void;
+  /** A host removed by a reload has no job running any more (several hosts). */
+  hostRetired?: (host: FleetHost) => void;
   /** bound on the bytes of waiting jobs' bodies (SPEC §16); default unbounded */
   maxQueueBytes?: number;
 }
@@ -108,7 +110,7 @@ export class Scheduler {
   readonly #fleet: HostFleet | null = null;
   readonly #cloud: CloudLane;
   /** Asked in order: the first lane that accepts a job gets it; all are pumped in this order. */
-  readonly #lanes: readonly Lane[];
+  #lanes: readonly Lane[];
   /** Each queue once (host lanes share one). */
   readonly #queues: readonly DrainQueue<LaneEntry>[];
   readonly #running = new Map<string, Running>();
@@ -141,6 +143,10 @@ export class Scheduler {
         switched: (from, to) => options.events?.switched?.(from, to),
         markDown: (host, reason) => options.markDown?.(host, reason),
         modelMissing: options.modelMissing,
+        retired: (host) => {
+          this.#lanes = [...this.#fleet!.lanes, this.#cloud];
+          options.hostRetired?.(host);
+        },
       });
       this.#lanes = [...this.#fleet.lanes, this.#cloud];
     } else {
@@ -337,6 +343,21 @@ export class Scheduler {
   markUnloaded(model: string, host?: string): void {
     if (this.#fleet) this.#fleet.markUnloaded(model, host);
     else this.#local!.markUnloaded(model);
+  }
+
+  /**
+   * A hosts_file reload (several hosts): added hosts get a lane at once; removed ones take no new
+   * job, and their lanes end once their running jobs did (hostRetired then). Queued jobs stay.
+   */
+  updateHosts(added: readonly FleetHost[], removed: readonly FleetHost[]): void {
+    if (!this.#fleet) return;
+    for (const host of added) {
+      this.#fleet.addHost(host);
+      void this.refreshResidency(AbortSignal.timeout(RESIDENCY_TIMEOUT_MS), host);
+    }
+    this.#lanes = [...this.#fleet.lanes, this.#cloud];
+    for (const host of removed) this.#fleet.retireHost(host);
+    this.#pump();
   }
 
   /** A host's state changed (several hosts): down, its residency is unknown; back up, read it and run. */
