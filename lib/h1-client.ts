@@ -209,7 +209,7 @@ class Connection {
   constructor(pool: H1Pool, target: H1Target, idleMs: number) {
     this.#pool = pool;
     this.socket = connect({
-      host: target.host, port: target.port, noDelay: true,
+      host: target.host, port: target.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 1000,
       onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#onRead(buf as Buffer, n) },
     });
     this.socket.setTimeout(idleMs);
@@ -439,7 +439,10 @@ export class H1Pool {
     for (;;) {
       const conn = this.#free.pop();
       if (!conn) return this.#open();
-      if (!conn.socket.destroyed && conn.socket.readyState === 'open' && (conn.expiresAt === 0 || now < conn.expiresAt)) return conn;
+      if (!conn.socket.destroyed && conn.socket.readyState === 'open' && (conn.expiresAt === 0 || now < conn.expiresAt)) {
+        conn.socket.ref();
+        return conn;
+      }
       this.#all.delete(conn);
       conn.socket.destroy();
     }
@@ -456,6 +459,7 @@ export class H1Pool {
       conn.socket.destroy();
       return;
     }
+    conn.socket.unref(); // a free socket does not keep the process alive (node's agent does the same)
     this.#free.push(conn);
   }
 

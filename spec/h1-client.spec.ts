@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { createUpstream, type Upstream } from '../lib/upstream.js';
 import { HttpError, StopReason } from '../lib/errors.js';
 import { simFor } from './support/sim-client.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 function client(t: TestContext, url: string, idleMs?: number): Upstream {
   const u = createUpstream(url, undefined, idleMs);
@@ -280,6 +282,23 @@ describe('h1 client (plain-http upstreams)', () => {
     const all = Buffer.concat(parts);
     assert.equal(all.length, size);
     for (let at = 0; at < size; at += 64 * 1024) assert.equal(all[at], at / (64 * 1024) % 2 ? 0x72 : 0x71, `block at ${at}`);
+  });
+
+  it('lets the process exit with a kept-alive socket in its pool', async (t) => {
+    const server = await rawServer(t, (socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    const upstreamModule = fileURLToPath(new URL('../lib/upstream.ts', import.meta.url));
+    // The child never calls close(): only an unref'd free socket lets it end by itself.
+    const code = `const { createUpstream } = await import(${JSON.stringify(upstreamModule)});
+      const up = createUpstream(${JSON.stringify(server.url)});
+      process.stdout.write(await (await up.send('/a')).text());`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.after(() => child.kill('SIGKILL')); // only if it hung: the test has failed then
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exitCode = await new Promise((r) => child.once('exit', r));
+    assert.equal(out, 'ok');
+    assert.equal(exitCode, 0);
+    assert.equal(server.connections(), 1);
   });
 
   it('refuses a body past text(maxBytes) and does not reuse that connection', async (t) => {
