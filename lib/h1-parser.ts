@@ -101,6 +101,14 @@ export class ResponseParser {
    * stop where a chunk-size line is next (the client then looks for frames it can pass on whole).
    * Throws ProtocolError on a malformed or oversized response.
    */
+  /** Hands on the body bytes from `at` that the current length or chunk still expects; returns where they end. */
+  #bodyBytes(buf: Buffer, at: number): number {
+    const n = Math.min(this.#remaining, buf.length - at);
+    this.#events.body(at === 0 && n === buf.length ? buf : buf.subarray(at, at + n));
+    this.#remaining -= n;
+    return at + n;
+  }
+
   push(buf: Buffer, untilBoundary = false): number {
     let at = 0;
     const end = buf.length;
@@ -110,22 +118,15 @@ export class ResponseParser {
           at = this.#head(buf, at);
           if (untilBoundary && this.atChunkBoundary) return at;
           break;
-        case State.Length: {
-          const n = Math.min(this.#remaining, end - at);
-          this.#events.body(at === 0 && n === end ? buf : buf.subarray(at, at + n));
-          at += n;
-          this.#remaining -= n;
+        case State.Length:
+          at = this.#bodyBytes(buf, at);
           if (this.#remaining === 0) this.#finish();
           break;
-        }
         case State.ChunkSize:
           at = this.#chunkSize(buf, at);
           break;
         case State.ChunkData: {
-          const n = Math.min(this.#remaining, end - at);
-          this.#events.body(at === 0 && n === end ? buf : buf.subarray(at, at + n));
-          at += n;
-          this.#remaining -= n;
+          at = this.#bodyBytes(buf, at);
           if (this.#remaining === 0) {
             this.#state = State.ChunkDataEnd;
             this.#dataEndSeen = 0;

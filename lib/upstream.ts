@@ -123,6 +123,8 @@ function streamBody(source: Readable, req: ClientRequest): void {
 /** Bound on a body read whole (errors, small JSON answers, a non-streamed job result). */
 export const MAX_TEXT_BYTES = 256 * 1024 * 1024;
 const MAX_SOCKETS = 1024;
+/** What node:http refuses in a request path (ERR_UNESCAPED_CHARACTERS); such a path takes node:http, which says so. */
+const UNESCAPED_PATH = /[^\u0021-\u00ff]/;
 
 function wrap(res: IncomingMessage, cut: { reason: string | null }): UpstreamResponse {
   const status = res.statusCode ?? 502;
@@ -186,7 +188,7 @@ export function createUpstream(baseUrl: string, token?: string, idleMs = DEFAULT
     if (token) headers.authorization = `Bearer ${token}`;
     const signal = init.signal;
     const method = init.method ?? (body === undefined && !source ? 'GET' : 'POST');
-    if (pool && !source && pool.size < MAX_SOCKETS) {
+    if (pool && !source && pool.size < MAX_SOCKETS && !UNESCAPED_PATH.test(path)) {
       const headerLines = renderHeaderLines(headers);
       if (headerLines !== null) return pool.request({ method, path: prefix + path, headerLines, body, signal, lineFrames: init.lineFrames });
     }

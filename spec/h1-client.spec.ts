@@ -205,6 +205,16 @@ describe('h1 client (plain-http upstreams)', () => {
     });
   });
 
+  it('refuses a path or header that would break the request head, as node:http does, sending nothing', async (t) => {
+    const server = await rawServer(t, (socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    const up = client(t, server.url);
+    await assert.rejects(up.send('/a b'), (err: Error & { code?: string }) => err.code === 'ERR_UNESCAPED_CHARACTERS');
+    await assert.rejects(up.send('/a\r\nX-Injected: 1'), (err: Error & { code?: string }) => err.code === 'ERR_UNESCAPED_CHARACTERS');
+    await assert.rejects(up.send('/h', { headers: { 'user-agent': 'ua\r\nX-Injected: 1' } }), (err: Error & { code?: string }) => err.code === 'ERR_INVALID_CHAR');
+    assert.equal(await (await up.send('/fine')).text(), 'ok');
+    assert.deepEqual(server.requests.map((r) => r.head.split('\r\n')[0]), ['GET /fine HTTP/1.1']);
+  });
+
   it('turns a refused connection into 502 upstream_unreachable', async (t) => {
     const server = await rawServer(t, () => {});
     const url = server.url;

@@ -19,8 +19,8 @@ async function serve(t: TestContext, handle: (res: ServerResponse, path: string)
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-/** The raw bytes after the response head, over a connection that asks for close. */
-function rawBody(url: string, path: string): Promise<Buffer> {
+/** Sends `request` as written and resolves the raw bytes after the response head (the request asks for close). */
+function rawExchange(url: string, request: string): Promise<Buffer> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
@@ -31,9 +31,11 @@ function rawBody(url: string, path: string): Promise<Buffer> {
       const all = Buffer.concat(parts);
       resolve(all.subarray(all.indexOf('\r\n\r\n') + 4));
     });
-    socket.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
+    socket.write(request);
   });
 }
+
+const rawBody = (url: string, path: string) => rawExchange(url, `GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
 
 const UNITS = [
   Buffer.from('{"a":1}\n'),
@@ -155,18 +157,8 @@ describe('relayed streams', () => {
     }));
     const stack = await startStack(t, { config: { upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` } });
     const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
-    const raw = await new Promise<Buffer>((resolve, reject) => {
-      const { hostname, port } = new URL(stack.url);
-      const socket = connect(Number(port), hostname);
-      const parts: Buffer[] = [];
-      socket.on('data', (d) => parts.push(d));
-      socket.on('error', reject);
-      socket.on('end', () => {
-        const all = Buffer.concat(parts);
-        resolve(all.subarray(all.indexOf('\r\n\r\n') + 4));
-      });
-      socket.write(`POST /api/chat HTTP/1.1\r\nhost: ${new URL(stack.url).host}\r\nconnection: close\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-    });
+    const raw = await rawExchange(stack.url,
+      `POST /api/chat HTTP/1.1\r\nhost: ${new URL(stack.url).host}\r\nconnection: close\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     const expected = Buffer.concat([chunkFrames([...lines, done].map((l) => Buffer.from(l))), Buffer.from('0\r\n\r\n')]);
     assert.equal(raw.toString('utf8'), expected.toString('utf8'));
   });

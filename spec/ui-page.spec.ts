@@ -21,8 +21,10 @@ const snapshot: QueueSnapshot = {
     priority: 10, started_at: '2025-01-02T09:59:48.000Z', elapsed_ms: 12_000, queue_ms: 800,
   }],
   groups: [
-    { group: 'qwen2.5:14b', model: 'qwen2.5:14b', count: 12, head_priority: 0, head_wait_ms: 125_000, head_effective_priority: 4.25 },
+    { group: 'qwen2.5:14b', model: 'qwen2.5:14b', count: 12, head_priority: 0, head_wait_ms: 125_000, head_effective_priority: 4.25, lane: 'hosts' },
     { group: EVIL, model: EVIL, count: 5, head_priority: 3, head_wait_ms: 900, head_effective_priority: 3 },
+    { group: 'gpt-oss:120b-cloud', model: 'gpt-oss:120b-cloud', count: 2, head_priority: 0, head_wait_ms: 10, head_effective_priority: 0, lane: 'cloud' },
+    { group: 'llama3.2', model: 'llama3.2', count: 1, head_priority: 10, head_wait_ms: 50, head_effective_priority: 10, lane: 'hosts' },
   ],
   lanes: [
     { name: 'local', kind: 'local', parallel: 2, running: 1, waiting: 15, loaded_group: 'llama3.2:latest' },
@@ -123,7 +125,14 @@ describe('ui-page', () => {
     assert.ok(requests.every((r) => r.authorization === 'Bearer t0k'), JSON.stringify(requests));
     assert.ok(seen.every((r) => !r.url.includes('t0k')), 'the token never appears in a URL');
 
-    assert.equal(textOf(dom, 'loaded-model'), 'llama3.2');
+    // With several hosts the card lists each loaded group with the hosts that have it (SPEC §17).
+    assert.equal(textOf(dom, 'loaded-title'), 'Loaded models');
+    // A group loaded on some host is marked loaded; only the cloud lane gets a lane badge (every group is in the hosts' queue).
+    assert.match(dom, /data-group="llama3\.2"[^>]*><div class="lane-name">llama3\.2<span class="badge">loaded<\/span><\/div>/);
+    assert.match(dom, /data-group="qwen2\.5:14b"[^>]*><div class="lane-name">qwen2\.5:14b<\/div>/);
+    assert.doesNotMatch(dom, /data-lane="hosts"/);
+    assert.match(dom, /data-lane="cloud">cloud</);
+    assert.match(dom, /id="loaded-model"[^>]*><div data-loaded="llama3\.2">llama3\.2<span class="loaded-hosts muted"> on studio<\/span><\/div><\/div>/);
     assert.deepEqual(laneCount(dom, 'qwen2.5:14b'), ['12', '12']);
     assert.deepEqual(laneCount(dom, 'evil&lt;b&gt;bold&lt;/b&gt;'), ['5', '5']);
     assert.match(dom, /<div class="lane-name">evil&lt;b&gt;bold&lt;\/b&gt;<\/div>/);

@@ -47,6 +47,7 @@ h2 .n { color: var(--text); margin-left: 6px; }
 .muted { color: var(--muted); }
 #loaded-model { font-size: 22px; font-weight: 650; overflow-wrap: anywhere; }
 #loaded-model[data-empty] { color: var(--muted); font-weight: 400; }
+.loaded-hosts { font-size: 14px; font-weight: 400; }
 #loaded-group { margin-top: 2px; }
 #loaded-since { margin-top: 8px; font-size: 13px; }
 #totals { display: grid; grid-template-columns: repeat(auto-fill, minmax(92px, 1fr)); gap: 10px; margin: 0; }
@@ -275,16 +276,29 @@ const SCRIPT = String.raw`
     $('store-alert').textContent = store && !store.writable
       ? store.reason + '. New jobs get 503 and queued jobs wait until the disk works again.' : '';
 
-    const loaded = $('loaded-model');
-    loaded.textContent = s.loaded_model === null ? 'none' : s.loaded_model;
-    loaded.toggleAttribute('data-empty', s.loaded_model === null);
-    $('loaded-group').textContent = s.loaded_group && s.loaded_group !== s.loaded_model ? s.loaded_group : '';
-    const last = newestFirst(s.switches, 'at').find((w) => s.loaded_group !== null && (w.to === s.loaded_group || w.to === s.loaded_model));
-    $('loaded-since').replaceChildren(...(last ? ['loaded ', tick(since(now, last.at), ' ago'),
-      last.load_ms === null ? '' : ' \u00b7 load took ' + fmt(last.load_ms)] : []));
-
-    // Several Ollama hosts (SPEC §17): one row each, with what it has loaded and what its loads took.
+    // Several Ollama hosts (SPEC §17): what each group is loaded on; one host: the loaded model.
     const hosts = s.hosts || [];
+    const loadedOn = new Map();
+    for (const x of hosts) if (x.loaded_group !== null) loadedOn.set(x.loaded_group, (loadedOn.get(x.loaded_group) || []).concat(x.name));
+    const loaded = $('loaded-model');
+    if (hosts.length > 0) {
+      $('loaded-title').textContent = 'Loaded models';
+      loaded.replaceChildren(...(loadedOn.size === 0 ? ['none'] : [...loadedOn].map(([group, names]) =>
+        h('div', { 'data-loaded': group }, group, h('span', { class: 'loaded-hosts muted' }, ' on ' + names.join(', '))))));
+      loaded.toggleAttribute('data-empty', loadedOn.size === 0);
+      $('loaded-group').textContent = '';
+      $('loaded-since').replaceChildren();
+    } else {
+      $('loaded-title').textContent = 'Loaded model';
+      loaded.textContent = s.loaded_model === null ? 'none' : s.loaded_model;
+      loaded.toggleAttribute('data-empty', s.loaded_model === null);
+      $('loaded-group').textContent = s.loaded_group && s.loaded_group !== s.loaded_model ? s.loaded_group : '';
+      const last = newestFirst(s.switches, 'at').find((w) => s.loaded_group !== null && (w.to === s.loaded_group || w.to === s.loaded_model));
+      $('loaded-since').replaceChildren(...(last ? ['loaded ', tick(since(now, last.at), ' ago'),
+        last.load_ms === null ? '' : ' \u00b7 load took ' + fmt(last.load_ms)] : []));
+    }
+
+    // One row per host, with what it has loaded and what its loads took.
     $('hosts-card').hidden = hosts.length === 0;
     $('hosts-count').textContent = hosts.filter((x) => x.state === 'up').length + ' / ' + hosts.length + ' up';
     $('hosts-rows').replaceChildren(...hosts.map((x) => h('tr', { 'data-host': x.name, 'data-state': x.state },
@@ -312,13 +326,14 @@ const SCRIPT = String.raw`
     $('waiting-count').textContent = t.waiting + ' / ' + t.max_queue;
     $('groups').replaceChildren(...(s.groups.length === 0 ? [h('p', { class: 'empty' }, 'queue empty')] :
       s.groups.map((g) => {
-        const isLoaded = g.group === s.loaded_group;
+        const isLoaded = hosts.length > 0 ? loadedOn.has(g.group) : g.group === s.loaded_group;
         const boxes = [];
         for (let i = 0; i < Math.min(g.count, MAX_BOXES); i++) boxes.push(h('span', { class: i === 0 ? 'box head' : 'box' }));
         if (g.count > MAX_BOXES) boxes.push(h('span', { class: 'more' }, '+' + (g.count - MAX_BOXES)));
         return h('div', { class: isLoaded ? 'lane loaded' : 'lane', 'data-group': g.group, 'data-model': g.model },
           h('div', { class: 'lane-name' }, g.group, isLoaded && h('span', { class: 'badge' }, 'loaded'),
-            g.lane && g.lane !== 'local' && h('span', { class: 'badge lane-badge', 'data-lane': g.lane }, g.lane)),
+            // Only a lane beside the hosts' shared queue (the cloud lane) is worth a badge.
+            g.lane && g.lane !== 'local' && g.lane !== 'hosts' && h('span', { class: 'badge lane-badge', 'data-lane': g.lane }, g.lane)),
           h('div', { class: 'lane-count', 'data-count': g.count, title: 'waiting' }, String(g.count)),
           h('div', { class: 'boxes', 'aria-hidden': 'true' }, boxes),
           h('div', { class: 'lane-meta' },
@@ -402,7 +417,7 @@ const BODY = `
 <main id="dashboard" hidden>
   <p id="store-alert" class="card" role="alert" hidden></p>
   <div class="row">
-    <section class="card"><h2>Loaded model</h2><div id="loaded-model">none</div><div id="loaded-group" class="muted mono"></div><div id="loaded-since" class="muted"></div></section>
+    <section class="card"><h2 id="loaded-title">Loaded model</h2><div id="loaded-model">none</div><div id="loaded-group" class="muted mono"></div><div id="loaded-since" class="muted"></div></section>
     <section class="card"><h2>Totals</h2><dl id="totals"></dl></section>
   </div>
   <section class="card" id="hosts-card" hidden><h2>Hosts<span class="n" id="hosts-count"></span></h2>

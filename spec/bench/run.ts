@@ -1,4 +1,4 @@
-// `npm run bench [-- --only streaming|scheduling|journal|submit|fair|hosts|store] [--quick]`: runs the benchmarks in
+// `npm run bench [-- --only streaming|pinned|scheduling|journal|submit|fair|hosts|store] [--quick]`: runs the benchmarks in
 // sequence and prints each as a table with notes, then "target vs measured". Informational:
 // the exit code is 0 unless a benchmark crashed. Child processes die on finish, error and SIGINT.
 
@@ -6,6 +6,7 @@ import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runJournalBench } from './journal-bench.js';
 import { runStreamingBench } from './streaming-bench.js';
+import { runPinnedBench } from './pinned-bench.js';
 import { runSchedulingBench } from './scheduling-bench.js';
 import { runSubmitBench } from './submit-bench.js';
 import { runFairBench } from './fair-bench.js';
@@ -14,7 +15,7 @@ import { runStoreBench } from './store-bench.js';
 import { killAllNow, stopAll } from './procs.js';
 import type { BenchReport, SummaryRow } from './report.js';
 
-const BENCHES = ['streaming', 'scheduling', 'journal', 'submit', 'fair', 'hosts', 'store'] as const;
+const BENCHES = ['streaming', 'pinned', 'scheduling', 'journal', 'submit', 'fair', 'hosts', 'store'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const { values } = parseArgs({
@@ -22,7 +23,7 @@ const { values } = parseArgs({
   strict: true,
 });
 if (values.help) {
-  console.log('Usage: npm run bench -- [--only streaming|scheduling|journal|submit|fair|hosts|store] [--quick]');
+  console.log('Usage: npm run bench -- [--only streaming|pinned|scheduling|journal|submit|fair|hosts|store] [--quick]');
   process.exit(0);
 }
 if (values.only && !BENCHES.includes(values.only as BenchName)) {
@@ -59,6 +60,7 @@ async function journalReport(): Promise<BenchReport> {
 
 const runners: Record<BenchName, () => Promise<BenchReport>> = {
   streaming: () => runStreamingBench({ quick }),
+  pinned: () => runPinnedBench({ quick }),
   scheduling: () => runSchedulingBench({ quick }),
   journal: journalReport,
   submit: () => runSubmitBench({ quick }),
