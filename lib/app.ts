@@ -12,7 +12,7 @@ import type { Host } from './hosts/host.js';
 import { resolveHosts } from './hosts/specs.js';
 import { compareVersions } from './http/hosts-routing.js';
 import { Scheduler } from './sched/scheduler.js';
-import { LoadTimesSaver, loadTimesPath, readLoadTimes } from './sched/load-costs-file.js';
+import { LoadTimesSaver, loadTimesPath, readLoadTimes } from './hosts/load-times-file.js';
 import { createHttpServer, type Route } from './http/server.js';
 import { createBrowserPolicy } from './browser-policy.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';

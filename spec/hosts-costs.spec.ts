@@ -14,7 +14,7 @@ import { until } from './support/until.js';
 import { createForeman, type Foreman } from '../lib/app.js';
 import { defaultConfig } from '../lib/config.js';
 import { createLogger, silentLogger, type Logger } from '../lib/log.js';
-import { LOAD_TIMES_FILE } from '../lib/sched/load-costs-file.js';
+import { LOAD_TIMES_FILE } from '../lib/hosts/load-times-file.js';
 
 const chat = (model: string) => ({ model, messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 3 } });
 
@@ -31,7 +31,7 @@ interface QueueHost {
 async function queueHosts(url: string): Promise<QueueHost[]> {
   const r = await callForeman(url, TOKEN, '/queue');
   assert.equal(r.status, 200);
-  return (await r.json()).hosts as QueueHost[];
+  return ((await r.json()) as { hosts: QueueHost[] }).hosts;
 }
 
 /** A second foreman over the same hosts and data dir (a restart), closed when the test ends. */

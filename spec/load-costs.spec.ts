@@ -1,5 +1,5 @@
 // The load and run time estimator (sched/load-costs.ts, pure) and the file that keeps it across
-// restarts (sched/load-costs-file.ts), on a real temp dir.
+// restarts (hosts/load-times-file.ts), on a real temp dir.
 
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_LOAD_MS, DEFAULT_RUN_MS, GROUP_LIMIT, LoadCosts } from '../lib/sched/load-costs.js';
-import { LoadTimesSaver, loadTimesPath, readLoadTimes } from '../lib/sched/load-costs-file.js';
+import { LoadTimesSaver, loadTimesPath, readLoadTimes } from '../lib/hosts/load-times-file.js';
 import { createLogger } from '../lib/log.js';
 
 const GB = 1_000_000_000;

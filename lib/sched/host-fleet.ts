@@ -69,7 +69,7 @@ export interface FleetOptions {
   modelMissing?: (host: FleetHost) => void;
   /** A retired host's lane ended (its last job finished): the scheduler drops it, the pool closes the host. */
   retired?: (host: FleetHost) => void;
-  /** A load or run time was measured (load-costs-file.ts keeps them across restarts). */
+  /** A load or run time was measured (hosts/load-times-file.ts keeps them across restarts). */
   costsChanged?: () => void;
 }
 

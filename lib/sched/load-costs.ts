@@ -1,7 +1,7 @@
 // What a model load and a job cost, learned from measurement (SPEC §17, ADR 0025): load
 // time per host and group, and run time per group; before a (host, group) is measured, a
 // prior from what is (ADR 0025 "Estimates before measurements"). Pure: numbers in, estimates
-// out; the file that keeps them across restarts is load-costs-file.ts.
+// out; the file that keeps them across restarts is hosts/load-times-file.ts.
 
 /** Weight of a new measurement in the moving average: recent loads matter, one outlier does not rule. */
 const ALPHA = 0.3;
@@ -40,7 +40,7 @@ export interface LoadCost {
   readonly loads: number;
 }
 
-/** What load-costs-file.ts keeps: plain JSON, one version. */
+/** What hosts/load-times-file.ts keeps: plain JSON, one version. */
 export interface LoadCostsSnapshot {
   version: 1;
   loads: Record<string, Record<string, { ms: number; n: number; bytes?: number }>>;
@@ -161,7 +161,7 @@ export class LoadCosts {
     return [...byGroup].map(([group, a]) => ({ group, loadMs: Math.round(a.value), loads: a.n }));
   }
 
-  /** Everything measured, as plain JSON (load-costs-file.ts writes it). */
+  /** Everything measured, as plain JSON (hosts/load-times-file.ts writes it). */
   snapshot(): LoadCostsSnapshot {
     const loads: LoadCostsSnapshot['loads'] = {};
     for (const [host, byGroup] of this.#load) {

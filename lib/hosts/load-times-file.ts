@@ -6,7 +6,7 @@ import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errno, syncDir, writeFully } from '../journal/files.js';
 import type { Logger } from '../log.js';
-import type { LoadCosts } from './load-costs.js';
+import type { LoadCosts } from '../sched/load-costs.js';
 
 export const LOAD_TIMES_FILE = 'load-times.json';
 /** At most one write per this long; a measurement between writes waits for the next one. */
