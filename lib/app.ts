@@ -12,6 +12,7 @@ import type { Host } from './hosts/host.js';
 import { resolveHosts } from './hosts/specs.js';
 import { compareVersions } from './http/hosts-routing.js';
 import { Scheduler } from './sched/scheduler.js';
+import { LoadTimesSaver, loadTimesPath, readLoadTimes } from './hosts/load-times-file.js';
 import { createHttpServer, type Route } from './http/server.js';
 import { createBrowserPolicy } from './browser-policy.js';
 import { ollamaRoutes, type OllamaRouteDeps } from './http/routes-ollama.js';
@@ -144,6 +145,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       (host as Host).idle = true;
       hosts.closeRetired();
     },
+    loadCostsChanged: () => loadTimes?.changed(),
     log,
     now,
     keyPolicy: (name) => {
@@ -164,6 +166,14 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       switched: () => metrics.modelSwitched(),
     },
   });
+
+  // Several hosts: the load and run times measured by earlier runs (ADR 0025), kept in the data dir.
+  let loadTimes: LoadTimesSaver | null = null;
+  if (scheduler.fleet) {
+    const path = loadTimesPath(config.data_dir);
+    await readLoadTimes(path, scheduler.fleet.costs, log);
+    loadTimes = new LoadTimesSaver({ path, costs: scheduler.fleet.costs, log, now });
+  }
 
   // Which webhook targets are refused (SPEC §5, ADR 0021): a foreman reachable from the LAN must not be a
   // way into the LAN, so private targets need webhook_allow; one on loopback serves local scripts.
@@ -336,6 +346,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     });
   } catch (err) {
     await jobs.close();
+    await loadTimes?.close();
     await journal.close();
     throw err;
   }
@@ -363,6 +374,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       server.closeAllConnections();
       await serverClosed;
       await jobs.close();
+      await loadTimes?.close();
       await journal.close();
       hosts.close();
       log.info('stopped');

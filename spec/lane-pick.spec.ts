@@ -151,7 +151,7 @@ describe('lane pick', () => {
 });
 
 describe('load costs', () => {
-  it('learns a moving average per host and group, and falls back to the host, then to all hosts', () => {
+  it('learns a moving average per host and group, and falls back to the model elsewhere, the host, then all hosts', () => {
     const c = new LoadCosts();
     assert.equal(c.loadMs('h1', 'A'), DEFAULT_LOAD_MS);
     c.recordLoad('h1', 'A', 10_000);
@@ -159,8 +159,10 @@ describe('load costs', () => {
     assert.equal(c.loadMs('h1', 'A'), 13_000);
     assert.equal(c.loadMs('h1', 'B'), 13_000, 'this host, another group: its average');
     c.recordLoad('h2', 'B', 1_000);
-    assert.equal(c.loadMs('h2', 'A'), 1_000);
-    assert.equal(c.loadMs('h3', 'A'), c.loadMs('h3', 'Z'), 'an unseen host: the overall average');
+    assert.equal(c.loadMs('h2', 'A'), 13_000, 'the same model measured on another host');
+    assert.equal(c.loadMs('h2', 'C'), 1_000, 'a model measured nowhere: this host\'s average');
+    assert.equal(c.loadMs('h3', 'Z'), 7_000, 'an unseen host, an unseen model: the average over all hosts');
+    assert.equal(c.loadMs('h3', 'A'), 13_000, 'an unseen host, a model measured elsewhere: that measurement');
     assert.deepEqual(c.measured('h1'), [{ group: 'A', loadMs: 13_000, loads: 2 }]);
   });
 

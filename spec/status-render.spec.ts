@@ -59,6 +59,17 @@ describe('status-render', () => {
     ].join('\n'));
   });
 
+  it('shows each host\'s measured load times, then its estimated ones marked ~', () => {
+    const hosts: QueueSnapshot['hosts'] = [{
+      name: 'studio', url: 'http://studio.lan:11434', state: 'up', error: null, version: '0.12.6', parallel: 1, running: 0,
+      loaded_group: 'llama3.2', loaded_model: 'llama3.2', switches: 1, loads: [{ group: 'llama3.2', load_ms: 4_200, loads: 2 }],
+      estimated_loads: [{ group: 'qwen3', load_ms: 6_100, from: 'model' }], models: ['llama3.2', 'qwen3'],
+      embeddings: { in_flight: 0, max: 4, loaded: null },
+    }];
+    const text = renderStatus({ ...snapshot(), hosts }, { width: 120 });
+    assert.match(text, /studio +up +llama3\.2 +0\/1 +1 +llama3\.2 4\.2s, qwen3 ~6\.1s\n/);
+  });
+
   it('uses no escape sequences unless color is asked for', () => {
     assert.doesNotMatch(renderStatus(snapshot()), /\x1b/);
     const colored = renderStatus(snapshot(), { color: true });

@@ -39,9 +39,9 @@ const snapshot: QueueSnapshot = {
   hosts: [
     { name: 'studio', url: 'http://studio.lan:11434', state: 'up', error: null, version: '0.12.6', parallel: 2, running: 1,
       loaded_group: 'llama3.2', loaded_model: 'llama3.2', switches: 3, loads: [{ group: 'llama3.2', load_ms: 4_200, loads: 2 }],
-      models: ['llama3.2:latest'], embeddings: { in_flight: 0, max: 4, loaded: null } },
+      estimated_loads: [{ group: 'qwen3:latest', load_ms: 6_100, from: 'model' }], models: ['llama3.2:latest'], embeddings: { in_flight: 0, max: 4, loaded: null } },
     { name: 'mini', url: 'http://mini.lan:11434', state: 'down', error: 'connect ECONNREFUSED', version: null, parallel: 1, running: 0,
-      loaded_group: null, loaded_model: null, switches: 0, loads: [], models: null, embeddings: { in_flight: 0, max: 4, loaded: null } },
+      loaded_group: null, loaded_model: null, switches: 0, loads: [], estimated_loads: [], models: null, embeddings: { in_flight: 0, max: 4, loaded: null } },
   ],
 };
 
@@ -146,7 +146,7 @@ describe('ui-page', () => {
     // Several hosts (SPEC §17): one row per host with its state, loaded model, slots and load times.
     assert.ok(!isHidden(dom, 'hosts-card'));
     assert.equal(textOf(dom, 'hosts-count'), '1 / 2 up');
-    assert.match(dom, /data-host="studio" data-state="up">.*?data-field="loaded">llama3\.2<.*?data-field="running">1 \/ 2<.*?data-field="loads">llama3\.2 4\.2s ×2</s);
+    assert.match(dom, /data-host="studio" data-state="up">.*?data-field="loaded">llama3\.2<.*?data-field="running">1 \/ 2<.*?data-field="loads">llama3\.2 4\.2s ×2, qwen3:latest ~6\.1s</s);
     assert.match(dom, /data-host="mini" data-state="down">.*?connect ECONNREFUSED/s);
     // Keys and their usage (SPEC §15), from GET /keys with the same token.
     assert.ok(!isHidden(dom, 'keys-card'));

@@ -9,6 +9,20 @@ import type { HostSpec } from './specs.js';
 
 export type HostState = 'up' | 'down';
 
+/** A host's /api/tags answer: the model names, and each one's size where it says (bytes). */
+export function parseTags(text: string): { names: string[]; sizes: Map<string, number> } {
+  const models = (JSON.parse(text) as { models?: Array<{ name?: string; model?: string; size?: unknown }> | null }).models ?? [];
+  const names: string[] = [];
+  const sizes = new Map<string, number>();
+  for (const m of Array.isArray(models) ? models : []) {
+    const name = String(m?.model || m?.name || '');
+    if (!name) continue;
+    names.push(name);
+    if (typeof m.size === 'number') sizes.set(name, m.size);
+  }
+  return { names, sizes };
+}
+
 export interface HostView {
   name: string;
   url: string;
@@ -42,6 +56,8 @@ export class Host {
   /** lower-cased normalised names; null until known */
   #catalogue: Set<string> | null = null;
   #models: string[] | null = null;
+  /** bytes on disk per normalised name, from /api/tags `size` (a prior for its load time, ADR 0025) */
+  #sizes = new Map<string, number>();
 
   constructor(spec: HostSpec, options: { idleMs?: number; maxWaiting: number }) {
     this.spec = spec;
@@ -64,9 +80,24 @@ export class Host {
     return this.#catalogue !== null;
   }
 
-  setCatalogue(names: string[]): void {
+  /** Replaces what it has installed (its /api/tags); `sizes` by name as listed, where known. */
+  setCatalogue(names: string[], sizes?: ReadonlyMap<string, number>): void {
     this.#models = [...names];
     this.#catalogue = new Set(names.map((n) => normalizeModel(n).toLowerCase()));
+    this.#sizes = new Map();
+    for (const [name, bytes] of sizes ?? []) {
+      if (Number.isFinite(bytes) && bytes > 0) this.#sizes.set(normalizeModel(name).toLowerCase(), bytes);
+    }
+  }
+
+  /** The model's size on this host's disk (bytes), when its /api/tags said. */
+  sizeOf(model: string): number | undefined {
+    return this.#sizes.get(normalizeModel(model).toLowerCase());
+  }
+
+  /** The models installed, as /api/tags names them; null until known. */
+  installed(): readonly string[] | null {
+    return this.#models;
   }
 
   view(): HostView {

@@ -7,7 +7,7 @@
 
 import { normalizeModel } from '../sched/model-group.js';
 import { silentLogger, type Logger } from '../log.js';
-import { Host } from './host.js';
+import { Host, parseTags } from './host.js';
 import type { HostSpec } from './specs.js';
 
 export interface HostPoolOptions {
@@ -169,8 +169,8 @@ export class HostPool {
       const res = await host.upstream.send('/api/tags', { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS * 5) });
       const text = await res.text(64 * 1024 * 1024);
       if (!res.ok) throw new Error(`/api/tags answered ${res.status}`);
-      const models = (JSON.parse(text) as { models?: Array<{ name?: string; model?: string }> | null }).models ?? [];
-      host.setCatalogue(models.map((m) => String(m.model || m.name || '')).filter(Boolean));
+      const { names, sizes } = parseTags(text);
+      host.setCatalogue(names, sizes);
       this.#emit(host, 'catalogue');
     } catch (err) {
       if (this.#closed) return;

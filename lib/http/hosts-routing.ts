@@ -4,7 +4,7 @@
 
 import type { RequestContext } from './server.js';
 import type { HostPool } from '../hosts/pool.js';
-import type { Host } from '../hosts/host.js';
+import { parseTags, type Host } from '../hosts/host.js';
 import { badRequest, upstreamUnreachable } from '../errors.js';
 import { sendJson } from './body.js';
 import { passthrough } from './passthrough.js';
@@ -74,7 +74,7 @@ export async function serveListing(ctx: RequestContext, pool: HostPool, kind: Li
         const res = await host.upstream.send(PATHS[kind], { signal: AbortSignal.timeout(10_000) });
         const text = await res.text(64 * 1024 * 1024);
         if (!res.ok) return null;
-        if (kind === 'tags') host.setCatalogue(namesOf(text));
+        if (kind === 'tags') setCatalogueFrom(host, text);
         return JSON.parse(text) as unknown;
       } catch (err) {
         pool.markDown(host, (err as Error).message);
@@ -92,11 +92,12 @@ export async function serveListing(ctx: RequestContext, pool: HostPool, kind: Li
   sendJson(ctx.res, 200, mergeListing(kind, bodies));
 }
 
-function namesOf(text: string): string[] {
+function setCatalogueFrom(host: Host, text: string): void {
+  let tags: ReturnType<typeof parseTags>;
   try {
-    const models = (JSON.parse(text) as { models?: Array<{ name?: string; model?: string }> | null }).models ?? [];
-    return models.map((m) => String(m.model || m.name || '')).filter(Boolean);
+    tags = parseTags(text);
   } catch {
-    return [];
+    tags = { names: [], sizes: new Map() };
   }
+  host.setCatalogue(tags.names, tags.sizes);
 }

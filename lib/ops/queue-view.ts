@@ -90,6 +90,11 @@ export interface HostView {
   switches: number;
   /** measured load time per group on this host (moving average) and how many loads it saw */
   loads: Array<{ group: string; load_ms: number; loads: number }>;
+  /**
+   * installed models not measured here yet: the load time the lane pick assumes until one is
+   * (ADR 0025: from the same model on another host, this host's other models, any, or the default)
+   */
+  estimated_loads: Array<{ group: string; load_ms: number; from: 'model' | 'host' | 'any' | 'default' }>;
   /** models installed there; null until its /api/tags answered */
   models: string[] | null;
   embeddings: { in_flight: number; max: number; loaded: string | null };
@@ -192,7 +197,8 @@ function hostViews(s: SchedulerState, c: QueueViewContext): HostView[] {
       ...(lane.retiring ? { retiring: true as const } : {}),
       parallel: lane.parallel, running: lane.running, loaded_group: lane.loadedGroup,
       loaded_model: lane.loadedGroup ? modelOfGroup(lane.loadedGroup) : null,
-      switches: lane.switches, loads: lane.loads.map((l) => ({ group: l.group, load_ms: l.loadMs, loads: l.loads })), models: h?.models ?? null,
+      switches: lane.switches, loads: lane.loads.map((l) => ({ group: l.group, load_ms: l.loadMs, loads: l.loads })),
+      estimated_loads: lane.estimates.map((e) => ({ group: e.group, load_ms: e.loadMs, from: e.source })), models: h?.models ?? null,
       embeddings: h?.embeddings ?? { in_flight: 0, max: 0, loaded: null },
     };
   });

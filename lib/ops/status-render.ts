@@ -61,7 +61,7 @@ export function renderStatus(s: QueueSnapshot, options: StatusOptions = {}): str
         { text: clean(h.name) }, { text: h.retiring ? `${h.state}, retiring` : h.state, style: h.retiring ? 'dim' : h.state === 'up' ? 'green' : 'red' },
         { text: h.loaded_group === null ? '-' : clean(h.loaded_group), style: 'cyan' },
         { text: `${h.running}/${h.parallel}` }, { text: String(h.switches) },
-        { text: h.loads.length === 0 ? '-' : h.loads.map((l) => `${clean(l.group)} ${formatDuration(l.load_ms)}`).join(', ') },
+        { text: loadTimes(h) },
       ]), paint));
     const running = s.hosts.reduce((a, h) => a + h.running, 0);
     const parallel = s.hosts.reduce((a, h) => a + h.parallel, 0);
@@ -183,4 +183,11 @@ function cut(text: string, max: number): string {
 /** Model names come from clients: never let one carry escapes into the terminal. */
 function clean(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
+/** Measured load times, then estimated ones marked `~` (ADR 0025: priors until a load is measured). */
+function loadTimes(h: NonNullable<QueueSnapshot['hosts']>[number]): string {
+  const parts = h.loads.map((l) => `${clean(l.group)} ${formatDuration(l.load_ms)}`);
+  for (const e of h.estimated_loads ?? []) parts.push(`${clean(e.group)} ~${formatDuration(e.load_ms)}`);
+  return parts.length === 0 ? '-' : parts.join(', ');
 }

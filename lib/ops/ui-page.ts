@@ -143,6 +143,12 @@ const SCRIPT = String.raw`
     return Math.floor(s / 3600) + 'h' + String(Math.floor(s / 60) % 60).padStart(2, '0') + 'm';
   }
   const prio = (p) => (Number.isInteger(p) ? String(p) : Number(p).toFixed(1));
+  // Measured load times (xN loads), then the estimates the pick uses until one is measured, marked ~.
+  function loadTimes(x) {
+    const parts = x.loads.map((l) => l.group + ' ' + fmt(l.load_ms) + ' \u00d7' + l.loads);
+    for (const e of x.estimated_loads || []) parts.push(e.group + ' ~' + fmt(e.load_ms));
+    return parts.length === 0 ? '-' : parts.join(', ');
+  }
 
   // A duration that keeps counting between polls: base from the snapshot plus local time since.
   function tick(baseMs, suffix) {
@@ -301,7 +307,7 @@ const SCRIPT = String.raw`
       h('td', { 'data-field': 'loaded' }, x.loaded_group === null ? h('span', { class: 'muted' }, 'none') : x.loaded_group),
       h('td', { class: 'num', 'data-field': 'running' }, x.running + ' / ' + x.parallel),
       h('td', { class: 'num' }, String(x.switches)),
-      h('td', { class: 'muted', 'data-field': 'loads' }, x.loads.length === 0 ? '-' : x.loads.map((l) => l.group + ' ' + fmt(l.load_ms) + ' \u00d7' + l.loads).join(', ')))));
+      h('td', { class: 'muted', 'data-field': 'loads' }, loadTimes(x)))));
     const runningOf = hosts.length > 0 ? hosts.reduce((a, x) => a + x.parallel, 0) : t.parallel;
     $('running-count').textContent = t.running + ' / ' + runningOf;
     $('running').replaceChildren(...(s.running.length === 0 ? [h('p', { class: 'empty' }, 'nothing running')] :

@@ -9,7 +9,7 @@ import { modelKey, modelOfGroup, sameModel } from './model-group.js';
 import { isCloudModel } from './model-ref.js';
 import { pickForLane, type Candidate, type LaneState as PickLane } from './lane-pick.js';
 import type { FinishState, Lane, LaneEntry, LaneState, RunContext, SchedulerJob } from './lane.js';
-import { LoadCosts, type LoadCost } from './load-costs.js';
+import { LoadCosts, type LoadCost, type LoadSource } from './load-costs.js';
 import type { Logger } from '../log.js';
 import type { Upstream } from '../upstream.js';
 
@@ -20,6 +20,10 @@ export interface FleetHost {
   readonly state: 'up' | 'down';
   readonly upstream: Upstream;
   hasModel(model: string): boolean | undefined;
+  /** the model's size on its disk (its /api/tags), a prior for its load time before one is measured */
+  sizeOf?(model: string): number | undefined;
+  /** what it has installed, null until known (/queue shows an estimated load time for each) */
+  installed?(): readonly string[] | null;
   /** the embedding model its /api/ps shows loaded (its own slot, SPEC §3); embeddings go there first */
   embedLoaded?: string | null;
 }
@@ -37,6 +41,8 @@ export interface HostLaneState {
   readonly switches: number;
   /** measured load times on this host */
   readonly loads: readonly LoadCost[];
+  /** installed models not measured here yet: the load time the pick assumes, and where it comes from */
+  readonly estimates: ReadonlyArray<{ readonly group: string; readonly loadMs: number; readonly source: Exclude<LoadSource, 'measured'> }>;
 }
 
 export interface FleetSwitch {
@@ -63,6 +69,8 @@ export interface FleetOptions {
   modelMissing?: (host: FleetHost) => void;
   /** A retired host's lane ended (its last job finished): the scheduler drops it, the pool closes the host. */
   retired?: (host: FleetHost) => void;
+  /** A load or run time was measured (hosts/load-times-file.ts keeps them across restarts). */
+  costsChanged?: () => void;
 }
 
 const PIN = ' @';
@@ -259,7 +267,7 @@ export class HostFleet {
     const pick = pickForLane({
       lane, lanes: this.lanes, candidates: mine.map((h) => h.c), all: heads.map((h) => h.c), nowMs: now, agingMs: this.#o.agingMs,
       canRun: (other, c) => canRun(other as HostLane, heads.find((x) => x.c === c)!),
-      loadMs: (host, group) => this.costs.loadMs(host, group),
+      loadMs: (host, group) => this.loadMs(host, group),
       runMs: (group) => this.costs.runMs(group),
       measured: (host, group) => this.costs.measuredLoad(host, group) !== undefined,
       waitingOf: (group) => waiting.get(group) ?? 0,
@@ -271,7 +279,7 @@ export class HostFleet {
       // (a script's backlog, a burst) lands over a few milliseconds, and the first job to land
       // would otherwise choose each host's model. Waits at most GATHER_SHARE of the load.
       const oldest = Math.min(...heads.map((h) => h.c.arrivalMs));
-      const gather = Math.min(GATHER_MAX_MS, GATHER_SHARE * this.costs.loadMs(lane.name, pick.group));
+      const gather = Math.min(GATHER_MAX_MS, GATHER_SHARE * this.loadMs(lane.name, pick.group));
       if (now - oldest < gather) {
         this.#wakeAt(oldest + gather);
         return null;
@@ -364,7 +372,7 @@ export class HostFleet {
     if (a.paid && a.load && (state === 'completed' || a.reported !== null)) {
       // The time to the first answer also holds the prompt's evaluation; load_duration does not.
       if (a.reported !== null) a.load.loadMs = Math.round(a.reported);
-      this.costs.recordLoad(a.lane.name, a.load.to, a.load.loadMs!);
+      this.costs.recordLoad(a.lane.name, a.load.to, a.load.loadMs!, a.lane.host.sizeOf?.(modelOfGroup(a.load.to)));
     }
     if (state === 'completed') {
       // Run time without the load this job waited for (it started with the switch).
@@ -379,6 +387,7 @@ export class HostFleet {
     }
     if (!a.retry) this.#tries.delete(entry.id);
     this.#endIfRetired(a.lane);
+    this.#o.costsChanged?.();
     return a.retry;
   }
 
@@ -430,11 +439,28 @@ export class HostFleet {
     if (lane && lane.running === 0) lane.loaded = null;
   }
 
+  /** Expected load time of a group on a host: measured, else a prior (load-costs.ts) sized by its /api/tags. */
+  loadMs(host: string, group: string): number {
+    return this.costs.loadMs(host, group, this.#sizeOn(host, group));
+  }
+
+  #sizeOn(host: string, group: string): number | undefined {
+    return this.#lanes.find((l) => l.name === host)?.host.sizeOf?.(modelOfGroup(group));
+  }
+
   state(): HostLaneState[] {
-    return this.lanes.map((l) => ({
-      name: l.name, state: l.host.state, parallel: l.parallel, running: l.running, loadedGroup: l.loaded,
-      switching: l.switching, retiring: l.retiring, switches: l.switchCount, loads: this.costs.measured(l.name),
-    }));
+    return this.lanes.map((l) => {
+      const estimates: Array<HostLaneState['estimates'][number]> = [];
+      for (const model of l.host.installed?.() ?? []) {
+        const group = modelKey(model);
+        const e = this.costs.estimate(l.name, group, l.host.sizeOf?.(model));
+        if (e.source !== 'measured') estimates.push({ group, loadMs: Math.round(e.ms), source: e.source });
+      }
+      return {
+        name: l.name, state: l.host.state, parallel: l.parallel, running: l.running, loadedGroup: l.loaded,
+        switching: l.switching, retiring: l.retiring, switches: l.switchCount, loads: this.costs.measured(l.name), estimates,
+      };
+    });
   }
 
   async #isEmbedding(host: FleetHost, model: string, signal?: AbortSignal): Promise<boolean> {

@@ -70,6 +70,8 @@ export interface SchedulerOptions {
   modelMissing?: (host: FleetHost) => void;
   /** A host removed by a reload has no job running any more (several hosts). */
   hostRetired?: (host: FleetHost) => void;
+  /** A load or run time was measured on a host (several hosts): the app keeps them in the data dir. */
+  loadCostsChanged?: () => void;
   /** bound on the bytes of waiting jobs' bodies (SPEC §16); default unbounded */
   maxQueueBytes?: number;
 }
@@ -143,6 +145,7 @@ export class Scheduler {
         switched: (from, to) => options.events?.switched?.(from, to),
         markDown: (host, reason) => options.markDown?.(host, reason),
         modelMissing: options.modelMissing,
+        costsChanged: options.loadCostsChanged,
         retired: (host) => {
           this.#lanes = [...this.#fleet!.lanes, this.#cloud];
           options.hostRetired?.(host);

@@ -220,6 +220,9 @@ export async function runHostsBench(options: { quick?: boolean } = {}): Promise<
       ['foreman (lanes, drain by model)', foreman.url, true, 'bench-token'],
     ];
     const outcomes = new Map<string, Outcome>();
+    // HOSTS_BENCH_WARM=1 plays the workload on foreman once before measuring: the measured runs then
+    // start with learned load and run times (a warm start), to tell cold-start costs from the rest.
+    if (process.env.HOSTS_BENCH_WARM) await play(foreman.url, sims, jobs, true, 'bench-token');
     for (const [name, url, asyncJobs, token] of variants) {
       const o = await play(url, sims, jobs, asyncJobs, token);
       outcomes.set(name, o);
