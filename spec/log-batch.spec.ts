@@ -1,5 +1,5 @@
-// The batched stderr sink: one write per event-loop turn, bounded, nothing lost or reordered.
-import { test } from 'node:test';
+// The batched stderr sink: one write per event-loop turn (or per few ms), bounded, nothing lost or reordered.
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { batchedSink, createLogger } from '../lib/log.js';
 
@@ -35,4 +35,24 @@ test('past the bound the batch is written at once', async () => {
   assert.deepEqual(writes.slice(1), ['c\n']);
   await nextTurn();
   assert.equal(writes.length, 2, 'an empty turn writes nothing');
+});
+
+test('with a delay, the lines of several turns share one write once the delay has passed', async (t) => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  t.after(() => mock.timers.reset());
+  const writes: string[] = [];
+  const sink = batchedSink({ write: (text: string) => writes.push(text) }, 1000, 10);
+  sink.write('job working\n');
+  await nextTurn();
+  sink.write('job completed\n');
+  sink.write('request\n');
+  await nextTurn();
+  assert.deepEqual(writes, [], 'held while the delay runs, across turns');
+  mock.timers.tick(10);
+  assert.deepEqual(writes, ['job working\njob completed\nrequest\n']);
+  sink.write('later\n');
+  mock.timers.tick(9);
+  assert.equal(writes.length, 1);
+  mock.timers.tick(1);
+  assert.deepEqual(writes.slice(1), ['later\n']);
 });

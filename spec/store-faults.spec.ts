@@ -58,11 +58,14 @@ describe('store: a disk that fails and heals', () => {
     const h = await health(stack);
     assert.equal(h.journal.writable, false);
     assert.ok(h.reasons.some((r: string) => /disk full/.test(r)), JSON.stringify(h.reasons));
-    // The run's slot is free, yet the queued job does not start: its outcome could not be recorded.
     await stack.foreman.scheduler.idle();
     assert.equal((await getJson(stack, `/jobs/${first.job.id}`)).body.state, 'working', 'no undurable completed (nor failed) is shown');
-    assert.equal((await getJson(stack, `/jobs/${second.job.id}`)).body.state, 'queued');
-    assert.equal(requestsTo(stack), 1, 'the second job did not start');
+    // The lane slot is given back when upstream is done, and the outcome is written while the next job
+    // starts (ADR 0027): the second job either started before the disk failed (its 'working' was
+    // durable) or is held queued because its start could not be recorded. Never anything else.
+    const secondState = (await getJson(stack, `/jobs/${second.job.id}`)).body.state;
+    assert.ok(secondState === 'queued' || secondState === 'working', secondState);
+    assert.equal(requestsTo(stack), secondState === 'queued' ? 1 : 2, 'a held job did not reach upstream');
     const queue = (await getJson(stack, '/queue')).body;
     assert.equal(queue.store.writable, false);
     assert.match(queue.store.reason, /disk full/);
