@@ -41,9 +41,15 @@ describe('host lanes', () => {
     }
     assert.equal(stack.sims[1]!.stats().requests['qwen3:latest'], 4);
     assert.equal(stack.sims[0]!.stats().requests['qwen3:latest'], undefined);
-    // A model no host has goes to a host that is up and gets its 404 at once.
+    // A model no host has goes to a host that is up and gets its 404 at once, without a switch:
+    // every lane keeps what it had loaded, no switch is booked and nothing is unloaded.
+    const before = lanes(stack).map((l) => l.loadedGroup);
+    const switches = stack.foreman.scheduler.fleet!.switches().length;
     const missing = await stack.call('/api/chat', { json: chat('nosuchmodel') });
     assert.equal(missing.status, 404);
+    assert.deepEqual(lanes(stack).map((l) => l.loadedGroup), before);
+    assert.equal(stack.foreman.scheduler.fleet!.switches().length, switches);
+    for (const sim of stack.sims) assert.deepEqual(sim.stats().unloads, {});
   });
 
   it('keeps a session on the host that served its last turn while that host has the model', async (t) => {

@@ -274,7 +274,12 @@ export class HostFleet {
     });
     if (pick.kind !== 'take') return null;
     const entry = q.peekGroup(pick.key, now)!;
-    if (pick.group !== lane.loaded) {
+    // A model no host lists (a typo, a pull under way) is tried without a switch: the host answers
+    // 404 at once, so nothing is unloaded, no load is booked and the lane keeps what it has loaded
+    // (were the catalogue stale and the host loads it, the residency refresh corrects the lane).
+    const listedNowhere = pick.group !== lane.loaded && lane.host.hasModel(modelOfGroup(pick.group)) === false
+      && !installedSomewhere(modelOfGroup(pick.group));
+    if (pick.group !== lane.loaded && !listedNowhere) {
       // A load is not decided on a queue only a moment old (ADR 0027): work submitted together
       // (a script's backlog, a burst) lands over a few milliseconds, and the first job to land
       // would otherwise choose each host's model. Waits at most GATHER_SHARE of the load.
@@ -291,7 +296,7 @@ export class HostFleet {
       this.#recordSwitch(lane, lane.loaded, pick.group, now);
     }
     q.take(entry.id);
-    this.#assigned.set(entry.id, { lane, startedMs: now, load: lane.pending, retry: false, paid: false, reported: null });
+    this.#assigned.set(entry.id, { lane, startedMs: now, load: listedNowhere ? null : lane.pending, retry: false, paid: false, reported: null });
     return entry;
   }
 
