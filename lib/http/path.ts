@@ -10,7 +10,11 @@ export interface NormalizedTarget {
 }
 
 /** null when the target cannot be decoded (a bad escape, a NUL or a control character in the path): a 400. */
+/** Slash-led segments of letters, digits, `_` and `-` only: already canonical (nearly every request). */
+const PLAIN_PATH = /^(?:\/[A-Za-z0-9_-]+)+$/;
+
 export function normalizeTarget(raw: string): NormalizedTarget | null {
+  if (PLAIN_PATH.test(raw)) return { pathname: raw, search: '' };
   let target = raw;
   // absolute-form (`GET http://host/path`): only the path counts; the Host rule looks at the header.
   const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(target);
