@@ -219,15 +219,20 @@ function renderLabels(pairs: readonly Pair[]): string {
 
 type Pair = readonly [name: string, value: string];
 
+/** Each family's label names, sorted once (a family's list never changes). */
+const sortedNames = new WeakMap<readonly string[], readonly string[]>();
+
 /** Labels are always rendered sorted by name, so the rendered text is the parse key. */
 function labelPairs(name: string, labelNames: readonly string[], labels: Labels): Pair[] {
-  const given = Object.keys(labels);
-  const unknown = given.filter((k) => !labelNames.includes(k));
-  const missing = labelNames.filter((k) => !(k in labels));
-  if (unknown.length || missing.length) {
-    throw new Error(`metrics: ${name} takes labels [${labelNames.join(',')}], got [${given.join(',')}]`);
+  let sorted = sortedNames.get(labelNames);
+  if (!sorted) sortedNames.set(labelNames, (sorted = [...labelNames].sort(compare)));
+  // Counted, then looked up: on every observation, so no arrays are built unless it is wrong.
+  let given = 0;
+  for (const _ in labels) given++;
+  if (given !== sorted.length || sorted.some((k) => !Object.hasOwn(labels, k))) {
+    throw new Error(`metrics: ${name} takes labels [${labelNames.join(',')}], got [${Object.keys(labels).join(',')}]`);
   }
-  return [...labelNames].sort(compare).map((k) => [k, String(labels[k])] as const);
+  return sorted.map((k) => [k, String(labels[k])] as const);
 }
 
 function labelKey(name: string, labelNames: readonly string[], labels: Labels): string {
