@@ -519,6 +519,9 @@ class FileJournal implements Journal {
     let size = 0;
     let count = 0;
     const kept = new Map<string, LineRef>();
+    // Taken before the first await: a line kept after this point is in the tail, and copying it here
+    // too would write it twice.
+    const order = [...this.#kept].sort((a, b) => a[1].offset - b[1].offset);
     try {
       if (this.#broken) throw this.#broken.error;
       // O_APPEND: this handle becomes the journal's append (and kept-line read) handle once renamed.
@@ -540,7 +543,6 @@ class FileJournal implements Journal {
         if (pending >= WRITE_CHUNK) await flush();
       };
       // Kept lines first, verbatim, in file order: the snapshot records that follow may refer to them.
-      const order = [...this.#kept].sort((a, b) => a[1].offset - b[1].offset);
       for (const [key, ref] of order) {
         const line = await this.#gen.read(ref);
         kept.set(key, { offset: size + pending, length: line.length });
