@@ -49,26 +49,18 @@ export function chunkFrames(units: readonly Uint8Array[]): Buffer {
  */
 export function writeUnits(res: ServerResponse, units: readonly Uint8Array[]): boolean {
   if (units.length === 0) return !res.writableNeedDrain;
-  if (res.chunkedEncoding && res.headersSent) {
-    // node frames each write() as one chunk; we hand it the frames ready made, so for this one
-    // call it must not frame again. Restored at once: res.end() still writes the last chunk.
-    const frames = chunkFrames(units);
-    res.chunkedEncoding = false;
-    try {
-      return res.write(frames);
-    } finally {
-      res.chunkedEncoding = true;
-    }
-  }
+  if (res.chunkedEncoding && res.headersSent) return writeFrames(res, chunkFrames(units));
   // A length-delimited or close-delimited body has no frames: the bytes alone.
   return res.write(units.length === 1 ? units[0]! : Buffer.concat(units));
 }
 
 /**
- * Writes chunk frames made elsewhere (upstream's own, checked to be exactly what chunkFrames
+ * Writes chunk frames already built (by chunkFrames, or upstream's own, checked to be exactly what chunkFrames
  * would build: lib/h1-frames.ts) with one write(). Only for a chunked response whose headers are set.
  */
 export function writeFrames(res: ServerResponse, frames: Uint8Array): boolean {
+  // node frames each write() as one chunk; these are framed already, so for this one call it
+  // must not frame again. Restored at once: res.end() still writes the last chunk.
   res.chunkedEncoding = false;
   try {
     return res.write(frames);

@@ -261,12 +261,14 @@ export class HostFleet {
       return l.host.hasModel(h.model) !== false || !installedSomewhere(h.model);
     };
     const mine = heads.filter((h) => canRun(lane, h));
+    // The plan asks canRun for every free group on every lane: find each head at once, not by a scan.
+    const headOf = new Map(heads.map((h) => [h.c, h]));
     if (mine.length === 0) return null;
     const waiting = new Map<string, number>();
     for (const h of heads) waiting.set(h.c.group, (waiting.get(h.c.group) ?? 0) + h.c.count);
     const pick = pickForLane({
       lane, lanes: this.lanes, candidates: mine.map((h) => h.c), all: heads.map((h) => h.c), nowMs: now, agingMs: this.#o.agingMs,
-      canRun: (other, c) => canRun(other as HostLane, heads.find((x) => x.c === c)!),
+      canRun: (other, c) => canRun(other as HostLane, headOf.get(c)!),
       loadMs: (host, group) => this.loadMs(host, group),
       runMs: (group) => this.costs.runMs(group),
       measured: (host, group) => this.costs.measuredLoad(host, group) !== undefined,
