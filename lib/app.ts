@@ -399,9 +399,10 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     scheduler.updateHosts(change.added, change.removed);
     log.info('hosts reloaded', {
       reason, added: change.added.map((h) => h.name).join(',') || undefined, removed: change.removed.map((h) => h.name).join(',') || undefined,
-      kept_as_before: change.unchanged.join(',') || undefined,
+      new_limits: change.limits.join(',') || undefined, kept_as_before: change.unchanged.join(',') || undefined,
     });
-    if (change.unchanged.length > 0) log.warn('hosts_file changed a host\'s url, token or limits: restart to apply', { hosts: change.unchanged.join(',') });
+    if (change.unchanged.length > 0) log.warn('hosts_file changed a host\'s url or token: restart to apply', { hosts: change.unchanged.join(',') });
+    if (change.deferred.length > 0) log.warn('hosts_file lists a host that is still finishing its jobs after its removal: reload again once it is gone', { hosts: change.deferred.join(',') });
     return true;
   };
   return { server, url, scheduler, upstream, hosts, jobs, journal, keys, usage, snapshot, reloadKeys, reloadHosts, close };

@@ -266,4 +266,36 @@ describe('hosts_file reloaded (SIGHUP)', () => {
     assert.equal(stack.foreman.reloadHosts('test'), false);
     assert.deepEqual(names(), ['a', 'c']);
   });
+
+  it('applies a changed parallel and embed_parallel at once; a changed url waits for a restart', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'foreman-hosts-limits-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'hosts.json');
+    const write = (a: Sim, b: Sim, parallel: number, embedParallel: number) => writeFile(file, JSON.stringify({ hosts: [
+      { name: 'a', url: a.url, parallel, embed_parallel: embedParallel }, { name: 'b', url: b.url },
+    ] }));
+    const stack = await startHosts(t, [
+      { models: [{ name: 'llama3.2' }], numParallel: 4 }, { models: [{ name: 'qwen3' }] }, { models: [{ name: 'qwen3' }] },
+    ], { config: { hosts_file: file }, before: (sims) => write(sims[0]!, sims[1]!, 1, 1) });
+    await catalogues(stack);
+    const a = () => lanes(stack).find((l) => l.name === 'a')!;
+    // Two slow jobs for a's model: with parallel 1 the second waits.
+    const held = [1, 2].map(() => stack.call('/api/chat', { json: chat('llama3.2', 'hold', { sim: { delay_ms: 1_500 } }) }));
+    await until(() => a().running === 1 && stack.foreman.scheduler.waiting === 1, 'one running on a, one waiting');
+    await write(stack.sims[0]!, stack.sims[2]!, 2, 3);
+    assert.equal(stack.foreman.reloadHosts('test'), true);
+    // The waiting job starts at once, beside the first, without waiting for it to end.
+    await until(() => a().running === 2, 'the second job running on a');
+    assert.equal(stack.foreman.scheduler.waiting, 0);
+    const queue = await (await stack.call('/queue')).json();
+    const viewA = queue.hosts.find((h: any) => h.name === 'a');
+    assert.equal(viewA.parallel, 2);
+    assert.equal(stack.foreman.hosts.find('a')!.embeddings.max, 3);
+    // b's new url is not applied (its connections and books stay with the old one until a restart).
+    assert.equal(stack.foreman.hosts.find('b')!.url, stack.sims[1]!.url);
+    for (const r of await Promise.all(held)) {
+      assert.equal(r.status, 200);
+      assert.equal((await ndjson(r)).at(-1).done, true);
+    }
+  });
 });

@@ -28,8 +28,12 @@ export type HostChange = 'down' | 'up' | 'catalogue';
 export interface HostsUpdate {
   added: Host[];
   removed: Host[];
-  /** names whose url, token or limits changed: kept as they were (a restart applies them) */
+  /** names whose `parallel` or `embed_parallel` changed: applied at once */
+  limits: string[];
+  /** names whose url or token changed: kept as they were (a restart applies them) */
   unchanged: string[];
+  /** names listed again while their removed predecessor still finishes its jobs: added by a later reload */
+  deferred: string[];
 }
 
 export class HostPool {
@@ -63,21 +67,25 @@ export class HostPool {
   /**
    * A reload of hosts_file (several hosts only): hosts by name, new ones added (probed and their
    * catalogue read at once), missing ones retired (no new work; closed once idle, see closeRetired).
-   * A host whose url, token or limits changed is kept as it was.
+   * A host's new limits apply at once; a host whose url or token changed is kept as it was.
    */
   update(specs: readonly HostSpec[]): HostsUpdate {
-    const change: HostsUpdate = { added: [], removed: [], unchanged: [] };
+    const change: HostsUpdate = { added: [], removed: [], limits: [], unchanged: [], deferred: [] };
     const current = new Map(this.hosts.map((h) => [h.name, h]));
     for (const spec of specs) {
       const old = current.get(spec.name);
       if (old) {
         current.delete(spec.name);
-        if (JSON.stringify(old.spec) !== JSON.stringify(spec)) change.unchanged.push(spec.name);
+        if (old.spec.url !== spec.url || old.spec.token !== spec.token) change.unchanged.push(spec.name);
+        else if (old.spec.parallel !== spec.parallel || old.spec.embedParallel !== spec.embedParallel) {
+          old.applyLimits(spec);
+          change.limits.push(spec.name);
+        }
         continue;
       }
       // A retired host of that name still finishing its jobs: the new one waits for the next reload.
       if (this.#hosts.some((h) => h.name === spec.name)) {
-        change.unchanged.push(spec.name);
+        change.deferred.push(spec.name);
         continue;
       }
       const host = new Host(spec, this.#hostOptions);
