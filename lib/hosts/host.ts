@@ -38,9 +38,9 @@ export interface HostView {
 
 export class Host {
   readonly name: string;
-  readonly url: string;
-  readonly upstream: Upstream;
   readonly embeddings: Limiter;
+  #upstream: Upstream;
+  readonly #idleMs: number | undefined;
   /** what hosts_file said of it: a reload compares it (limits it applies, see applyLimits) */
   #spec: HostSpec;
   state: HostState = 'up';
@@ -61,13 +61,34 @@ export class Host {
   constructor(spec: HostSpec, options: { idleMs?: number; maxWaiting: number }) {
     this.#spec = spec;
     this.name = spec.name;
-    this.url = spec.url;
-    this.upstream = createUpstream(spec.url, spec.token, options.idleMs);
+    this.#idleMs = options.idleMs;
+    this.#upstream = createUpstream(spec.url, spec.token, options.idleMs);
     this.embeddings = createLimiter(spec.embedParallel, options.maxWaiting);
   }
 
   get spec(): HostSpec {
     return this.#spec;
+  }
+
+  get url(): string {
+    return this.#spec.url;
+  }
+
+  /** The client for new requests; one that started on the old client of a moved host finishes there. */
+  get upstream(): Upstream {
+    return this.#upstream;
+  }
+
+  /**
+   * A reload's new url or token: new requests take a new client at once, the old one closes its
+   * connections as their answers end. What was known of the old address (catalogue, loaded model)
+   * is for the caller to read again.
+   */
+  readdress(spec: HostSpec): void {
+    const old = this.#upstream;
+    this.#upstream = createUpstream(spec.url, spec.token, this.#idleMs);
+    old.retire();
+    this.applyLimits(spec);
   }
 
   /** Jobs at once here; its lane reads it at every pick, so a reload's new value counts at once. */

@@ -9,6 +9,7 @@ import { normalizeModel } from '../sched/model-group.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Host, parseTags } from './host.js';
 import type { HostSpec } from './specs.js';
+import type { Upstream } from '../upstream.js';
 
 export interface HostPoolOptions {
   log?: Logger;
@@ -30,8 +31,8 @@ export interface HostsUpdate {
   removed: Host[];
   /** names whose `parallel` or `embed_parallel` changed: applied at once */
   limits: string[];
-  /** names whose url or token changed: kept as they were (a restart applies them) */
-  unchanged: string[];
+  /** hosts whose url or token changed: new requests go to the new address (running ones finish on the old) */
+  moved: Host[];
   /** names listed again while their removed predecessor still finishes its jobs: added by a later reload */
   deferred: string[];
 }
@@ -67,17 +68,21 @@ export class HostPool {
   /**
    * A reload of hosts_file (several hosts only): hosts by name, new ones added (probed and their
    * catalogue read at once), missing ones retired (no new work; closed once idle, see closeRetired).
-   * A host's new limits apply at once; a host whose url or token changed is kept as it was.
+   * A host's new limits, url or token apply at once (running requests finish on the old address).
    */
   update(specs: readonly HostSpec[]): HostsUpdate {
-    const change: HostsUpdate = { added: [], removed: [], limits: [], unchanged: [], deferred: [] };
+    const change: HostsUpdate = { added: [], removed: [], limits: [], moved: [], deferred: [] };
     const current = new Map(this.hosts.map((h) => [h.name, h]));
     for (const spec of specs) {
       const old = current.get(spec.name);
       if (old) {
         current.delete(spec.name);
-        if (old.spec.url !== spec.url || old.spec.token !== spec.token) change.unchanged.push(spec.name);
-        else if (old.spec.parallel !== spec.parallel || old.spec.embedParallel !== spec.embedParallel) {
+        if (old.spec.url !== spec.url || old.spec.token !== spec.token) {
+          old.readdress(spec);
+          change.moved.push(old);
+          // What the old address had installed says nothing of the new one: read it again.
+          if (!this.#closed) void this.probe(old).then(() => this.refreshCatalogue(old));
+        } else if (old.spec.parallel !== spec.parallel || old.spec.embedParallel !== spec.embedParallel) {
           old.applyLimits(spec);
           change.limits.push(spec.name);
         }
@@ -113,6 +118,27 @@ export class HostPool {
 
   get first(): Host {
     return this.hosts[0]!;
+  }
+
+  /**
+   * The first host's client as it is at each call, for what has no host of its own (one host's
+   * routes, the cloud lane): after a reload removed or moved the first host, it is the new first.
+   */
+  firstUpstream(): Upstream {
+    const now = () => this.first.upstream;
+    return {
+      get baseUrl() {
+        return now().baseUrl;
+      },
+      send: (path, init) => now().send(path, init),
+      loadedModels: (signal) => now().loadedModels(signal),
+      capabilities: (model, signal) => now().capabilities(model, signal),
+      exists: (model, signal) => now().exists(model, signal),
+      unload: (model, signal) => now().unload(model, signal),
+      version: (signal) => now().version(signal),
+      retire: () => {}, // the hosts' own clients are retired and closed by the pool
+      close: () => {},
+    };
   }
 
   /** By name or base URL (what `X-Foreman-Host` may say). */
