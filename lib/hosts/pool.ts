@@ -49,6 +49,8 @@ export class HostPool {
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #probing = new Set<Host>();
   #closed = false;
+  /** the hosts not retired; null when a reload changed them */
+  #live: Host[] | null = null;
 
   constructor(specs: readonly HostSpec[], options: HostPoolOptions) {
     if (specs.length === 0) throw new Error('hosts: at least one host is needed');
@@ -62,7 +64,8 @@ export class HostPool {
 
   /** The hosts that take work (a host removed by a reload is not among them). */
   get hosts(): readonly Host[] {
-    return this.#hosts.filter((h) => !h.retired);
+    // Read on every request (the first host's client, the candidates): built once per reload, not per read.
+    return (this.#live ??= this.#hosts.filter((h) => !h.retired));
   }
 
   /**
@@ -95,11 +98,13 @@ export class HostPool {
       }
       const host = new Host(spec, this.#hostOptions);
       this.#hosts.push(host);
+      this.#live = null;
       change.added.push(host);
       if (!this.#closed) void this.probe(host).then(() => this.refreshCatalogue(host));
     }
     for (const host of current.values()) {
       host.retired = true;
+      this.#live = null;
       change.removed.push(host);
     }
     return change;
