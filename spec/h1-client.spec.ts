@@ -9,6 +9,8 @@ import { HttpError, StopReason } from '../lib/errors.js';
 import { simFor } from './support/sim-client.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Readable } from 'node:stream';
+import { until } from './support/until.js';
 
 function client(t: TestContext, url: string, idleMs?: number): Upstream {
   const u = createUpstream(url, undefined, idleMs);
@@ -109,6 +111,33 @@ describe('h1 client (plain-http upstreams)', () => {
     assert.equal(await collect(res.body), 'ab\n{"k":"vv"}');
     assert.equal(await (await up.send('/api/x', { body: '{}' })).text(), 'ab\n{"k":"vv"}');
     assert.equal(server.connections(), 1, 'the connection was reused after a complete response');
+  });
+
+  it('retired (its host moved): idle connections close at once, busy ones when their answer ends, on both clients', async (t) => {
+    // Answers at once, except a request for /hold, answered when the test says.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const open = new Set<Socket>();
+    const server = await rawServer(t, (socket, req) => {
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
+      const answer = () => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      if (req.head.startsWith('POST /hold ')) void held.then(answer);
+      else answer();
+    });
+    const up = client(t, server.url);
+    const upload = (path: string, text: string) => up.send(path, { body: Readable.from([Buffer.from(text)]), bodyLength: text.length }); // node's agent
+    const busy = [up.send('/hold', { body: 'z' }), upload('/hold', 'w')];
+    await until(() => server.requests.length === 2, 'the held requests arrived');
+    assert.equal(await (await up.send('/a', { body: 'x' })).text(), 'ok'); // our own reader's pool
+    assert.equal(await (await upload('/b', 'y')).text(), 'ok');
+    assert.equal(open.size, 4, 'two idle kept-alive connections and two busy ones');
+    up.retire();
+    await until(() => open.size === 2, 'the idle connections closed');
+    release();
+    for (const res of await Promise.all(busy)) assert.equal(await res.text(), 'ok', 'a busy request finished on its connection');
+    await until(() => open.size === 0, 'the busy connections closed once their answers ended');
+    assert.equal(server.connections(), 4);
   });
 
   it('reads content-length bodies and keeps the connection for the next request', async (t) => {

@@ -70,8 +70,8 @@ Several Ollama hosts (--upstream URL1,URL2 or --hosts-file, JSON, read again on 
   load times are measured per host, session turns (session-id, x-claude-code-session-id …) stay on their
   host, a host that fails is probed (/api/version, 5 s) and its unanswered jobs run elsewhere.
   X-Foreman-Host: NAME sends model management (pull, create, delete, copy, push) to that host.
-  SIGHUP adds and removes hosts by name (jobs running on a removed host finish there); a changed url,
-  token or limit, or going from one host to several, needs a restart.
+  SIGHUP adds and removes hosts by name and applies a changed url, token, parallel or embed_parallel
+  (jobs running on a removed or moved host finish where they started); one host to several needs a restart.
   foreman sim --hosts 3 simulates three hosts with different catalogues and load times;
   foreman demo --hosts 3 puts foreman in front of them in one process.
 `;
