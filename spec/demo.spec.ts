@@ -113,7 +113,7 @@ describe('foreman demo', () => {
         body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 2 }, stream: false }),
       });
       assert.equal(res.status, 200);
-      assert.equal((await res.json()).done, true);
+      assert.equal(((await res.json()) as { done?: boolean }).done, true);
       await new Promise((r) => setTimeout(r, 30));
     }
     assert.equal((await fetch(`${url}/health`)).status, 200);
