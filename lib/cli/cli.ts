@@ -7,6 +7,7 @@ import { configHelp } from '../config.js';
 import { VERSION } from '../version.js';
 
 import { EXIT, type CliIo } from './io.js';
+import { outliveClosedOutput } from '../log.js';
 import { serve } from './serve.js';
 
 export { EXIT, type CliIo };
@@ -89,6 +90,7 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
   }
   const command = first === undefined || first.startsWith('--') ? 'serve' : first;
   const args = command === 'serve' && first !== 'serve' ? argv : rest;
+  if (command === 'serve' || command === 'demo' || command === 'sim') outliveClosedOutput([io.stdout, io.stderr]);
   switch (command) {
     case 'serve':
       if (args.includes('--help') || args.includes('-h')) {

@@ -127,7 +127,8 @@ export class HostPool {
 
   /**
    * The first host's client as it is at each call, for what has no host of its own (one host's
-   * routes, the cloud lane): after a reload removed or moved the first host, it is the new first.
+   * routes; a cloud job no host that is up can take): after a reload removed or moved the first
+   * host, it is the new first.
    */
   firstUpstream(): Upstream {
     const now = () => this.first.upstream;
