@@ -284,17 +284,20 @@ describe('h1 client (plain-http upstreams)', () => {
   });
 
   it('gives a reader that stops and goes on the whole body, in order (reading pauses and resumes)', async (t) => {
-    const size = 4 * 1024 * 1024;
+    // Larger than what the kernel may buffer between the two (here up to 32 MiB received plus
+    // 4 MiB sent): with 4 MiB the whole body could sit in kernel buffers and the server never wait.
+    const size = 64 * 1024 * 1024;
+    const block = 64 * 1024;
     let drainWaits = 0;
+    let sent = 0;
     const server = await rawServer(t, (socket) => {
-      const blocks = [Buffer.alloc(64 * 1024, 'q'), Buffer.alloc(64 * 1024, 'r')];
+      const blocks = [Buffer.alloc(block, 'q'), Buffer.alloc(block, 'r')];
       socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
-      let sent = 0;
       const more = () => {
         while (sent < size) {
-          const block = blocks[(sent / blocks[0]!.length) % 2]!;
-          sent += block.length;
-          if (!socket.write(block)) {
+          const next = blocks[(sent / block) % 2]!;
+          sent += next.length;
+          if (!socket.write(next)) {
             drainWaits++;
             socket.once('drain', more);
             return;
@@ -307,20 +310,26 @@ describe('h1 client (plain-http upstreams)', () => {
     const res = await up.send('/big');
     const it = res.body[Symbol.asyncIterator]();
     const first = await it.next();
-    // The reader stops; the client must stop reading too, so the server's socket fills up.
+    // The reader stops; the client must stop reading too, so the server's socket fills up
+    // (had the client read on into memory, the server would have sent it all without a wait).
     await new Promise<void>((r) => {
-      const check = () => (drainWaits > 0 ? r() : setImmediate(check));
+      const check = () => (drainWaits > 0 || sent >= size ? r() : setTimeout(check, 5));
       check();
     });
-    const parts = [Buffer.from(first.value!)];
+    assert.ok(drainWaits > 0, 'the server waited for the paused client');
+    // Checked as it comes (64 MiB is not kept): every byte of block n is q or r by n's parity.
+    let at = 0;
+    const take = (part: Uint8Array) => {
+      for (let i = 0; i < part.length; i += 4096) assert.equal(part[i], Math.floor((at + i) / block) % 2 ? 0x72 : 0x71, `byte ${at + i}`);
+      at += part.length;
+    };
+    take(first.value!);
     for (;;) {
       const r = await it.next();
       if (r.done) break;
-      parts.push(Buffer.from(r.value));
+      take(r.value);
     }
-    const all = Buffer.concat(parts);
-    assert.equal(all.length, size);
-    for (let at = 0; at < size; at += 64 * 1024) assert.equal(all[at], at / (64 * 1024) % 2 ? 0x72 : 0x71, `block at ${at}`);
+    assert.equal(at, size);
   });
 
   it('lets the process exit with a kept-alive socket in its pool', async (t) => {
