@@ -165,11 +165,23 @@ export async function runHostsBench(options: { quick?: boolean } = {}): Promise<
     }
     const urls = sims.map((s) => s.url);
     const catalogue = (h: number, model: string) => hasModel(h, MODELS.indexOf(model as (typeof MODELS)[number]));
-    foreman = await startProcess('foreman-hosts', 'serve', [
+    const foremanArgs = [
       '--upstream', urls.join(','), '--parallel', '1', '--data-dir', await tempDir('foreman-hosts'), '--shutdown-grace', '2s',
       '--tokens', 'bench-token', '--max-queue', '4096',
-    ]);
+    ];
+    foreman = await startProcess('foreman-hosts', 'serve', foremanArgs);
     routers.push(await startRouter('round-robin', urls, catalogue), await startRouter('least-connections', urls, catalogue));
+    // HOSTS_BENCH_WARM=1 plays the workload on foreman once before measuring: the measured runs then
+    // start with learned load and run times (a warm start), to tell cold-start costs from the rest.
+    // Then foreman restarts on the same data dir and the same hosts (names are host:port): it
+    // starts with the load times it measured (load-times.json) and reads the hosts' residency
+    // afresh, rather than believing models loaded that /sim/reset unloaded behind its back.
+    if (process.env.HOSTS_BENCH_WARM) {
+      await play(foreman.url, sims, jobs, true, 'bench-token');
+      await foreman.stop();
+      for (const sim of sims) await getJson(`${sim.url}/sim/reset`, 5_000, {});
+      foreman = await startProcess('foreman-hosts', 'serve', foremanArgs);
+    }
     // HOSTS_BENCH_FOREMAN_ONLY=1 skips the two routers (a quick look at foreman while tuning it).
     const variants: Array<[string, string, boolean, string | undefined]> = [
       ...(process.env.HOSTS_BENCH_FOREMAN_ONLY ? [] : [
@@ -179,9 +191,6 @@ export async function runHostsBench(options: { quick?: boolean } = {}): Promise<
       ['foreman (lanes, drain by model)', foreman.url, true, 'bench-token'],
     ];
     const outcomes = new Map<string, Outcome>();
-    // HOSTS_BENCH_WARM=1 plays the workload on foreman once before measuring: the measured runs then
-    // start with learned load and run times (a warm start), to tell cold-start costs from the rest.
-    if (process.env.HOSTS_BENCH_WARM) await play(foreman.url, sims, jobs, true, 'bench-token');
     for (const [name, url, asyncJobs, token] of variants) {
       const o = await play(url, sims, jobs, asyncJobs, token);
       outcomes.set(name, o);
