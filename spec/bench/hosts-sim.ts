@@ -9,6 +9,8 @@
 // Env: HOSTS_SIM_WARM=1 (costs known from the start; default cold: learned as the bench's first
 // run learns them), HOSTS_SIM_OVERHEAD_MS (per job, default 4), HOSTS_SIM_DEBUG=1 (load order per
 // host: group@ms, * = sync jobs waiting for it, (n) = its async jobs waiting).
+// Each line also gives the backlog's offline optimum without splits (every group on one host,
+// best assignment by brute force, the same per-job overhead), against the same bound.
 
 import { pickForLane, type Candidate, type LaneState } from '../../lib/sched/lane-pick.js';
 import { LoadCosts } from '../../lib/sched/load-costs.js';
@@ -151,6 +153,30 @@ export function simulate(jobs: Job[], loads: number[][], opts: { overheadMs?: nu
   return { loads: loadCount, makespan, bound, ratio: makespan / bound, syncP95, orders: lanes.map((l) => l.order) };
 }
 
+/** The backlog's best makespan over the bound with each group on one host (brute force over assignments). */
+export function noSplitOptimum(jobs: Job[], loads: number[][], overheadMs = 4): number {
+  const work = MODELS.map((m) => jobs.filter((j) => j.model === m).reduce((a, j) => a + runMs(j) + overheadMs, 0));
+  let best = Infinity;
+  const place = (i: number, ends: number[]): void => {
+    if (Math.max(...ends) >= best) return;
+    if (i === MODELS.length) {
+      best = Math.max(...ends);
+      return;
+    }
+    if (work[i] === 0) return place(i + 1, ends);
+    for (let h = 0; h < HOSTS; h++) {
+      if (!hasModel(h, i)) continue;
+      const next = ends.slice();
+      next[h]! += loads[h]![i]! + work[i]!;
+      place(i + 1, next);
+    }
+  };
+  place(0, Array.from({ length: HOSTS }, () => 0));
+  const minLoad = (i: number) => Math.min(...loads.map((row, h) => (hasModel(h, i) ? row[i]! : Infinity)));
+  const bound = (jobs.reduce((a, j) => a + runMs(j), 0) + MODELS.reduce((a, _, i) => a + (work[i]! > 0 ? minLoad(i) : 0), 0)) / HOSTS;
+  return best / bound;
+}
+
 function seedsOf(args: string[]): number[] {
   if (args.length === 0) return [DEFAULT_SEED];
   return args.flatMap((a) => {
@@ -163,20 +189,22 @@ function seedsOf(args: string[]): number[] {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const seeds = seedsOf(process.argv.slice(2));
   const opts = { warm: Boolean(process.env.HOSTS_SIM_WARM), overheadMs: Number(process.env.HOSTS_SIM_OVERHEAD_MS ?? 4) };
-  const sum = { loads: 0, ratio: 0, p95: 0, bLoads: 0, bRatio: 0 };
+  const sum = { loads: 0, ratio: 0, p95: 0, bLoads: 0, bRatio: 0, opt: 0 };
   for (const seed of seeds) {
     const jobs = workload(false, seed);
     const table = loadTable(seed);
     const full = simulate(jobs, table, opts);
     const backlog = simulate(jobs.filter((j) => !j.sync), table, opts);
+    const opt = noSplitOptimum(jobs.filter((j) => !j.sync), table, opts.overheadMs);
+    sum.opt += opt;
     sum.loads += full.loads;
     sum.ratio += full.ratio;
     sum.p95 += full.syncP95;
     sum.bLoads += backlog.loads;
     sum.bRatio += backlog.ratio;
-    console.log(`seed ${seed}: full ${full.loads} loads ${full.ratio.toFixed(3)}x sync p95 ${Math.round(full.syncP95)} ms | backlog ${backlog.loads} loads ${backlog.ratio.toFixed(3)}x`);
+    console.log(`seed ${seed}: full ${full.loads} loads ${full.ratio.toFixed(3)}x sync p95 ${Math.round(full.syncP95)} ms | backlog ${backlog.loads} loads ${backlog.ratio.toFixed(3)}x (no-split optimum ${opt.toFixed(3)}x)`);
     if (process.env.HOSTS_SIM_DEBUG) console.log(full.orders.map((o, h) => `  h${h + 1}: ${o.join(' > ')}`).join('\n'));
   }
   const n = seeds.length;
-  if (n > 1) console.log(`mean of ${n}: full ${(sum.loads / n).toFixed(2)} loads ${(sum.ratio / n).toFixed(3)}x sync p95 ${Math.round(sum.p95 / n)} ms | backlog ${(sum.bLoads / n).toFixed(2)} loads ${(sum.bRatio / n).toFixed(3)}x`);
+  if (n > 1) console.log(`mean of ${n}: full ${(sum.loads / n).toFixed(2)} loads ${(sum.ratio / n).toFixed(3)}x sync p95 ${Math.round(sum.p95 / n)} ms | backlog ${(sum.bLoads / n).toFixed(2)} loads ${(sum.bRatio / n).toFixed(3)}x (no-split optimum ${(sum.opt / n).toFixed(3)}x)`);
 }
