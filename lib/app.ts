@@ -94,7 +94,7 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
   const hosts = new HostPool(resolveHosts(config), {
     log, idleMs: deps.upstreamIdleMs, maxWaiting: config.max_queue, probeMs: deps.hostProbeMs,
   });
-  const upstream = hosts.first.upstream;
+  const upstream = hosts.firstUpstream();
   let keys: KeyRegistry;
   try {
     keys = new KeyRegistry({ tokens: config.tokens, keysFile: config.keys_file, log });
@@ -399,9 +399,11 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
     scheduler.updateHosts(change.added, change.removed);
     log.info('hosts reloaded', {
       reason, added: change.added.map((h) => h.name).join(',') || undefined, removed: change.removed.map((h) => h.name).join(',') || undefined,
-      kept_as_before: change.unchanged.join(',') || undefined,
+      new_limits: change.limits.join(',') || undefined, moved: change.moved.map((h) => `${h.name}=${h.url}`).join(',') || undefined,
     });
-    if (change.unchanged.length > 0) log.warn('hosts_file changed a host\'s url, token or limits: restart to apply', { hosts: change.unchanged.join(',') });
+    // A moved host may have another model loaded at its new address: read it before its lane picks on old knowledge.
+    for (const host of change.moved) scheduler.hostChanged(host, true);
+    if (change.deferred.length > 0) log.warn('hosts_file lists a host that is still finishing its jobs after its removal: reload again once it is gone', { hosts: change.deferred.join(',') });
     return true;
   };
   return { server, url, scheduler, upstream, hosts, jobs, journal, keys, usage, snapshot, reloadKeys, reloadHosts, close };

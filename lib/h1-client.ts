@@ -426,6 +426,8 @@ export class H1Pool {
   readonly #idleMs: number;
   readonly #free: Connection[] = [];
   readonly #all = new Set<Connection>();
+  /** retired: connections close when their answer is done instead of waiting for reuse */
+  #retired = false;
 
   constructor(target: H1Target, idleMs: number) {
     this.#target = target;
@@ -487,7 +489,7 @@ export class H1Pool {
   }
 
   release(conn: Connection): void {
-    if (this.#free.length >= MAX_FREE) {
+    if (this.#retired || this.#free.length >= MAX_FREE) {
       conn.socket.destroy();
       return;
     }
@@ -500,6 +502,12 @@ export class H1Pool {
     this.#all.delete(conn);
     const i = this.#free.indexOf(conn);
     if (i !== -1) this.#free.splice(i, 1);
+  }
+
+  /** No more requests are coming (the host moved): free connections close now, busy ones when done. */
+  retire(): void {
+    this.#retired = true;
+    for (const conn of this.#free.splice(0)) conn.socket.destroy();
   }
 
   close(): void {

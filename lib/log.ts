@@ -51,7 +51,8 @@ export function batchedSink(target: LogSink, maxChars = MAX_BATCH_CHARS, delayMs
     if (pending === '') return;
     const text = pending;
     pending = '';
-    target.write(text);
+    // A closed output (see outliveClosedOutput) takes nothing more: the lines go nowhere.
+    if (!(target as { destroyed?: boolean }).destroyed) target.write(text);
   };
   process.once('exit', flush);
   return {
@@ -67,6 +68,23 @@ export function batchedSink(target: LogSink, maxChars = MAX_BATCH_CHARS, delayMs
     },
     flush,
   };
+}
+
+const guarded = new WeakSet<NodeJS.WritableStream>();
+
+/**
+ * A server outlives whoever reads its output: when stdout or stderr is closed under it (the
+ * pipe's reader exited: EPIPE; the terminal went away: EIO), node emits 'error' on the stream,
+ * which unheard ends the process. Heard, the stream is destroyed and its lines go nowhere; jobs,
+ * the journal and the sockets go on. For the long-running commands (serve, demo, sim) only: a
+ * client command piped into `head` should stop as Unix tools do.
+ */
+export function outliveClosedOutput(streams: readonly NodeJS.WritableStream[] = [process.stdout, process.stderr]): void {
+  for (const stream of streams) {
+    if (guarded.has(stream)) continue;
+    guarded.add(stream);
+    stream.on('error', () => {});
+  }
 }
 
 /** How long stderr's log lines may wait to share one write. */

@@ -83,6 +83,8 @@ export interface Upstream {
   /** Asks Ollama to unload a model (`keep_alive: 0` with an empty prompt). */
   unload(model: string, signal?: AbortSignal): Promise<void>;
   version(signal?: AbortSignal): Promise<string>;
+  /** Replaced by another client (a host's new url or token): idle connections close now, busy ones when their answer is done. */
+  retire(): void;
   close(): void;
 }
 
@@ -251,6 +253,11 @@ export function createUpstream(baseUrl: string, token?: string, idleMs = DEFAULT
     async version(signal) {
       const body = await getJson<{ version?: string }>('/api/version', { signal });
       return String(body.version ?? 'unknown');
+    },
+    retire() {
+      agent.maxFreeSockets = 0; // node's agent then closes each socket as its request ends
+      for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+      pool?.retire();
     },
     close() {
       agent.destroy();

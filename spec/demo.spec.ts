@@ -99,4 +99,26 @@ describe('foreman demo', () => {
     serve.child.kill('SIGTERM');
     assert.equal(await serve.exited, 0);
   });
+
+  it('keeps serving when whoever read its output has gone (stdout and stderr closed: EPIPE)', async (t) => {
+    const { demo, url, token } = await startDemo(t, []);
+    const exit = once(demo.child, 'exit').then(([code]) => code as number | null);
+    // The reader of both pipes goes away, as when `foreman demo | head` ends its head.
+    demo.child.stdout!.destroy();
+    demo.child.stderr!.destroy();
+    // Every request logs lines, and they are written 10 ms later: several rounds reach the closed pipes.
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${url}/api/chat`, {
+        method: 'POST', headers: { authorization: `Bearer ${token}` },
+        body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 2 }, stream: false }),
+      });
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { done?: boolean }).done, true);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    assert.equal((await fetch(`${url}/health`)).status, 200);
+    assert.equal(demo.child.exitCode, null, 'still running');
+    demo.child.kill('SIGINT');
+    assert.equal(await exit, 0, 'a clean stop when asked, not a crash on the closed pipe');
+  });
 });

@@ -9,6 +9,8 @@ import { HttpError, StopReason } from '../lib/errors.js';
 import { simFor } from './support/sim-client.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Readable } from 'node:stream';
+import { until } from './support/until.js';
 
 function client(t: TestContext, url: string, idleMs?: number): Upstream {
   const u = createUpstream(url, undefined, idleMs);
@@ -109,6 +111,33 @@ describe('h1 client (plain-http upstreams)', () => {
     assert.equal(await collect(res.body), 'ab\n{"k":"vv"}');
     assert.equal(await (await up.send('/api/x', { body: '{}' })).text(), 'ab\n{"k":"vv"}');
     assert.equal(server.connections(), 1, 'the connection was reused after a complete response');
+  });
+
+  it('retired (its host moved): idle connections close at once, busy ones when their answer ends, on both clients', async (t) => {
+    // Answers at once, except a request for /hold, answered when the test says.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const open = new Set<Socket>();
+    const server = await rawServer(t, (socket, req) => {
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
+      const answer = () => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      if (req.head.startsWith('POST /hold ')) void held.then(answer);
+      else answer();
+    });
+    const up = client(t, server.url);
+    const upload = (path: string, text: string) => up.send(path, { body: Readable.from([Buffer.from(text)]), bodyLength: text.length }); // node's agent
+    const busy = [up.send('/hold', { body: 'z' }), upload('/hold', 'w')];
+    await until(() => server.requests.length === 2, 'the held requests arrived');
+    assert.equal(await (await up.send('/a', { body: 'x' })).text(), 'ok'); // our own reader's pool
+    assert.equal(await (await upload('/b', 'y')).text(), 'ok');
+    assert.equal(open.size, 4, 'two idle kept-alive connections and two busy ones');
+    up.retire();
+    await until(() => open.size === 2, 'the idle connections closed');
+    release();
+    for (const res of await Promise.all(busy)) assert.equal(await res.text(), 'ok', 'a busy request finished on its connection');
+    await until(() => open.size === 0, 'the busy connections closed once their answers ended');
+    assert.equal(server.connections(), 4);
   });
 
   it('reads content-length bodies and keeps the connection for the next request', async (t) => {
@@ -274,17 +303,20 @@ describe('h1 client (plain-http upstreams)', () => {
   });
 
   it('gives a reader that stops and goes on the whole body, in order (reading pauses and resumes)', async (t) => {
-    const size = 4 * 1024 * 1024;
+    // Larger than what the kernel may buffer between the two (here up to 32 MiB received plus
+    // 4 MiB sent): with 4 MiB the whole body could sit in kernel buffers and the server never wait.
+    const size = 64 * 1024 * 1024;
+    const block = 64 * 1024;
     let drainWaits = 0;
+    let sent = 0;
     const server = await rawServer(t, (socket) => {
-      const blocks = [Buffer.alloc(64 * 1024, 'q'), Buffer.alloc(64 * 1024, 'r')];
+      const blocks = [Buffer.alloc(block, 'q'), Buffer.alloc(block, 'r')];
       socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
-      let sent = 0;
       const more = () => {
         while (sent < size) {
-          const block = blocks[(sent / blocks[0]!.length) % 2]!;
-          sent += block.length;
-          if (!socket.write(block)) {
+          const next = blocks[(sent / block) % 2]!;
+          sent += next.length;
+          if (!socket.write(next)) {
             drainWaits++;
             socket.once('drain', more);
             return;
@@ -297,20 +329,26 @@ describe('h1 client (plain-http upstreams)', () => {
     const res = await up.send('/big');
     const it = res.body[Symbol.asyncIterator]();
     const first = await it.next();
-    // The reader stops; the client must stop reading too, so the server's socket fills up.
+    // The reader stops; the client must stop reading too, so the server's socket fills up
+    // (had the client read on into memory, the server would have sent it all without a wait).
     await new Promise<void>((r) => {
-      const check = () => (drainWaits > 0 ? r() : setImmediate(check));
+      const check = () => (drainWaits > 0 || sent >= size ? r() : setTimeout(check, 5));
       check();
     });
-    const parts = [Buffer.from(first.value!)];
+    assert.ok(drainWaits > 0, 'the server waited for the paused client');
+    // Checked as it comes (64 MiB is not kept): every byte of block n is q or r by n's parity.
+    let at = 0;
+    const take = (part: Uint8Array) => {
+      for (let i = 0; i < part.length; i += 4096) assert.equal(part[i], Math.floor((at + i) / block) % 2 ? 0x72 : 0x71, `byte ${at + i}`);
+      at += part.length;
+    };
+    take(first.value!);
     for (;;) {
       const r = await it.next();
       if (r.done) break;
-      parts.push(Buffer.from(r.value));
+      take(r.value);
     }
-    const all = Buffer.concat(parts);
-    assert.equal(all.length, size);
-    for (let at = 0; at < size; at += 64 * 1024) assert.equal(all[at], at / (64 * 1024) % 2 ? 0x72 : 0x71, `block at ${at}`);
+    assert.equal(at, size);
   });
 
   it('lets the process exit with a kept-alive socket in its pool', async (t) => {

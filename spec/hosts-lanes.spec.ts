@@ -266,4 +266,47 @@ describe('hosts_file reloaded (SIGHUP)', () => {
     assert.equal(stack.foreman.reloadHosts('test'), false);
     assert.deepEqual(names(), ['a', 'c']);
   });
+
+  it('applies a changed parallel, embed_parallel and url at once; what runs finishes where it started', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'foreman-hosts-limits-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'hosts.json');
+    const write = (a: Sim, b: Sim, parallel: number, embedParallel: number) => writeFile(file, JSON.stringify({ hosts: [
+      { name: 'a', url: a.url, parallel, embed_parallel: embedParallel }, { name: 'b', url: b.url },
+    ] }));
+    const stack = await startHosts(t, [
+      { models: [{ name: 'llama3.2' }], numParallel: 4 }, { models: [{ name: 'qwen3' }] }, { models: [{ name: 'qwen3' }] },
+    ], { config: { hosts_file: file }, before: (sims) => write(sims[0]!, sims[1]!, 1, 1) });
+    await catalogues(stack);
+    const lane = (name: string) => lanes(stack).find((l) => l.name === name)!;
+    // Two slow jobs for a's model (with parallel 1 the second waits) and one running on b.
+    const slow = (model: string) => stack.call('/api/chat', { json: chat(model, 'hold', { sim: { delay_ms: 1_500 } }) });
+    const onA = [slow('llama3.2'), slow('llama3.2')];
+    const onB = slow('qwen3');
+    await until(() => lane('a').running === 1 && lane('b').running === 1 && stack.foreman.scheduler.waiting === 1, 'a and b busy, one waiting');
+    // a gets parallel 2 and embed_parallel 3; b moves to the third simulator.
+    await write(stack.sims[0]!, stack.sims[2]!, 2, 3);
+    assert.equal(stack.foreman.reloadHosts('test'), true);
+    // The waiting job starts at once, beside the first, without waiting for it to end.
+    await until(() => lane('a').running === 2, 'the second job running on a');
+    assert.equal(stack.foreman.scheduler.waiting, 0);
+    const queue = await (await stack.call('/queue')).json();
+    assert.equal(queue.hosts.find((h: any) => h.name === 'a').parallel, 2);
+    assert.equal(stack.foreman.hosts.find('a')!.embeddings.max, 3);
+    assert.equal(stack.foreman.hosts.find('b')!.url, stack.sims[2]!.url);
+    // b's new request goes to its new address while the one that started there before ends on the old.
+    const moved = await stack.call('/api/chat', { json: chat('qwen3') });
+    assert.equal(moved.status, 200);
+    assert.equal(moved.headers.get('x-foreman-host'), 'b');
+    assert.equal((await ndjson(moved)).at(-1).done, true);
+    const before = await onB;
+    assert.equal(before.status, 200);
+    assert.equal((await ndjson(before)).at(-1).done, true, 'the job running at b\'s old address finished there');
+    assert.equal(stack.sims[1]!.stats().requests['qwen3:latest'], 1, 'the old address served only the job that started there');
+    assert.equal(stack.sims[2]!.stats().requests['qwen3:latest'], 1, 'the new address served the new job');
+    for (const r of await Promise.all(onA)) {
+      assert.equal(r.status, 200);
+      assert.equal((await ndjson(r)).at(-1).done, true);
+    }
+  });
 });

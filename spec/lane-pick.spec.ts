@@ -88,6 +88,36 @@ describe('lane pick', () => {
     assert.deepEqual(pickForLane(input(b, [a, b], all, { all, canRun })), { kind: 'take', key: 'X', group: 'X' });
   });
 
+  it('improves the greedy plan by a swap when a lane that cannot run the last group would idle at the end', () => {
+    const a = lane('a');
+    const b = lane('b');
+    // Greedy (longest first, each where it ends first): G1 (6 s) to a, G2 (4 s) to b, G3 (4 s,
+    // a only) to a: a ends at 10 s, b at 4 s. Swapping G1 and G2 ends both by 8 s.
+    const g1 = cand('G1', { count: 6 });
+    const g2 = cand('G2', { count: 4, arrivalMs: NOW - 2000 });
+    const g3 = cand('G3', { count: 4 });
+    const all = [g1, g2, g3];
+    const canRun = (l: LaneState, c: Candidate) => !(c.group === 'G3' && l.name === 'b');
+    const over = { all, canRun, loadMs: () => 0 };
+    assert.deepEqual(pickForLane(input(b, [a, b], [g1, g2], over)), { kind: 'take', key: 'G1', group: 'G1' });
+    assert.deepEqual(pickForLane(input(a, [a, b], all, over)), { kind: 'take', key: 'G2', group: 'G2' });
+  });
+
+  it('moves no group of a higher priority to improve the plan of the lower ones', () => {
+    const a = lane('a');
+    const b = lane('b');
+    // The same shape, but G1 is interactive: it stays where greedy put it (a, the first lane to
+    // free) even though the backlog would pack better with it on b.
+    const g1 = cand('G1', { count: 6, priority: 10 });
+    const g2 = cand('G2', { count: 4, arrivalMs: NOW - 2000 });
+    const g3 = cand('G3', { count: 4 });
+    const all = [g1, g2, g3];
+    const canRun = (l: LaneState, c: Candidate) => !(c.group === 'G3' && l.name === 'b');
+    const over = { all, canRun, loadMs: () => 0 };
+    assert.deepEqual(pickForLane(input(a, [a, b], all, over)), { kind: 'take', key: 'G1', group: 'G1' });
+    assert.deepEqual(pickForLane(input(b, [a, b], [g1, g2], over)), { kind: 'take', key: 'G2', group: 'G2' });
+  });
+
   it('lets a higher priority win over a long drain once it has waited RENT times the load it wastes, waiting for the running jobs first', () => {
     const a = lane('a', { loaded: 'A', running: 1, parallel: 2 });
     const long = cand('A', { count: 30 }); // 15 s of drain left at parallel 2
@@ -204,9 +234,33 @@ describe('host fleet: a fresh queue', () => {
     clock.now = 10;
     for (let i = 0; i < 5; i++) fleet.queue.enqueue(entry(`b${i}`, 'B'));
     assert.equal(fleet.nextFor(h1!, clock.now), null);
-    await wake; // the fleet's own timer, at 5 % of the (default) load
-    clock.now = 0.05 * DEFAULT_LOAD_MS;
+    await wake; // the fleet's own timer: 50 ms after the queue last grew (before 5 % of the default load)
+    clock.now = 60;
     assert.equal(fleet.nextFor(h1!, clock.now)?.group, 'B', 'the larger backlog first, not the first job to land');
+  });
+
+  it('holds a lone request only until the queue has been quiet a moment, not for the whole share of a load', (t) => {
+    const clock = { now: 0 };
+    const { fleet, entry } = fleetOf(t, clock);
+    const [h1] = fleet.lanes;
+    fleet.queue.enqueue(entry('a1', 'A'));
+    assert.equal(fleet.nextFor(h1!, clock.now), null, 'a moment to see what lands with it');
+    clock.now = 49;
+    assert.equal(fleet.nextFor(h1!, clock.now), null);
+    clock.now = 50;
+    assert.equal(fleet.nextFor(h1!, clock.now)?.id, 'a1', '50 ms quiet, well before 5 % of the 5 s default load');
+  });
+
+  it('keeps gathering while jobs keep landing, up to the share of the load', (t) => {
+    const clock = { now: 0 };
+    const { fleet, entry } = fleetOf(t, clock);
+    const [h1] = fleet.lanes;
+    for (let i = 0; clock.now < 0.05 * DEFAULT_LOAD_MS; i++, clock.now += 40) {
+      fleet.queue.enqueue(entry(`a${i}`, 'A'));
+      assert.equal(fleet.nextFor(h1!, clock.now), null, `still landing at ${clock.now} ms`);
+    }
+    clock.now = 0.05 * DEFAULT_LOAD_MS;
+    assert.equal(fleet.nextFor(h1!, clock.now)?.group, 'A', 'the share of the load bounds the gather');
   });
 
   it('does not wait to run more of the group a lane has loaded', (t) => {

@@ -31,6 +31,33 @@ describe('createLimiter', () => {
     assert.equal(limiter.active, 0);
   });
 
+  it('takes a new limit at once: a raised one starts waiters, a lowered one lets the running finish', async () => {
+    const limiter = createLimiter(1, 10);
+    const log: string[] = [];
+    const tasks = ['a', 'b', 'c', 'd'].map((n) => task(log, n));
+    const results = tasks.map((t) => limiter.run(t.run));
+    await turn();
+    assert.deepEqual(log, ['a']);
+    limiter.setMax(3);
+    await turn();
+    assert.deepEqual(log, ['a', 'b', 'c'], 'two waiters started by the raise, in arrival order');
+    assert.equal(limiter.active, 3);
+    assert.equal(limiter.max, 3);
+    limiter.setMax(1);
+    tasks[0]!.end();
+    tasks[1]!.end();
+    await turn();
+    assert.deepEqual(log, ['a', 'b', 'c'], 'freed slots above the new limit are given up, not passed on');
+    assert.equal(limiter.active, 1);
+    tasks[2]!.end();
+    await turn();
+    assert.deepEqual(log, ['a', 'b', 'c', 'd'], 'the last waiter starts when the count is under the limit');
+    assert.equal(limiter.active, 1);
+    tasks[3]!.end();
+    assert.deepEqual(await Promise.all(results), ['a', 'b', 'c', 'd']);
+    assert.equal(limiter.active, 0);
+  });
+
   it('refuses beyond maxWaiting with code queue_full, which answers 503 busy', async () => {
     const limiter = createLimiter(1, 1);
     const log: string[] = [];

@@ -120,6 +120,9 @@ describe('sim /api/chat and /api/generate', () => {
       ['/api/chat', '', 400, 'missing request body'],
       ['/api/chat', 'xyz', 400, "invalid character 'x' looking for beginning of value"],
       ['/api/chat', '{"model":', 400, 'unexpected EOF'],
+      // Nesting past Go's 10,000 levels is Go's error, not a stack overflow and a 500.
+      ['/api/show', `{"model":${'['.repeat(100_000)}`, 400, "invalid character '[' exceeded max depth"],
+      ['/api/show', `{"model":${'['.repeat(9_000)}`, 400, 'unexpected EOF'],
       ['/api/chat', { model: 5 }, 400, 'json: cannot unmarshal number into Go struct field ChatRequest.model of type string'],
       ['/api/chat', { messages: [] }, 400, 'model is required'],
       ['/api/generate', { prompt: 'x' }, 404, "model '' not found"],

@@ -7,6 +7,7 @@ import { configHelp } from '../config.js';
 import { VERSION } from '../version.js';
 
 import { EXIT, type CliIo } from './io.js';
+import { outliveClosedOutput } from '../log.js';
 import { serve } from './serve.js';
 
 export { EXIT, type CliIo };
@@ -70,8 +71,8 @@ Several Ollama hosts (--upstream URL1,URL2 or --hosts-file, JSON, read again on 
   load times are measured per host, session turns (session-id, x-claude-code-session-id …) stay on their
   host, a host that fails is probed (/api/version, 5 s) and its unanswered jobs run elsewhere.
   X-Foreman-Host: NAME sends model management (pull, create, delete, copy, push) to that host.
-  SIGHUP adds and removes hosts by name (jobs running on a removed host finish there); a changed url,
-  token or limit, or going from one host to several, needs a restart.
+  SIGHUP adds and removes hosts by name and applies a changed url, token, parallel or embed_parallel
+  (jobs running on a removed or moved host finish where they started); one host to several needs a restart.
   foreman sim --hosts 3 simulates three hosts with different catalogues and load times;
   foreman demo --hosts 3 puts foreman in front of them in one process.
 `;
@@ -89,6 +90,7 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
   }
   const command = first === undefined || first.startsWith('--') ? 'serve' : first;
   const args = command === 'serve' && first !== 'serve' ? argv : rest;
+  if (command === 'serve' || command === 'demo' || command === 'sim') outliveClosedOutput([io.stdout, io.stderr]);
   switch (command) {
     case 'serve':
       if (args.includes('--help') || args.includes('-h')) {

@@ -38,12 +38,11 @@ export interface HostView {
 
 export class Host {
   readonly name: string;
-  readonly url: string;
-  readonly parallel: number;
-  readonly upstream: Upstream;
   readonly embeddings: Limiter;
-  /** what hosts_file said of it: a reload compares it */
-  readonly spec: HostSpec;
+  #upstream: Upstream;
+  readonly #idleMs: number | undefined;
+  /** what hosts_file said of it: a reload compares it (limits it applies, see applyLimits) */
+  #spec: HostSpec;
   state: HostState = 'up';
   /** removed from hosts_file: takes no new work; closed once its running work ended */
   retired = false;
@@ -60,12 +59,50 @@ export class Host {
   #sizes = new Map<string, number>();
 
   constructor(spec: HostSpec, options: { idleMs?: number; maxWaiting: number }) {
-    this.spec = spec;
+    this.#spec = spec;
     this.name = spec.name;
-    this.url = spec.url;
-    this.parallel = spec.parallel;
-    this.upstream = createUpstream(spec.url, spec.token, options.idleMs);
+    this.#idleMs = options.idleMs;
+    this.#upstream = createUpstream(spec.url, spec.token, options.idleMs);
     this.embeddings = createLimiter(spec.embedParallel, options.maxWaiting);
+  }
+
+  get spec(): HostSpec {
+    return this.#spec;
+  }
+
+  get url(): string {
+    return this.#spec.url;
+  }
+
+  /** The client for new requests; one that started on the old client of a moved host finishes there. */
+  get upstream(): Upstream {
+    return this.#upstream;
+  }
+
+  /**
+   * A reload's new url or token: new requests take a new client at once, the old one closes its
+   * connections as their answers end. What was known of the old address (catalogue, loaded model)
+   * is for the caller to read again.
+   */
+  readdress(spec: HostSpec): void {
+    const old = this.#upstream;
+    this.#upstream = createUpstream(spec.url, spec.token, this.#idleMs);
+    old.retire();
+    this.applyLimits(spec);
+  }
+
+  /** Jobs at once here; its lane reads it at every pick, so a reload's new value counts at once. */
+  get parallel(): number {
+    return this.#spec.parallel;
+  }
+
+  /**
+   * A reload's new `parallel` and `embed_parallel` (same url and token): taken at once. A lowered
+   * limit lets what runs finish; a raised one starts waiting work at the next pick.
+   */
+  applyLimits(spec: HostSpec): void {
+    this.#spec = spec;
+    this.embeddings.setMax(spec.embedParallel);
   }
 
   /** True or false once the catalogue is known; undefined before (then any model may be tried). */

@@ -9,6 +9,7 @@ import { normalizeModel } from '../sched/model-group.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Host, parseTags } from './host.js';
 import type { HostSpec } from './specs.js';
+import type { Upstream } from '../upstream.js';
 
 export interface HostPoolOptions {
   log?: Logger;
@@ -28,8 +29,12 @@ export type HostChange = 'down' | 'up' | 'catalogue';
 export interface HostsUpdate {
   added: Host[];
   removed: Host[];
-  /** names whose url, token or limits changed: kept as they were (a restart applies them) */
-  unchanged: string[];
+  /** names whose `parallel` or `embed_parallel` changed: applied at once */
+  limits: string[];
+  /** hosts whose url or token changed: new requests go to the new address (running ones finish on the old) */
+  moved: Host[];
+  /** names listed again while their removed predecessor still finishes its jobs: added by a later reload */
+  deferred: string[];
 }
 
 export class HostPool {
@@ -44,6 +49,8 @@ export class HostPool {
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #probing = new Set<Host>();
   #closed = false;
+  /** the hosts not retired; null when a reload changed them */
+  #live: Host[] | null = null;
 
   constructor(specs: readonly HostSpec[], options: HostPoolOptions) {
     if (specs.length === 0) throw new Error('hosts: at least one host is needed');
@@ -57,36 +64,47 @@ export class HostPool {
 
   /** The hosts that take work (a host removed by a reload is not among them). */
   get hosts(): readonly Host[] {
-    return this.#hosts.filter((h) => !h.retired);
+    // Read on every request (the first host's client, the candidates): built once per reload, not per read.
+    return (this.#live ??= this.#hosts.filter((h) => !h.retired));
   }
 
   /**
    * A reload of hosts_file (several hosts only): hosts by name, new ones added (probed and their
    * catalogue read at once), missing ones retired (no new work; closed once idle, see closeRetired).
-   * A host whose url, token or limits changed is kept as it was.
+   * A host's new limits, url or token apply at once (running requests finish on the old address).
    */
   update(specs: readonly HostSpec[]): HostsUpdate {
-    const change: HostsUpdate = { added: [], removed: [], unchanged: [] };
+    const change: HostsUpdate = { added: [], removed: [], limits: [], moved: [], deferred: [] };
     const current = new Map(this.hosts.map((h) => [h.name, h]));
     for (const spec of specs) {
       const old = current.get(spec.name);
       if (old) {
         current.delete(spec.name);
-        if (JSON.stringify(old.spec) !== JSON.stringify(spec)) change.unchanged.push(spec.name);
+        if (old.spec.url !== spec.url || old.spec.token !== spec.token) {
+          old.readdress(spec);
+          change.moved.push(old);
+          // What the old address had installed says nothing of the new one: read it again.
+          if (!this.#closed) void this.probe(old).then(() => this.refreshCatalogue(old));
+        } else if (old.spec.parallel !== spec.parallel || old.spec.embedParallel !== spec.embedParallel) {
+          old.applyLimits(spec);
+          change.limits.push(spec.name);
+        }
         continue;
       }
       // A retired host of that name still finishing its jobs: the new one waits for the next reload.
       if (this.#hosts.some((h) => h.name === spec.name)) {
-        change.unchanged.push(spec.name);
+        change.deferred.push(spec.name);
         continue;
       }
       const host = new Host(spec, this.#hostOptions);
       this.#hosts.push(host);
+      this.#live = null;
       change.added.push(host);
       if (!this.#closed) void this.probe(host).then(() => this.refreshCatalogue(host));
     }
     for (const host of current.values()) {
       host.retired = true;
+      this.#live = null;
       change.removed.push(host);
     }
     return change;
@@ -105,6 +123,28 @@ export class HostPool {
 
   get first(): Host {
     return this.hosts[0]!;
+  }
+
+  /**
+   * The first host's client as it is at each call, for what has no host of its own (one host's
+   * routes; a cloud job no host that is up can take): after a reload removed or moved the first
+   * host, it is the new first.
+   */
+  firstUpstream(): Upstream {
+    const now = () => this.first.upstream;
+    return {
+      get baseUrl() {
+        return now().baseUrl;
+      },
+      send: (path, init) => now().send(path, init),
+      loadedModels: (signal) => now().loadedModels(signal),
+      capabilities: (model, signal) => now().capabilities(model, signal),
+      exists: (model, signal) => now().exists(model, signal),
+      unload: (model, signal) => now().unload(model, signal),
+      version: (signal) => now().version(signal),
+      retire: () => {}, // the hosts' own clients are retired and closed by the pool
+      close: () => {},
+    };
   }
 
   /** By name or base URL (what `X-Foreman-Host` may say). */

@@ -81,6 +81,8 @@ const SWITCH_BUDGET_MS = 10_000;
 /** An idle host waits this share of a load (at most GATHER_MAX_MS) for a new queue to fill before it loads. */
 const GATHER_SHARE = 0.05;
 const GATHER_MAX_MS = 1_000;
+/** The gather ends sooner once the queue has not grown for this long: what was submitted together has landed. */
+const GATHER_QUIET_MS = 50;
 
 /** A queue key `group @host` pins a session's turn; the plain group is what a host loads. */
 export function splitKey(key: string): { group: string; pinned: string | null } {
@@ -172,6 +174,9 @@ export class HostFleet {
   readonly #embedding = new Map<string, boolean>();
   readonly #reading = new Map<HostLane, Promise<void>>();
   #gatherTimer: NodeJS.Timeout | null = null;
+  /** the queue's size at the last pick, and when it last grew (the gather's quiet period) */
+  #seenSize = 0;
+  #grewMs = -Infinity;
 
   constructor(options: FleetOptions) {
     this.#o = options;
@@ -235,6 +240,8 @@ export class HostFleet {
   /** The entry this lane starts now, taken from the queue; null when it takes nothing now. */
   nextFor(lane: HostLane, now: number): LaneEntry | null {
     const q = this.queue;
+    if (q.size > this.#seenSize) this.#grewMs = now;
+    this.#seenSize = q.size;
     if (q.size === 0 || !lane.up || lane.switching || lane.running >= lane.parallel) return null;
     const heads: Array<{ c: Candidate; model: string; pinned: string | null }> = [];
     for (const g of q.groups(now)) {
@@ -284,11 +291,13 @@ export class HostFleet {
     if (pick.group !== lane.loaded && !listedNowhere) {
       // A load is not decided on a queue only a moment old (ADR 0027): work submitted together
       // (a script's backlog, a burst) lands over a few milliseconds, and the first job to land
-      // would otherwise choose each host's model. Waits at most GATHER_SHARE of the load.
+      // would otherwise choose each host's model. Waits at most GATHER_SHARE of the load, and
+      // no longer than GATHER_QUIET_MS after the queue last grew (a lone request is not held).
       const oldest = Math.min(...heads.map((h) => h.c.arrivalMs));
       const gather = Math.min(GATHER_MAX_MS, GATHER_SHARE * this.loadMs(lane.name, pick.group));
-      if (now - oldest < gather) {
-        this.#wakeAt(oldest + gather);
+      const until = Math.min(oldest + gather, this.#grewMs + GATHER_QUIET_MS);
+      if (now < until) {
+        this.#wakeAt(until);
         return null;
       }
       if (lane.loaded !== null && this.#o.unloadOnSwitch) {
@@ -298,6 +307,7 @@ export class HostFleet {
       this.#recordSwitch(lane, lane.loaded, pick.group, now);
     }
     q.take(entry.id);
+    this.#seenSize = q.size;
     this.#assigned.set(entry.id, { lane, startedMs: now, load: listedNowhere ? null : lane.pending, retry: false, paid: false, reported: null });
     return entry;
   }

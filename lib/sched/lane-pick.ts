@@ -94,12 +94,15 @@ function planFree(input: PickInput, eff: (c: Candidate) => number): Set<string> 
   const work = (c: Candidate) => c.count * input.runMs(c.group);
   free.sort((a, b) => eff(b) - eff(a) || work(b) - work(a) || a.arrivalMs - b.arrivalMs);
   const runs = new Set(input.candidates.map((c) => c.key));
+  const can = (m: LaneState, c: Candidate) => (m === input.lane ? runs.has(c.key) : input.canRun(m, c));
+  const cost = (m: LaneState, c: Candidate) => input.loadMs(m.name, c.group) + workMs(input, c.group, c.count, m.parallel);
+  const at = new Map<Candidate, LaneState>();
   for (const c of free) {
     let best: LaneState | undefined;
     let end = Infinity;
     for (const m of up) {
-      if (m === input.lane ? !runs.has(c.key) : !input.canRun(m, c)) continue;
-      const e = until.get(m)! + input.loadMs(m.name, c.group) + workMs(input, c.group, c.count, m.parallel);
+      if (!can(m, c)) continue;
+      const e = until.get(m)! + cost(m, c);
       // Ties go to the first lane in order, so every lane computes the same plan.
       if (e < end) {
         best = m;
@@ -108,9 +111,78 @@ function planFree(input: PickInput, eff: (c: Candidate) => number): Set<string> 
     }
     if (!best) continue;
     until.set(best, end);
-    if (best === input.lane) mine.add(c.key);
+    at.set(c, best);
   }
+  // Greedy placement leaves the hosts' ends uneven (a host that cannot run the last groups idles
+  // at the end): improve it by moves and swaps among the groups of the plan's lowest priority,
+  // so no group of a higher priority starts later than the greedy pass put it.
+  const last = eff(free[free.length - 1]!);
+  improvePlan(free.filter((c) => at.has(c) && eff(c) === last), at, until, up, can, cost);
+  for (const [c, m] of at) if (m === input.lane) mine.add(c.key);
   return mine;
+}
+
+/** The local search looks at most this many groups (beyond, the greedy plan stands: O(n^2) a step). */
+const SEARCH_GROUPS = 24;
+
+/**
+ * Local search on the greedy plan (ADR 0027): the best single move or swap of two groups between
+ * lanes while it lowers the latest lane end, or keeps it and lowers the sum of lane ends (cheaper
+ * loads). Deterministic (first best in order), so every lane finds the same plan.
+ */
+function improvePlan(
+  movable: Candidate[], at: Map<Candidate, LaneState>, until: Map<LaneState, number>, up: LaneState[],
+  can: (m: LaneState, c: Candidate) => boolean, cost: (m: LaneState, c: Candidate) => number,
+): void {
+  if (movable.length === 0 || movable.length > SEARCH_GROUPS || up.length < 2) return;
+  const EPS = 1e-6;
+  const ends = up.map((m) => until.get(m)!);
+  const lane = new Map<Candidate, number>(movable.map((c) => [c, up.indexOf(at.get(c)!)]));
+  const costs = movable.map((c) => up.map((m) => (can(m, c) ? cost(m, c) : Infinity)));
+  // The score of the plan with lanes i and j changed to ei and ej.
+  const score = (i: number, ei: number, j: number, ej: number): [number, number] => {
+    let max = 0;
+    let sum = 0;
+    for (let k = 0; k < ends.length; k++) {
+      const v = k === i ? ei : k === j ? ej : ends[k]!;
+      max = Math.max(max, v);
+      sum += v;
+    }
+    return [max, sum];
+  };
+  for (let step = 0; step < 2 * movable.length; step++) {
+    let best = score(-1, 0, -1, 0);
+    let change: Array<[number, number]> | null = null;
+    let touched: [number, number, number, number] = [0, 0, 0, 0];
+    const consider = (s: [number, number], moves: Array<[number, number]>, t: [number, number, number, number]) => {
+      if (!(s[0] < best[0] - EPS || (s[0] <= best[0] + EPS && s[1] < best[1] - EPS))) return;
+      best = s;
+      change = moves;
+      touched = t;
+    };
+    for (let a = 0; a < movable.length; a++) {
+      const from = lane.get(movable[a]!)!;
+      for (let to = 0; to < up.length; to++) {
+        if (to === from || costs[a]![to] === Infinity) continue;
+        const ef = ends[from]! - costs[a]![from]!;
+        const et = ends[to]! + costs[a]![to]!;
+        consider(score(from, ef, to, et), [[a, to]], [from, ef, to, et]);
+      }
+      for (let b = a + 1; b < movable.length; b++) {
+        const to = lane.get(movable[b]!)!;
+        if (to === from || costs[a]![to] === Infinity || costs[b]![from] === Infinity) continue;
+        const ef = ends[from]! - costs[a]![from]! + costs[b]![from]!;
+        const et = ends[to]! - costs[b]![to]! + costs[a]![to]!;
+        consider(score(from, ef, to, et), [[a, to], [b, from]], [from, ef, to, et]);
+      }
+    }
+    if (change === null) break;
+    for (const [g, to] of change as Array<[number, number]>) lane.set(movable[g]!, to);
+    ends[touched[0]] = touched[1];
+    ends[touched[2]] = touched[3];
+  }
+  for (const c of movable) at.set(c, up[lane.get(c)!]!);
+  up.forEach((m, i) => until.set(m, ends[i]!));
 }
 
 export function pickForLane(input: PickInput): Pick {

@@ -7,6 +7,8 @@ export interface Limiter {
   readonly active: number;
   readonly waiting: number;
   readonly max: number;
+  /** A new limit (a hosts_file reload): more slots start waiters at once; fewer let the running finish. */
+  setMax(max: number): void;
   /** Runs fn when a slot is free; a waiter whose signal aborts leaves the line. */
   run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T>;
 }
@@ -15,9 +17,9 @@ export function createLimiter(max: number, maxWaiting: number): Limiter {
   let active = 0;
   const waiters: Array<() => void> = [];
   // A freed slot passes straight to the next waiter (active stays), so no run() arriving
-  // in between can take it and exceed max.
+  // in between can take it and exceed max; after a lowered limit, it is given up instead.
   const release = () => {
-    const next = waiters.shift();
+    const next = active <= max ? waiters.shift() : undefined;
     if (next) next();
     else active--;
   };
@@ -28,7 +30,16 @@ export function createLimiter(max: number, maxWaiting: number): Limiter {
     get waiting() {
       return waiters.length;
     },
-    max,
+    get max() {
+      return max;
+    },
+    setMax(next) {
+      max = next;
+      while (active < max && waiters.length > 0) {
+        active++;
+        waiters.shift()!();
+      }
+    },
     async run(fn, signal) {
       // An abort that happened before the call fires no event: check it, or the caller waits for a slot it no longer wants.
       if (signal?.aborted) throw signal.reason;

@@ -84,12 +84,16 @@ export function jsonKind(value: unknown): string {
   return typeof value; // string, number, object
 }
 
+const MAX_DEPTH = 10_000;
+
 /**
  * Where the first JSON value ends, or throws Go's decoder error for it.
- * Only runs after JSON.parse failed, so speed does not matter here.
+ * Only runs after JSON.parse failed, so speed does not matter here. Iterative, with Go's
+ * 10,000-level limit, so deep nesting is Go's error and never a stack overflow.
  */
 function scanFirstValue(text: string): number {
   let i = 0;
+  const open: Array<'{' | '['> = [];
   const fail = (context: string): never => {
     if (i >= text.length) throw badRequest('unexpected EOF');
     throw badRequest(`invalid character ${goChar(text[i]!)} ${context}`);
@@ -107,47 +111,53 @@ function scanFirstValue(text: string): number {
       i += c === 92 ? 2 : 1;
     }
   };
-  const value = (): void => {
+  const key = () => {
+    ws();
+    if (text[i] !== '"') fail('looking for beginning of object key string');
+    string();
+    ws();
+    if (text[i] !== ':') fail('after object key');
+    i++;
+  };
+  for (;;) {
+    // A value: a scalar, or a container opened (its first key read for an object).
     ws();
     const c = text[i];
-    if (c === '{') {
+    if (c === '{' || c === '[') {
+      if (open.length >= MAX_DEPTH) fail('exceeded max depth');
       i++;
       ws();
-      if (text[i] === '}') return void i++;
-      for (;;) {
-        ws();
-        if (text[i] !== '"') fail('looking for beginning of object key string');
-        string();
-        ws();
-        if (text[i] !== ':') fail('after object key');
+      if (text[i] === (c === '{' ? '}' : ']')) i++;
+      else {
+        open.push(c);
+        if (c === '{') key();
+        continue;
+      }
+    } else if (c === '"') string();
+    else {
+      const literal = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
+      if (!literal) fail('looking for beginning of value');
+      i += literal![0].length;
+      if (open.length === 0 && i < text.length && /[A-Za-z0-9.]/.test(text[i]!)) fail('after top-level value');
+    }
+    // After a value: a separator for the next one, or the end of enclosing containers.
+    for (;;) {
+      const top = open[open.length - 1];
+      if (top === undefined) return i;
+      ws();
+      if (text[i] === ',') {
         i++;
-        value();
-        ws();
-        if (text[i] === ',') i++;
-        else if (text[i] === '}') return void i++;
-        else fail('after object key:value pair');
+        if (top === '{') key();
+        break;
       }
-    }
-    if (c === '[') {
-      i++;
-      ws();
-      if (text[i] === ']') return void i++;
-      for (;;) {
-        value();
-        ws();
-        if (text[i] === ',') i++;
-        else if (text[i] === ']') return void i++;
-        else fail('after array element');
+      if (text[i] === (top === '{' ? '}' : ']')) {
+        i++;
+        open.pop();
+        continue;
       }
+      fail(top === '{' ? 'after object key:value pair' : 'after array element');
     }
-    if (c === '"') return string();
-    const literal = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
-    if (!literal) fail('looking for beginning of value');
-    i += literal![0].length;
-    if (i < text.length && /[A-Za-z0-9.]/.test(text[i]!)) fail('after top-level value');
-  };
-  value();
-  return i;
+  }
 }
 
 function goChar(c: string): string {

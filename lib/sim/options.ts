@@ -3,21 +3,8 @@
 // forces a reload, and the think flag.
 
 import type { LoadSpec } from './residency.js';
+import { optionTypeError } from '../ollama-options.js';
 import { SimError, badRequest } from './wire.js';
-
-type OptionKind = 'integer' | 'float32' | 'boolean' | 'array';
-
-const OPTION_KINDS: Record<string, OptionKind> = {
-  num_keep: 'integer', seed: 'integer', num_predict: 'integer', top_k: 'integer',
-  repeat_last_n: 'integer', mirostat: 'integer', num_ctx: 'integer', num_batch: 'integer',
-  num_gpu: 'integer', main_gpu: 'integer', num_thread: 'integer',
-  top_p: 'float32', min_p: 'float32', typical_p: 'float32', temperature: 'float32',
-  repeat_penalty: 'float32', presence_penalty: 'float32', frequency_penalty: 'float32',
-  mirostat_tau: 'float32', mirostat_eta: 'float32', tfs_z: 'float32',
-  penalize_newline: 'boolean', numa: 'boolean', low_vram: 'boolean', vocab_only: 'boolean',
-  use_mmap: 'boolean', use_mlock: 'boolean', f16_kv: 'boolean', logits_all: 'boolean',
-  stop: 'array',
-};
 
 // Runner options (sched.go needsReload) and the defaults they compare against,
 // so `num_ctx: 4096` and no num_ctx share a runner, while 8192 forces a reload.
@@ -34,20 +21,8 @@ export const DEFAULT_NUM_CTX = 4096;
 
 /** Validates option types; throws 500 `option "x" must be of type float32` like Ollama. */
 export function checkOptions(options: Record<string, unknown>): void {
-  for (const [key, value] of Object.entries(options)) {
-    const kind = OPTION_KINDS[key];
-    if (kind === undefined || value === null) continue; // unknown options are ignored (logged by Ollama)
-    const ok =
-      kind === 'integer' || kind === 'float32'
-        ? typeof value === 'number'
-        : kind === 'boolean'
-          ? typeof value === 'boolean'
-          : Array.isArray(value);
-    if (!ok) throw new SimError(500, `option ${JSON.stringify(key)} must be of type ${kind}`);
-    if (kind === 'array' && !(value as unknown[]).every((s) => typeof s === 'string')) {
-      throw new SimError(500, `option ${JSON.stringify(key)} must be of an array of strings`);
-    }
-  }
+  const error = optionTypeError(options);
+  if (error !== null) throw new SimError(500, error);
 }
 
 /** The load spec for a request: runner options merged over defaults, plus keep_alive. */

@@ -9,49 +9,8 @@ import { performance } from 'node:perf_hooks';
 import { createAgent, getJson, percentile, sleep, streamPost } from './load.js';
 import { startProcess, tempDir, type BenchProcess } from './procs.js';
 import { ms, num, verdict, type BenchReport, type Row, type SummaryRow } from './report.js';
-import { seededRandom as prng } from '../support/prng.js';
 
-const MODELS = ['llama3.2', 'qwen3', 'mistral', 'gemma3', 'phi4', 'deepseek-r1', 'granite3', 'smollm2'] as const;
-const HOSTS = 3;
-const SCALE = 0.05; // 2..20 s loads become 100..1000 ms
-const TOKENS_PER_SECOND = 200; // 5 ms per token
-const SEED = 17_170_017;
-
-/** Host h has model j unless (h + j) % 3 === 2: every model on two of the three hosts. */
-const hasModel = (h: number, j: number) => (h + j) % 3 !== 2;
-
-function loadTable(): number[][] {
-  const r = prng(SEED + 7);
-  return Array.from({ length: HOSTS }, () => MODELS.map(() => Math.round((2_000 + r() * 18_000) * SCALE)));
-}
-
-interface Job {
-  model: string;
-  tokens: number;
-  at: number;
-  sync: boolean;
-}
-
-function workload(quick: boolean): Job[] {
-  const r = prng(SEED);
-  const jobs: Job[] = [];
-  // A backlog of async work at the start, skewed towards a few models as real queues are.
-  const asyncCount = quick ? 72 : 144;
-  for (let i = 0; i < asyncCount; i++) {
-    const j = Math.min(MODELS.length - 1, Math.floor(MODELS.length * r() ** 1.5));
-    jobs.push({ model: MODELS[j]!, tokens: 10 + Math.floor(r() * 21), at: 0, sync: false });
-  }
-  // Bursts of interactive sync requests while the backlog drains.
-  const bursts = quick ? 4 : 8;
-  for (let b = 0; b < bursts; b++) {
-    const at = 300 + b * 900 + Math.floor(r() * 300);
-    const models = [MODELS[Math.floor(r() * MODELS.length)]!, MODELS[Math.floor(r() * MODELS.length)]!];
-    for (let k = 0; k < 5; k++) jobs.push({ model: models[k % 2]!, tokens: 10 + Math.floor(r() * 21), at: at + k * 20, sync: true });
-  }
-  return jobs;
-}
-
-const runMs = (j: Job) => (j.tokens * 1000) / TOKENS_PER_SECOND;
+import { DEFAULT_SEED, HOSTS, MODELS, SEED, TOKENS_PER_SECOND, hasModel, loadTable, runMs, workload, type Job } from './hosts-workload.js';
 
 /** The plain routers: pick a host that has the model, by round robin or by fewest requests in flight. */
 async function startRouter(kind: 'round-robin' | 'least-connections', hosts: string[], catalogue: (h: number, model: string) => boolean): Promise<{ url: string; close(): Promise<void> }> {
@@ -206,11 +165,23 @@ export async function runHostsBench(options: { quick?: boolean } = {}): Promise<
     }
     const urls = sims.map((s) => s.url);
     const catalogue = (h: number, model: string) => hasModel(h, MODELS.indexOf(model as (typeof MODELS)[number]));
-    foreman = await startProcess('foreman-hosts', 'serve', [
+    const foremanArgs = [
       '--upstream', urls.join(','), '--parallel', '1', '--data-dir', await tempDir('foreman-hosts'), '--shutdown-grace', '2s',
       '--tokens', 'bench-token', '--max-queue', '4096',
-    ]);
+    ];
+    foreman = await startProcess('foreman-hosts', 'serve', foremanArgs);
     routers.push(await startRouter('round-robin', urls, catalogue), await startRouter('least-connections', urls, catalogue));
+    // HOSTS_BENCH_WARM=1 plays the workload on foreman once before measuring: the measured runs then
+    // start with learned load and run times (a warm start), to tell cold-start costs from the rest.
+    // Then foreman restarts on the same data dir and the same hosts (names are host:port): it
+    // starts with the load times it measured (load-times.json) and reads the hosts' residency
+    // afresh, rather than believing models loaded that /sim/reset unloaded behind its back.
+    if (process.env.HOSTS_BENCH_WARM) {
+      await play(foreman.url, sims, jobs, true, 'bench-token');
+      await foreman.stop();
+      for (const sim of sims) await getJson(`${sim.url}/sim/reset`, 5_000, {});
+      foreman = await startProcess('foreman-hosts', 'serve', foremanArgs);
+    }
     // HOSTS_BENCH_FOREMAN_ONLY=1 skips the two routers (a quick look at foreman while tuning it).
     const variants: Array<[string, string, boolean, string | undefined]> = [
       ...(process.env.HOSTS_BENCH_FOREMAN_ONLY ? [] : [
@@ -220,9 +191,6 @@ export async function runHostsBench(options: { quick?: boolean } = {}): Promise<
       ['foreman (lanes, drain by model)', foreman.url, true, 'bench-token'],
     ];
     const outcomes = new Map<string, Outcome>();
-    // HOSTS_BENCH_WARM=1 plays the workload on foreman once before measuring: the measured runs then
-    // start with learned load and run times (a warm start), to tell cold-start costs from the rest.
-    if (process.env.HOSTS_BENCH_WARM) await play(foreman.url, sims, jobs, true, 'bench-token');
     for (const [name, url, asyncJobs, token] of variants) {
       const o = await play(url, sims, jobs, asyncJobs, token);
       outcomes.set(name, o);
@@ -264,7 +232,7 @@ export async function runHostsBench(options: { quick?: boolean } = {}): Promise<
   }
   const loadRows = loads.map((row, h) => Object.fromEntries([['host', `host-${h + 1}`], ...MODELS.map((m, j) => [m, hasModel(h, j) ? row[j]! : '-'])]));
   return {
-    title: 'Several hosts: foreman lanes vs round robin and least connections (spec/bench/hosts-bench.ts)',
+    title: `Several hosts: foreman lanes vs round robin and least connections (spec/bench/hosts-bench.ts${SEED === DEFAULT_SEED ? '' : `, HOSTS_BENCH_SEED=${SEED}`})`,
     tables: [
       { caption: `${jobs.length} seeded jobs (${jobs.filter((j) => !j.sync).length} async at t=0, ${jobs.filter((j) => j.sync).length} sync in bursts), ${groups} models over ${HOSTS} hosts`, rows },
       { caption: 'load time per host and model, ms (2-20 s scaled by 0.05; - = not installed)', rows: loadRows },
