@@ -205,21 +205,50 @@ class Connection {
   #piecesBytes = 0;
   #complete = false;
   #keepAliveMs: number | null = null;
+  readonly #idleMs: number;
+  /**
+   * The silence timer: one timer per connection that, when it fires, looks at the time of the last
+   * read or request and sleeps again for the rest. A socket timeout (socket.setTimeout) would be
+   * re-armed on every read, one timer-list move per streamed line (ADR 0026).
+   */
+  #idleTimer: NodeJS.Timeout | null = null;
+  #lastActive = 0;
 
   constructor(pool: H1Pool, target: H1Target, idleMs: number) {
     this.#pool = pool;
+    this.#idleMs = idleMs;
     this.socket = connect({
       host: target.host, port: target.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 1000,
       onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#onRead(buf as Buffer, n) },
     });
-    this.socket.setTimeout(idleMs);
+    this.touch();
     this.socket.on('end', () => this.#onEnd());
     this.socket.on('error', (err) => (this.#error ??= err));
     this.socket.on('close', () => this.#onClose());
-    this.socket.on('timeout', () => this.#onTimeout(idleMs));
   }
 
+  /** Activity now (a request written, the socket put in the pool): the silence timer counts from here. */
+  touch(): void {
+    this.#lastActive = performance.now();
+    if (this.#idleTimer === null && !this.socket.destroyed) this.#armIdle(this.#idleMs);
+  }
+
+  #armIdle(ms: number): void {
+    // unref'd, as a socket timeout is: it never keeps the process alive on its own.
+    this.#idleTimer = setTimeout(this.#idleCheck, Math.max(1, Math.ceil(ms)));
+    this.#idleTimer.unref();
+  }
+
+  readonly #idleCheck = (): void => {
+    this.#idleTimer = null;
+    if (this.socket.destroyed) return;
+    const quiet = performance.now() - this.#lastActive;
+    if (quiet < this.#idleMs) this.#armIdle(this.#idleMs - quiet);
+    else this.#onTimeout(this.#idleMs);
+  };
+
   start(exchange: Exchange, request: H1Request, head: string): void {
+    this.touch();
     this.exchange = exchange;
     this.#complete = false;
     this.wantFrames = false;
@@ -273,6 +302,7 @@ class Connection {
       return false;
     }
     exchange.gotBytes = true;
+    this.#lastActive = performance.now();
     let at = 0;
     try {
       while (at < n) {
@@ -347,6 +377,8 @@ class Connection {
   }
 
   #onClose(): void {
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
     this.#pool.forget(this);
     if (this.exchange) this.#fail(this.#error ?? closedEarly());
   }
@@ -462,6 +494,7 @@ export class H1Pool {
       return;
     }
     conn.socket.unref(); // a free socket does not keep the process alive (node's agent does the same)
+    conn.touch(); // idle in the pool for idleMs: closed
     this.#free.push(conn);
   }
 

@@ -283,6 +283,25 @@ describe('h1 client (plain-http upstreams)', () => {
     assert.equal(res.failureReason(), 'upstream sent nothing for 50 ms');
   });
 
+  it('keeps a body that arrives more often than idleMs going for longer than idleMs in all', async (t) => {
+    // 12 pieces 50 ms apart (about 600 ms) against an idleMs of 250: silence is counted from the last read.
+    const server = await rawServer(t, (socket) => {
+      socket.write(CHUNKED_HEAD);
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (socket.destroyed) return clearInterval(timer);
+        if (++sent <= 12) socket.write('2\r\na\n\r\n');
+        else {
+          clearInterval(timer);
+          socket.write('0\r\n\r\n');
+        }
+      }, 50);
+    });
+    const up = client(t, server.url, 250);
+    const res = await up.send('/a');
+    assert.equal(await res.text(), 'a\n'.repeat(12));
+  });
+
   it('gives a reader that stops and goes on the whole body, in order (reading pauses and resumes)', async (t) => {
     // Larger than what the kernel may buffer between the two (here up to 32 MiB received plus
     // 4 MiB sent): with 4 MiB the whole body could sit in kernel buffers and the server never wait.

@@ -162,5 +162,60 @@ describe('relayed streams', () => {
     const expected = Buffer.concat([chunkFrames([...lines, done].map((l) => Buffer.from(l))), Buffer.from('0\r\n\r\n')]);
     assert.equal(raw.toString('utf8'), expected.toString('utf8'));
   });
-});
 
+  it('gives a client that stops reading every frame in order once it reads again (frames wait for the socket to drain)', async (t) => {
+    // 20,000 canonical one-line frames of ~1 KB (20 MB): far past the loopback socket buffers, so
+    // foreman's direct socket writes fill up and it must wait for the socket's drain, and upstream for foreman.
+    const line = (i: number) => `{"model":"m","message":{"role":"assistant","content":"${String(i).padStart(6, '0')}${'z'.repeat(1000)}"},"done":false}\n`;
+    const lines = Array.from({ length: 20_000 }, (_, i) => line(i));
+    const done = '{"model":"m","message":{"role":"assistant","content":""},"done":true}\n';
+    const frame = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
+    let upstreamBlocked!: () => void;
+    let blockedOnce = false;
+    const blocked = new Promise<void>((r) => (upstreamBlocked = () => ((blockedOnce = true), r())));
+    const sockets = new Set<Socket>();
+    const upstream = createNetServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.once('data', async () => {
+        socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n');
+        for (let i = 0; i < lines.length; i++) {
+          if (!socket.write(frame(lines[i]!))) {
+            upstreamBlocked();
+            await new Promise((r) => socket.once('drain', r));
+          }
+          if (i % 10 === 0) await new Promise((r) => setImmediate(r));
+        }
+        socket.write(frame(done) + '0\r\n\r\n');
+        upstreamEnded();
+      });
+    });
+    let upstreamEnded!: () => void;
+    const ended = new Promise<void>((r) => (upstreamEnded = r));
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
+    t.after(() => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      upstream.close(() => r());
+    }));
+    const stack = await startStack(t, { config: { upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` } });
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
+    const { hostname, port } = new URL(stack.url);
+    const raw = await new Promise<Buffer>((resolve, reject) => {
+      const socket = connect(Number(port), hostname);
+      const parts: Buffer[] = [];
+      socket.pause(); // reads nothing until upstream itself is held back (or, should the buffers hold it all, has sent it all)
+      void Promise.race([blocked, ended]).then(() => socket.resume());
+      socket.on('data', (d) => parts.push(d));
+      socket.on('error', reject);
+      socket.on('end', () => {
+        const all = Buffer.concat(parts);
+        resolve(all.subarray(all.indexOf('\r\n\r\n') + 4));
+      });
+      socket.write(`POST /api/chat HTTP/1.1\r\nhost: ${new URL(stack.url).host}\r\nconnection: close\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    });
+    const expected = Buffer.concat([chunkFrames([...lines, done].map((l) => Buffer.from(l))), Buffer.from('0\r\n\r\n')]);
+    assert.ok(blockedOnce, 'upstream never had to wait: the test sent too little to fill the buffers');
+    assert.equal(raw.length, expected.length);
+    assert.ok(raw.equals(expected));
+  });
+});

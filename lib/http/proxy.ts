@@ -33,12 +33,17 @@ export interface RelayOptions {
   now?: () => number;
 }
 
-/** Resolves true on 'drain', false on 'close' or abort; removes its listeners either way. */
+/**
+ * Resolves true on 'drain', false on 'close' or abort; removes its listeners either way. The
+ * socket's own 'drain' counts too: frames may have been written to it directly (writeFrames).
+ */
 export function waitForDrain(res: ServerResponse, signal?: AbortSignal): Promise<boolean> {
   if (signal?.aborted) return Promise.resolve(false);
   return new Promise((resolve) => {
+    const socket = res.socket;
     const finish = (ok: boolean) => {
       res.off('drain', onDrain);
+      socket?.off('drain', onDrain);
       res.off('close', onClose);
       signal?.removeEventListener('abort', onClose);
       resolve(ok);
@@ -46,6 +51,7 @@ export function waitForDrain(res: ServerResponse, signal?: AbortSignal): Promise
     const onDrain = () => finish(true);
     const onClose = () => finish(false);
     res.once('drain', onDrain);
+    socket?.once('drain', onDrain);
     res.once('close', onClose);
     signal?.addEventListener('abort', onClose, { once: true });
   });

@@ -4,6 +4,12 @@
 
 import type { ServerResponse } from 'node:http';
 
+/** node's own fields (stable since node 12): whether the head left, and what waits for a socket. */
+interface ResponseInternals {
+  _headerSent?: boolean;
+  outputData?: unknown[];
+}
+
 const CRLF_0 = 0x0d;
 const CRLF_1 = 0x0a;
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
@@ -59,6 +65,16 @@ export function writeUnits(res: ServerResponse, units: readonly Uint8Array[]): b
  * would build: lib/h1-frames.ts) with one write(). Only for a chunked response whose headers are set.
  */
 export function writeFrames(res: ServerResponse, frames: Uint8Array): boolean {
+  // Once the head is on the socket and nothing of this response waits in it, frames go to the
+  // socket itself: ServerResponse.write would cork it and uncork a tick later (a nextTick and a
+  // buffered write per streamed line, ADR 0026) only to make the same one write. The order of
+  // bytes is the socket's; res.end() still writes the last chunk after these. A false answer
+  // means the socket's buffer is full: waitForDrain (proxy.ts) listens on the socket too.
+  const socket = res.socket;
+  if (socket !== null && (res as ResponseInternals)._headerSent === true && (res as ResponseInternals).outputData?.length === 0
+    && !res.writableEnded && socket.writable) {
+    return socket.write(frames);
+  }
   // node frames each write() as one chunk; these are framed already, so for this one call it
   // must not frame again. Restored at once: res.end() still writes the last chunk.
   res.chunkedEncoding = false;

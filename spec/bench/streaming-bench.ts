@@ -193,6 +193,20 @@ function compareAll(samples: Record<string, Sample[]>): Record<string, Compared>
   return Object.fromEntries(Object.keys(samples).map((p) => [p, compare(samples, p)]));
 }
 
+// 256 clients, 64 slots on either side; a fixed amount of work per sample, so "x direct" is the
+// hand-off cost of the queue and the relay, not how many requests fit in a time box.
+const realisticLoad = (quick: boolean): Load => ({
+  concurrency: 256, numPredict: 25, durationMs: 0, minRequests: quick ? 256 : 512, maxRequests: quick ? 256 : 512,
+});
+
+async function measureRealistic(quick: boolean, nginxBinary: string | null, rounds_ = quick ? 1 : 3): Promise<Record<string, Compared>> {
+  const load = realisticLoad(quick);
+  // Warmed with one sample's worth of the same load: a cold foreman spends a third of its CPU in
+  // V8's optimizing compiler for its first few thousand requests (ADR 0015), nginx has no JIT.
+  const warm = { numPredict: load.numPredict, requests: load.maxRequests, concurrency: load.concurrency };
+  return withStack('realistic', 50, warm, nginxBinary, async (paths) => compareAll(await rounds(paths, rounds_, load)));
+}
+
 async function measureAll(quick: boolean, nginxBinary: string | null): Promise<Measured> {
   const count = quick ? 2 : 5;
   const numPredict = 2_000;
@@ -203,16 +217,7 @@ async function measureAll(quick: boolean, nginxBinary: string | null): Promise<M
     const s1 = await rounds(paths, count, lone);
     return { unlimited32: compareAll(s32), unlimited1: compareAll(s1) };
   });
-  // 256 clients, 64 slots on either side; a fixed amount of work per sample, so "x direct" is the
-  // hand-off cost of the queue and the relay, not how many requests fit in a time box.
-  const realisticLoad: Load = {
-    concurrency: 256, numPredict: 25, durationMs: 0, minRequests: quick ? 256 : 512, maxRequests: quick ? 256 : 512,
-  };
-  // Warmed with one sample's worth of the same load: a cold foreman spends a third of its CPU in
-  // V8's optimizing compiler for its first few thousand requests (ADR 0015), nginx has no JIT.
-  const realisticWarm = { numPredict: realisticLoad.numPredict, requests: realisticLoad.maxRequests, concurrency: realisticLoad.concurrency };
-  const realistic = await withStack('realistic', 50, realisticWarm, nginxBinary, async (paths) =>
-    compareAll(await rounds(paths, quick ? 1 : 3, realisticLoad)));
+  const realistic = await measureRealistic(quick, nginxBinary);
   return { ...unlimited, realistic };
 }
 
@@ -384,5 +389,35 @@ export async function runStreamingBench(options: { quick?: boolean } = {}): Prom
       `RSS: process.memoryUsage().rss of foreman after GET /queue shows totals.waiting >= ${WAITING}; then every client socket is destroyed and the queue must empty.`,
     ],
     summary,
+  };
+}
+
+/**
+ * `--only realistic`: the 256-streams-at-50-tok/s regime alone (about a minute), for A/B work on
+ * per-request and per-line costs; five rounds instead of three (one with --quick).
+ */
+export async function runRealisticBench(options: { quick?: boolean } = {}): Promise<BenchReport> {
+  const quick = options.quick ?? false;
+  const nginxBinary = findNginx();
+  const loadBefore = loadavg()[0]!;
+  const count = quick ? 1 : 5;
+  const m = await measureRealistic(quick, nginxBinary, count);
+  const loadAfter = loadavg()[0]!;
+  const rows = Object.keys(m).map((p) => row('50 tok/s, 25 tokens', 256, p, m[p]!));
+  const fr = m.foreman!;
+  const nr = m.nginx;
+  const ratio = (x: Compared) => `${median(x.ratio).toFixed(3)}${range(x.ratio, 3)}`;
+  const core = (x: Compared) => `${num(x.cpuCore * 100, 1)}%`;
+  return {
+    title: `Streaming, 256 streams at 50 tok/s: direct vs foreman${nginxBinary ? ' vs nginx' : ''}`,
+    tables: [{ caption: 'medians over rounds [min..max of the per-round values]', rows }],
+    notes: [
+      `${quick ? 256 : 512} requests of 25 tokens per sample from 256 clients, ${SLOTS} running at once on either side, ${count} rounds, the order of the paths rotated each round.`,
+      `load average (1 min) ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after on ${cpus().length} cores.`,
+    ],
+    summary: [
+      { target: 'throughput >= 0.98 x direct, 256 streams at 50 tok/s', measured: `${ratio(fr)}${nr ? ` (nginx ${ratio(nr)})` : ''}`, verdict: verdict(median(fr.ratio) >= 0.98) },
+      { target: 'foreman CPU < 10% of a core, 256 streams at 50 tok/s', measured: `${core(fr)}${nr ? ` (nginx ${core(nr)})` : ''}`, verdict: verdict(fr.cpuCore < 0.1) },
+    ],
   };
 }
