@@ -20,6 +20,28 @@ async function serve(t: TestContext, handle: (res: ServerResponse, path: string)
 }
 
 /** Sends `request` as written and resolves the raw bytes after the response head (the request asks for close). */
+/**
+ * foreman in front of a raw upstream: on the first request bytes it sends a chunked NDJSON head,
+ * then `body` writes the frames as the test wants them (odd framings, backpressure).
+ */
+async function rawUpstreamStack(t: TestContext, body: (socket: Socket) => Promise<void>) {
+  const sockets = new Set<Socket>();
+  const upstream = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.once('data', () => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n');
+      void body(socket);
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
+  t.after(() => new Promise<void>((r) => {
+    for (const s of sockets) s.destroy();
+    upstream.close(() => r());
+  }));
+  return startStack(t, { config: { upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` } });
+}
+
 function rawExchange(url: string, request: string): Promise<Buffer> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
@@ -138,24 +160,12 @@ describe('relayed streams', () => {
       frame(lines[8]!),
       frame(done) + '0\r\n\r\n',
     ];
-    const sockets = new Set<Socket>();
-    const upstream = createNetServer((socket) => {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.once('data', async () => {
-        socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n');
-        for (const w of writes) {
-          await new Promise((r) => setImmediate(r));
-          socket.write(w);
-        }
-      });
+    const stack = await rawUpstreamStack(t, async (socket) => {
+      for (const w of writes) {
+        await new Promise((r) => setImmediate(r));
+        socket.write(w);
+      }
     });
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
-    t.after(() => new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      upstream.close(() => r());
-    }));
-    const stack = await startStack(t, { config: { upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` } });
     const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
     const raw = await rawExchange(stack.url,
       `POST /api/chat HTTP/1.1\r\nhost: ${new URL(stack.url).host}\r\nconnection: close\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
@@ -173,31 +183,19 @@ describe('relayed streams', () => {
     let upstreamBlocked!: () => void;
     let blockedOnce = false;
     const blocked = new Promise<void>((r) => (upstreamBlocked = () => ((blockedOnce = true), r())));
-    const sockets = new Set<Socket>();
-    const upstream = createNetServer((socket) => {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.once('data', async () => {
-        socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n');
-        for (let i = 0; i < lines.length; i++) {
-          if (!socket.write(frame(lines[i]!))) {
-            upstreamBlocked();
-            await new Promise((r) => socket.once('drain', r));
-          }
-          if (i % 10 === 0) await new Promise((r) => setImmediate(r));
-        }
-        socket.write(frame(done) + '0\r\n\r\n');
-        upstreamEnded();
-      });
-    });
     let upstreamEnded!: () => void;
     const ended = new Promise<void>((r) => (upstreamEnded = r));
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
-    t.after(() => new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      upstream.close(() => r());
-    }));
-    const stack = await startStack(t, { config: { upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` } });
+    const stack = await rawUpstreamStack(t, async (socket) => {
+      for (let i = 0; i < lines.length; i++) {
+        if (!socket.write(frame(lines[i]!))) {
+          upstreamBlocked();
+          await new Promise((r) => socket.once('drain', r));
+        }
+        if (i % 10 === 0) await new Promise((r) => setImmediate(r));
+      }
+      socket.write(frame(done) + '0\r\n\r\n');
+      upstreamEnded();
+    });
     const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
     const { hostname, port } = new URL(stack.url);
     const raw = await new Promise<Buffer>((resolve, reject) => {

@@ -79,10 +79,10 @@ const SESSION_LIMIT = 10_000;
 /** A switch's upstream calls (the /api/show check and the unload) share this budget: the lane waits on it. */
 const SWITCH_BUDGET_MS = 10_000;
 /** An idle host waits this share of a load (at most GATHER_MAX_MS) for a new queue to fill before it loads. */
-const GATHER_SHARE = 0.05;
-const GATHER_MAX_MS = 1_000;
+export const GATHER_SHARE = 0.05;
+export const GATHER_MAX_MS = 1_000;
 /** The gather ends sooner once the queue has not grown for this long: what was submitted together has landed. */
-const GATHER_QUIET_MS = 50;
+export const GATHER_QUIET_MS = 50;
 
 /** A queue key `group @host` pins a session's turn; the plain group is what a host loads. */
 export function splitKey(key: string): { group: string; pinned: string | null } {

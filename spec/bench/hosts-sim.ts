@@ -14,12 +14,10 @@
 
 import { pickForLane, type Candidate, type LaneState } from '../../lib/sched/lane-pick.js';
 import { LoadCosts } from '../../lib/sched/load-costs.js';
+// The fleet's gather: a share of the load, at most GATHER_MAX_MS, or GATHER_QUIET_MS after the queue last grew.
+import { GATHER_MAX_MS, GATHER_QUIET_MS, GATHER_SHARE } from '../../lib/sched/host-fleet.js';
 import { DEFAULT_SEED, HOSTS, MODELS, hasModel, loadTable, modelIndex, runMs, workload, type Job } from './hosts-workload.js';
 
-/** The fleet's gather (host-fleet.ts): a share of the load, at most 1 s, or 50 ms after the queue last grew. */
-const GATHER_SHARE = 0.05;
-const GATHER_MAX_MS = 1_000;
-const GATHER_QUIET_MS = 50;
 /** The bench's 144 concurrent POST /jobs land over about this long. */
 const SUBMIT_SPREAD_MS = 35;
 const SYNC_PRIORITY = 10;
