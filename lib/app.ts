@@ -401,9 +401,6 @@ export async function createForeman(config: Readonly<Config>, deps: ForemanDeps 
       reason, added: change.added.map((h) => h.name).join(',') || undefined, removed: change.removed.map((h) => h.name).join(',') || undefined,
       new_limits: change.limits.join(',') || undefined, moved: change.moved.map((h) => `${h.name}=${h.url}`).join(',') || undefined,
     });
-    // A moved host may have another model loaded at its new address: read it before its lane picks on old knowledge.
-    for (const host of change.moved) scheduler.hostChanged(host, true);
-    if (change.deferred.length > 0) log.warn('hosts_file lists a host that is still finishing its jobs after its removal: reload again once it is gone', { hosts: change.deferred.join(',') });
     return true;
   };
   return { server, url, scheduler, upstream, hosts, jobs, journal, keys, usage, snapshot, reloadKeys, reloadHosts, close };

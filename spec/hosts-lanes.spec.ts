@@ -267,6 +267,34 @@ describe('hosts_file reloaded (SIGHUP)', () => {
     assert.deepEqual(names(), ['a', 'c']);
   });
 
+  it('takes back a removed host listed again while it still finishes its job: the same lane, no second one', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'foreman-hosts-back-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'hosts.json');
+    const write = (hosts: Array<[string, Sim]>) =>
+      writeFile(file, JSON.stringify({ hosts: hosts.map(([name, sim]) => ({ name, url: sim.url })) }));
+    const stack = await startHosts(t, [{ models: [{ name: 'llama3.2' }] }, { models: [{ name: 'qwen3' }] }],
+      { config: { hosts_file: file }, before: (sims) => write([['a', sims[0]!], ['b', sims[1]!]]) });
+    await catalogues(stack);
+    const held = stack.call('/api/chat', { json: chat('qwen3', 'hold', { sim: { delay_ms: 1_500 } }) });
+    await until(() => lanes(stack).find((l) => l.name === 'b')?.running === 1, 'the job running on b');
+    await write([['a', stack.sims[0]!]]);
+    assert.equal(stack.foreman.reloadHosts('test'), true);
+    assert.equal(lanes(stack).find((l) => l.name === 'b')?.retiring, true, 'b finishing its job');
+    // Listed again before its job ended: b is back at once, as the same host with the same lane.
+    await write([['a', stack.sims[0]!], ['b', stack.sims[1]!]]);
+    assert.equal(stack.foreman.reloadHosts('test'), true);
+    assert.deepEqual(stack.foreman.hosts.hosts.map((h) => h.name), ['a', 'b']);
+    assert.deepEqual(lanes(stack).map((l) => [l.name, l.retiring]), [['a', false], ['b', false]]);
+    // b takes new work (its model is on b only) and keeps its lane after the held job ends.
+    const next = await stack.call('/api/chat', { json: chat('qwen3') });
+    assert.equal(next.status, 200);
+    assert.equal(next.headers.get('x-foreman-host'), 'b');
+    assert.equal((await ndjson(next)).at(-1).done, true);
+    assert.equal((await held).status, 200);
+    assert.deepEqual(lanes(stack).map((l) => l.name), ['a', 'b']);
+  });
+
   it('applies a changed parallel, embed_parallel and url at once; what runs finishes where it started', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'foreman-hosts-limits-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
@@ -287,6 +315,9 @@ describe('hosts_file reloaded (SIGHUP)', () => {
     // a gets parallel 2 and embed_parallel 3; b moves to the third simulator.
     await write(stack.sims[0]!, stack.sims[2]!, 2, 3);
     assert.equal(stack.foreman.reloadHosts('test'), true);
+    // b takes no work until a probe at its new address has read what is installed there.
+    assert.equal(stack.foreman.hosts.find('b')!.state, 'down');
+    await until(() => stack.foreman.hosts.find('b')!.state === 'up', 'b probed at its new address');
     // The waiting job starts at once, beside the first, without waiting for it to end.
     await until(() => lane('a').running === 2, 'the second job running on a');
     assert.equal(stack.foreman.scheduler.waiting, 0);

@@ -33,8 +33,6 @@ export interface HostsUpdate {
   limits: string[];
   /** hosts whose url or token changed: new requests go to the new address (running ones finish on the old) */
   moved: Host[];
-  /** names listed again while their removed predecessor still finishes its jobs: added by a later reload */
-  deferred: string[];
 }
 
 export class HostPool {
@@ -71,29 +69,28 @@ export class HostPool {
   /**
    * A reload of hosts_file (several hosts only): hosts by name, new ones added (probed and their
    * catalogue read at once), missing ones retired (no new work; closed once idle, see closeRetired).
-   * A host's new limits, url or token apply at once (running requests finish on the old address).
+   * A retired host listed again is back (its lane, if still finishing, takes work again). A host's
+   * new limits, url or token apply at once (running requests finish on the old address).
    */
   update(specs: readonly HostSpec[]): HostsUpdate {
-    const change: HostsUpdate = { added: [], removed: [], limits: [], moved: [], deferred: [] };
+    const change: HostsUpdate = { added: [], removed: [], limits: [], moved: [] };
     const current = new Map(this.hosts.map((h) => [h.name, h]));
     for (const spec of specs) {
       const old = current.get(spec.name);
       if (old) {
         current.delete(spec.name);
-        if (old.spec.url !== spec.url || old.spec.token !== spec.token) {
-          old.readdress(spec);
-          change.moved.push(old);
-          // What the old address had installed says nothing of the new one: read it again.
-          if (!this.#closed) void this.probe(old).then(() => this.refreshCatalogue(old));
-        } else if (old.spec.parallel !== spec.parallel || old.spec.embedParallel !== spec.embedParallel) {
-          old.applyLimits(spec);
-          change.limits.push(spec.name);
-        }
+        this.#apply(old, spec, change);
         continue;
       }
-      // A retired host of that name still finishing its jobs: the new one waits for the next reload.
-      if (this.#hosts.some((h) => h.name === spec.name)) {
-        change.deferred.push(spec.name);
+      // Removed by an earlier reload and still finishing its jobs (or its embeddings): it is back,
+      // the same host, so no two lanes ever share a name.
+      const retired = this.#hosts.find((h) => h.retired && h.name === spec.name);
+      if (retired) {
+        retired.retired = false;
+        retired.idle = false;
+        this.#live = null;
+        change.added.push(retired);
+        this.#apply(retired, spec, change);
         continue;
       }
       const host = new Host(spec, this.#hostOptions);
@@ -108,6 +105,21 @@ export class HostPool {
       change.removed.push(host);
     }
     return change;
+  }
+
+  /** A listed host's settings: a new url or token moves it, new limits apply at once. */
+  #apply(host: Host, spec: HostSpec, change: HostsUpdate): void {
+    if (host.spec.url !== spec.url || host.spec.token !== spec.token) {
+      host.readdress(spec);
+      change.moved.push(host);
+      // What the old address had installed says nothing of the new one: it takes no work until a
+      // probe there has read its catalogue (a down host comes back up that way).
+      this.markDown(host, `moved to ${spec.url}`);
+      if (!this.#closed) void this.probe(host);
+    } else if (host.spec.parallel !== spec.parallel || host.spec.embedParallel !== spec.embedParallel) {
+      host.applyLimits(spec);
+      change.limits.push(spec.name);
+    }
   }
 
   /** Closes retired hosts with nothing in flight (their lanes ended; embeddings done). */

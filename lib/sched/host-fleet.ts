@@ -188,8 +188,13 @@ export class HostFleet {
     return this.#lanes;
   }
 
-  /** A host added by a hosts_file reload: a lane of its own over the one queue. */
+  /** A host added by a hosts_file reload: a lane of its own over the one queue (a retiring lane of it takes work again). */
   addHost(host: FleetHost): HostLane {
+    const existing = this.#lanes.find((l) => l.host === host);
+    if (existing) {
+      existing.retiring = false;
+      return existing;
+    }
     const lane = new HostLane(host, this);
     this.#lanes.push(lane);
     return lane;
