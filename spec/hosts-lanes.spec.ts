@@ -4,7 +4,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import type { Sim } from '../lib/sim/index.js';
 import assert from 'node:assert/strict';
 import { startHosts, type HostsStack } from './support/hosts-stack.js';
@@ -22,6 +22,16 @@ async function ndjson(res: Response): Promise<any[]> {
 
 function lanes(stack: HostsStack) {
   return stack.foreman.scheduler.fleet!.state();
+}
+
+/** A hosts_file in a temp dir (removed after the test) and a writer of [name, sim, extra fields] entries. */
+async function hostsFile(t: TestContext) {
+  const dir = await mkdtemp(join(tmpdir(), 'foreman-hosts-file-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'hosts.json');
+  const write = (hosts: Array<[string, Sim, Record<string, unknown>?]>) =>
+    writeFile(file, JSON.stringify({ hosts: hosts.map(([name, sim, extra]) => ({ name, url: sim.url, ...extra })) }));
+  return { file, write };
 }
 
 async function catalogues(stack: HostsStack): Promise<void> {
@@ -229,11 +239,7 @@ describe('measured load times', () => {
 
 describe('hosts_file reloaded (SIGHUP)', () => {
   it('adds and removes hosts by name; a job running on a removed host finishes there; a bad file changes nothing', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'foreman-hosts-file-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
-    const file = join(dir, 'hosts.json');
-    const write = (hosts: Array<[string, Sim]>) =>
-      writeFile(file, JSON.stringify({ hosts: hosts.map(([name, sim]) => ({ name, url: sim.url })) }));
+    const { file, write } = await hostsFile(t);
     const stack = await startHosts(t, [
       { models: [{ name: 'llama3.2' }] }, { models: [{ name: 'qwen3' }] }, { models: [{ name: 'mistral' }] },
     ], { config: { hosts_file: file }, before: (sims) => write([['a', sims[0]!], ['b', sims[1]!]]) });
@@ -268,11 +274,7 @@ describe('hosts_file reloaded (SIGHUP)', () => {
   });
 
   it('takes back a removed host listed again while it still finishes its job: the same lane, no second one', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'foreman-hosts-back-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
-    const file = join(dir, 'hosts.json');
-    const write = (hosts: Array<[string, Sim]>) =>
-      writeFile(file, JSON.stringify({ hosts: hosts.map(([name, sim]) => ({ name, url: sim.url })) }));
+    const { file, write } = await hostsFile(t);
     const stack = await startHosts(t, [{ models: [{ name: 'llama3.2' }] }, { models: [{ name: 'qwen3' }] }],
       { config: { hosts_file: file }, before: (sims) => write([['a', sims[0]!], ['b', sims[1]!]]) });
     await catalogues(stack);
@@ -296,12 +298,9 @@ describe('hosts_file reloaded (SIGHUP)', () => {
   });
 
   it('applies a changed parallel, embed_parallel and url at once; what runs finishes where it started', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'foreman-hosts-limits-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
-    const file = join(dir, 'hosts.json');
-    const write = (a: Sim, b: Sim, parallel: number, embedParallel: number) => writeFile(file, JSON.stringify({ hosts: [
-      { name: 'a', url: a.url, parallel, embed_parallel: embedParallel }, { name: 'b', url: b.url },
-    ] }));
+    const { file, write: writeHosts } = await hostsFile(t);
+    const write = (a: Sim, b: Sim, parallel: number, embedParallel: number) =>
+      writeHosts([['a', a, { parallel, embed_parallel: embedParallel }], ['b', b]]);
     const stack = await startHosts(t, [
       { models: [{ name: 'llama3.2' }], numParallel: 4 }, { models: [{ name: 'qwen3' }] }, { models: [{ name: 'qwen3' }] },
     ], { config: { hosts_file: file }, before: (sims) => write(sims[0]!, sims[1]!, 1, 1) });
