@@ -2,9 +2,10 @@
 // dir, read at start, written atomically (temp file, fsync, rename, directory fsync) at most
 // every SAVE_EVERY_MS while measurements change. Knows files, not HTTP and not the queue.
 
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { errno, syncDir, writeFully } from '../journal/files.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errno } from '../journal/files.js';
+import { writeFileDurably } from '../journal/io.js';
 import type { Logger } from '../log.js';
 import type { LoadCosts } from '../sched/load-costs.js';
 
@@ -112,25 +113,14 @@ export class LoadTimesSaver {
     const { path, costs, log } = this.#o;
     const changes = costs.changes;
     const data = Buffer.from(JSON.stringify(costs.snapshot()) + '\n');
-    const tmp = `${path}.tmp`;
     this.#lastMs = this.#now();
     try {
-      // Temp file made durable, then renamed over the old one, then the rename made durable:
-      // a crash leaves the old file or the new one, whole (the journal's order, SPEC §6).
-      const fh = await open(tmp, 'w');
-      try {
-        await writeFully(fh, data);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
-      await syncDir(dirname(path));
+      // A crash leaves the old file or the new one, whole.
+      await writeFileDurably(path, data);
       this.#written = changes;
       if (this.#failing) log.info('load times written again', { path });
       this.#failing = false;
     } catch (err) {
-      await unlink(tmp).catch(() => undefined);
       // Logged once per failing spell; the measurements stay in memory and the next change tries again.
       if (!this.#failing) log.warn('load times not written', { path, error: (err as Error).message });
       this.#failing = true;

@@ -2,11 +2,9 @@
 // lines (small) or DATA_DIR/bodies/ID.json (large), results in DATA_DIR/results/ID.json, each
 // fsynced before the journal record that names it. Memory keeps only a bounded cache of results.
 
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FileHandle } from 'node:fs/promises';
-import { syncDir } from '../journal/files.js';
-import { realJournalIo, type JournalIo } from '../journal/io.js';
+import { realJournalIo, writeFileDurably, type JournalIo } from '../journal/io.js';
 import type { Journal } from '../journal/journal.js';
 import type { Job } from './records.js';
 
@@ -139,21 +137,8 @@ export class JobStore {
   }
 
   /** tmp file, write, fsync, rename, fsync the directory: the name appears only with whole content. */
-  async #writeDurable(dir: string, name: string, data: Buffer): Promise<void> {
-    const tmp = join(dir, `${name}.tmp`);
-    let fh: FileHandle | undefined;
-    try {
-      fh = await open(tmp, 'w');
-      await this.#io.write(fh, data);
-      await this.#io.datasync(fh);
-      await fh.close();
-      fh = undefined;
-      await rename(tmp, join(dir, name));
-      await syncDir(dir);
-    } catch (error) {
-      await fh?.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
-      throw error;
-    }
+  #writeDurable(dir: string, name: string, data: Buffer): Promise<void> {
+    return writeFileDurably(join(dir, name), data, this.#io);
   }
+
 }
