@@ -4,7 +4,7 @@
 
 import { createUpstream, type Upstream } from '../upstream.js';
 import { createLimiter, type Limiter } from '../sched/limiter.js';
-import { normalizeModel } from '../sched/model-group.js';
+import { modelKey, normalizeModel } from '../sched/model-group.js';
 import type { HostSpec } from './specs.js';
 
 export type HostState = 'up' | 'down';
@@ -108,7 +108,7 @@ export class Host {
   /** True or false once the catalogue is known; undefined before (then any model may be tried). */
   hasModel(model: string): boolean | undefined {
     if (this.#catalogue === null) return undefined;
-    const name = normalizeModel(model).toLowerCase();
+    const name = modelKey(model);
     // A `:local` suffix names the local model (SPEC §12).
     return this.#catalogue.has(name) || (name.endsWith(':local') && this.#catalogue.has(normalizeModel(name.slice(0, -6))));
   }
@@ -120,16 +120,16 @@ export class Host {
   /** Replaces what it has installed (its /api/tags); `sizes` by name as listed, where known. */
   setCatalogue(names: string[], sizes?: ReadonlyMap<string, number>): void {
     this.#models = [...names];
-    this.#catalogue = new Set(names.map((n) => normalizeModel(n).toLowerCase()));
+    this.#catalogue = new Set(names.map((n) => modelKey(n)));
     this.#sizes = new Map();
     for (const [name, bytes] of sizes ?? []) {
-      if (Number.isFinite(bytes) && bytes > 0) this.#sizes.set(normalizeModel(name).toLowerCase(), bytes);
+      if (Number.isFinite(bytes) && bytes > 0) this.#sizes.set(modelKey(name), bytes);
     }
   }
 
   /** The model's size on this host's disk (bytes), when its /api/tags said. */
   sizeOf(model: string): number | undefined {
-    return this.#sizes.get(normalizeModel(model).toLowerCase());
+    return this.#sizes.get(modelKey(model));
   }
 
   /** The models installed, as /api/tags names them; null until known. */

@@ -273,9 +273,9 @@ export class HostFleet {
       return l.host.hasModel(h.model) !== false || !installedSomewhere(h.model);
     };
     const mine = heads.filter((h) => canRun(lane, h));
+    if (mine.length === 0) return null;
     // The plan asks canRun for every free group on every lane: find each head at once, not by a scan.
     const headOf = new Map(heads.map((h) => [h.c, h]));
-    if (mine.length === 0) return null;
     const waiting = new Map<string, number>();
     for (const h of heads) waiting.set(h.c.group, (waiting.get(h.c.group) ?? 0) + h.c.count);
     const pick = pickForLane({

@@ -60,7 +60,7 @@ function setBounded<V>(map: Map<string, V>, key: string, value: V, limit: number
 export class LoadCosts {
   readonly #load = new Map<string, Map<string, Avg>>();
   readonly #run = new Map<string, Avg>();
-  /** estimates asked since the last change (bounded: cleared on every change and at hosts x GROUP_LIMIT) */
+  /** load estimates asked since the last load change (bounded: cleared on every such change and at hosts x GROUP_LIMIT) */
   readonly #cache = new Map<string, LoadEstimate>();
   #changes = 0;
   /** every job's run time, newest weighted most: the prior for a group with none of its own */
@@ -83,7 +83,8 @@ export class LoadCosts {
     if (!Number.isFinite(ms) || ms < 0) return;
     setBounded(this.#run, group, blend(this.#run.get(group), ms, 0), GROUP_LIMIT);
     this.#allRuns = blend(this.#allRuns, ms, 0);
-    this.#changed();
+    // Load estimates read no run time: the cache stays (this runs at every job's end, just before the next pick).
+    this.#changes++;
   }
 
   #changed(): void {
