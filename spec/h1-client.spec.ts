@@ -284,22 +284,23 @@ describe('h1 client (plain-http upstreams)', () => {
   });
 
   it('keeps a body that arrives more often than idleMs going for longer than idleMs in all', async (t) => {
-    // 12 pieces 50 ms apart (about 600 ms) against an idleMs of 250: silence is counted from the last read.
+    // 40 pieces 25 ms apart (about 1 s) against an idleMs of 800: silence is counted from the last
+    // read. The gap is about a thirtieth of idleMs, so a stalled event loop on a busy machine cannot fake silence.
     const server = await rawServer(t, (socket) => {
       socket.write(CHUNKED_HEAD);
       let sent = 0;
       const timer = setInterval(() => {
         if (socket.destroyed) return clearInterval(timer);
-        if (++sent <= 12) socket.write('2\r\na\n\r\n');
+        if (++sent <= 40) socket.write('2\r\na\n\r\n');
         else {
           clearInterval(timer);
           socket.write('0\r\n\r\n');
         }
-      }, 50);
+      }, 25);
     });
-    const up = client(t, server.url, 250);
+    const up = client(t, server.url, 800);
     const res = await up.send('/a');
-    assert.equal(await res.text(), 'a\n'.repeat(12));
+    assert.equal(await res.text(), 'a\n'.repeat(40));
   });
 
   it('gives a reader that stops and goes on the whole body, in order (reading pauses and resumes)', async (t) => {
@@ -329,13 +330,14 @@ describe('h1 client (plain-http upstreams)', () => {
     const res = await up.send('/big');
     const it = res.body[Symbol.asyncIterator]();
     const first = await it.next();
-    // The reader stops; the client must stop reading too, so the server's socket fills up
-    // (had the client read on into memory, the server would have sent it all without a wait).
-    await new Promise<void>((r) => {
-      const check = () => (drainWaits > 0 || sent >= size ? r() : setTimeout(check, 5));
-      check();
-    });
-    assert.ok(drainWaits > 0, 'the server waited for the paused client');
+    // The reader stops; the client must stop reading too, so the server is held back once the
+    // kernel's buffers (at most ~36 MiB here) are full. Had the client read on into memory, the
+    // server would send all 64 MiB: wait until it sends no more, then it must be short of the end.
+    for (let last = -1; sent !== last && sent < size;) {
+      last = sent;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(drainWaits > 0 && sent < size, `the server is held by the paused client (${sent} of ${size} bytes sent)`);
     // Checked as it comes (64 MiB is not kept): every byte of block n is q or r by n's parity.
     let at = 0;
     const take = (part: Uint8Array) => {
