@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHosts, type HostsStack } from './support/hosts-stack.js';
+import { catalogues, startHosts, type HostsStack } from './support/hosts-stack.js';
 import { TOKEN } from './support/stack.js';
 import { callForeman } from './support/call.js';
 import { until } from './support/until.js';
@@ -17,10 +17,6 @@ import { createLogger, silentLogger, type Logger } from '../lib/log.js';
 import { LOAD_TIMES_FILE } from '../lib/hosts/load-times-file.js';
 
 const chat = (model: string) => ({ model, messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 3 } });
-
-async function catalogues(stack: HostsStack): Promise<void> {
-  await until(() => stack.foreman.hosts.hosts.every((h) => h.catalogueKnown), 'catalogues read');
-}
 
 interface QueueHost {
   name: string;

@@ -19,7 +19,6 @@ async function serve(t: TestContext, handle: (res: ServerResponse, path: string)
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-/** Sends `request` as written and resolves the raw bytes after the response head (the request asks for close). */
 /**
  * foreman in front of a raw upstream: on the first request bytes it sends a chunked NDJSON head,
  * then `body` writes the frames as the test wants them (odd framings, backpressure).
@@ -42,11 +41,19 @@ async function rawUpstreamStack(t: TestContext, body: (socket: Socket) => Promis
   return startStack(t, { config: { upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` } });
 }
 
-function rawExchange(url: string, request: string): Promise<Buffer> {
+/**
+ * Sends `request` as written and resolves the raw bytes after the response head (the request asks
+ * for close). With `readAfter`, nothing is read until it settles (a client that stops reading).
+ */
+function rawExchange(url: string, request: string, readAfter?: Promise<unknown>): Promise<Buffer> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
     const parts: Buffer[] = [];
+    if (readAfter) {
+      socket.pause();
+      void readAfter.then(() => socket.resume());
+    }
     socket.on('data', (d) => parts.push(d));
     socket.on('error', reject);
     socket.on('end', () => {
@@ -197,20 +204,10 @@ describe('relayed streams', () => {
       upstreamEnded();
     });
     const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
-    const { hostname, port } = new URL(stack.url);
-    const raw = await new Promise<Buffer>((resolve, reject) => {
-      const socket = connect(Number(port), hostname);
-      const parts: Buffer[] = [];
-      socket.pause(); // reads nothing until upstream itself is held back (or, should the buffers hold it all, has sent it all)
-      void Promise.race([blocked, ended]).then(() => socket.resume());
-      socket.on('data', (d) => parts.push(d));
-      socket.on('error', reject);
-      socket.on('end', () => {
-        const all = Buffer.concat(parts);
-        resolve(all.subarray(all.indexOf('\r\n\r\n') + 4));
-      });
-      socket.write(`POST /api/chat HTTP/1.1\r\nhost: ${new URL(stack.url).host}\r\nconnection: close\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-    });
+    // Reads nothing until upstream itself is held back (or, should the buffers hold it all, has sent it all).
+    const raw = await rawExchange(stack.url,
+      `POST /api/chat HTTP/1.1\r\nhost: ${new URL(stack.url).host}\r\nconnection: close\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      Promise.race([blocked, ended]));
     const expected = Buffer.concat([chunkFrames([...lines, done].map((l) => Buffer.from(l))), Buffer.from('0\r\n\r\n')]);
     assert.ok(blockedOnce, 'upstream never had to wait: the test sent too little to fill the buffers');
     assert.equal(raw.length, expected.length);

@@ -12,6 +12,7 @@ import { defaultConfig, type Config } from '../../lib/config.js';
 import { createLogger, silentLogger } from '../../lib/log.js';
 import { TOKEN, type TestResponse } from './stack.js';
 import { callForeman, type CallInit } from './call.js';
+import { until } from './until.js';
 
 export interface HostsStack {
   sims: Sim[];
@@ -61,4 +62,9 @@ export async function startHosts(
       return sims[i]!;
     },
   };
+}
+
+/** Resolves once every host's catalogue (its /api/tags) has been read. */
+export async function catalogues(stack: HostsStack): Promise<void> {
+  await until(() => stack.foreman.hosts.hosts.every((h) => h.catalogueKnown), 'catalogues read');
 }
