@@ -622,22 +622,22 @@ export class JobService {
           break;
         }
         if (outcome.error.status === 404) rc.modelMissing?.();
-        // Several hosts: a host answering 5xx failed this run, not the job: another host runs it
-        // (one attempt used, SPEC §17). With one host a 5xx stays a failure, as before.
-        if (!outcome.retriable && (outcome.error.status ?? 0) >= 500 && rc.failover && job.attempts < this.#o.maxAttempts &&
-          rc.failover(`answered ${outcome.error.status}`)) {
-          settled = this.#settle(job, 'queued', outcome.error, null, parked, { delayMs: 0, attempts: job.attempts });
-          state = 'requeued';
-          break;
-        }
-        // Ollama restarting, or dying mid-answer, is no reason to lose the job: try again later (ADR 0011).
-        // With several hosts the host is marked down and the job goes back in the queue for another
-        // one at once (SPEC §17), once its 'queued' is durable: the scheduler leaves that to us.
-        if (outcome.retriable && job.attempts < this.#o.maxAttempts) {
-          const elsewhere = rc.failover?.(outcome.error.message) === true;
-          settled = this.#settle(job, 'queued', outcome.error, null, parked, elsewhere ? { delayMs: 0, attempts: job.attempts } : null);
-          state = 'requeued';
-        } else {
+        {
+          // Ollama restarting, or dying mid-answer, is no reason to lose the job: try again later
+          // (ADR 0011). With several hosts the host is marked down and the job goes back in the
+          // queue for another one at once (SPEC §17), once its 'queued' is durable: the scheduler
+          // leaves that to us. A host answering 5xx there failed this run, not the job: another host
+          // runs it (one attempt used); with one host, or no other host, a 5xx stays a failure.
+          const status = outcome.error.status ?? 0;
+          const hostFault = !outcome.retriable && status >= 500 && rc.failover !== undefined;
+          if ((outcome.retriable || hostFault) && job.attempts < this.#o.maxAttempts) {
+            const elsewhere = rc.failover?.(hostFault ? `answered ${status}` : outcome.error.message) === true;
+            if (elsewhere || outcome.retriable) {
+              settled = this.#settle(job, 'queued', outcome.error, null, parked, elsewhere ? { delayMs: 0, attempts: job.attempts } : null);
+              state = 'requeued';
+              break;
+            }
+          }
           settled = this.#settle(job, 'failed', outcome.error, null, parked);
           state = 'failed';
         }
